@@ -1,0 +1,59 @@
+# uvfio - top-level entry points. Quick start on a fresh Debian 12 machine:
+#     make demo     # a demonstration run
+#     make test     # build and run every test
+#
+# Each target installs missing Debian packages (as root; otherwise it prints
+# the apt-get line to run), configures build/ with Meson once, and builds
+# incrementally: running a target twice redoes nothing.
+
+BUILD ?= build
+MESON_OPTS ?=
+
+# Everything the build, the tests and the benchmarks need, by Debian name.
+DEB_PACKAGES := meson ninja-build pkg-config gcc g++ \
+	liburing-dev libgtest-dev libgmock-dev libbenchmark-dev \
+	libcli11-dev nlohmann-json3-dev libfmt-dev scdoc
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
+			grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "uvfio: missing Debian packages; run as root:"; \
+			echo "  apt-get update && apt-get install -y$$missing"; \
+			exit 1; \
+		fi; \
+		echo "uvfio: installing$$missing"; \
+		apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends$$missing </dev/null; \
+	fi
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	./$(BUILD)/tools/uvfio-device-info
+
+test: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+
+bench: build
+	@if [ -x ./$(BUILD)/tests/bench/uvfio-bench ]; then \
+		./$(BUILD)/tests/bench/uvfio-bench; \
+	else \
+		echo "uvfio: no benchmarks built yet"; \
+	fi
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Core-private: the simulated PCI bus. */
+#ifndef UVFIO_CORE_BUS_H
+#define UVFIO_CORE_BUS_H
+
+#include <string>
+#include <vector>
+
+#include <uvfio/linux/pci.h>
+
+/* Parse "DDDD:BB:DD.F" or "BB:DD.F"; any output may be NULL. 0 or -EINVAL. */
+int uvfio_parse_bdf(const char *text, std::string *canonical, u16 *domain,
+		    u8 *bus, u8 *devfn);
+
+int uvfio_bus_add(const char *spec);
+int uvfio_bus_remove(const char *bdf);
+std::vector<const struct pci_driver *> uvfio_bus_drivers();
+std::vector<std::string> uvfio_bus_devices();
+
+#endif /* UVFIO_CORE_BUS_H */

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Copies between driver memory and the caller's (__user) memory.
+ *
+ * As in the kernel they return the number of bytes NOT copied (0 on success),
+ * and a driver turns a non-zero result into -EFAULT. A bad user pointer is
+ * detected, not dereferenced: the copy goes through process_vm_readv(2) /
+ * process_vm_writev(2) on this process, so an unmapped or read-only address
+ * fails the copy instead of crashing the process.
+ */
+#ifndef UVFIO_LINUX_UACCESS_H
+#define UVFIO_LINUX_UACCESS_H
+
+#include <uvfio/linux/types.h>
+
+unsigned long copy_from_user(void *to, const void __user *from,
+			     unsigned long n);
+unsigned long copy_to_user(void __user *to, const void *from, unsigned long n);
+
+/* Duplicate n user bytes into kmalloc()ed memory; ERR_PTR(-EFAULT/-ENOMEM). */
+void *memdup_user(const void __user *src, size_t len);
+
+/* Write one value to user memory: 0 or -EFAULT. */
+#define put_user(x, ptr)                                                  \
+	({                                                                \
+		__typeof__(*(ptr)) __pu_val = (x);                        \
+		copy_to_user((ptr), &__pu_val, sizeof(__pu_val)) ? -EFAULT \
+								  : 0;    \
+	})
+
+#endif /* UVFIO_LINUX_UACCESS_H */

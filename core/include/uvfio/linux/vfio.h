@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/linux/vfio.h> - the VFIO driver API, shaped like the kernel's
+ * include/linux/vfio.h: a variant driver embeds struct vfio_device in its own
+ * structure, fills the ops tables below and registers. Member names, argument
+ * order, return conventions (0 or -errno, ERR_PTR for pointers) and the
+ * moments the core calls each callback follow the kernel.
+ */
+#ifndef UVFIO_LINUX_VFIO_H
+#define UVFIO_LINUX_VFIO_H
+
+#include <new>
+#include <type_traits>
+
+#include <uvfio/linux/completion.h>
+#include <uvfio/linux/device.h>
+#include <uvfio/linux/fs.h>
+#include <uvfio/linux/kernel.h>
+#include <uvfio/linux/list.h>
+#include <uvfio/linux/mm.h>
+#include <uvfio/linux/mutex.h>
+#include <uvfio/linux/refcount.h>
+#include <uvfio/uapi/vfio.h>
+
+struct vfio_device;
+struct vfio_device_ops;
+struct vfio_info_cap;
+struct iova_bitmap;
+struct rb_root_cached;
+struct vfio_device_private;
+
+/*
+ * A device set groups devices that must be opened and reset together (e.g.
+ * functions behind one reset domain). Its lock is held around open_device and
+ * close_device of every member, so a driver can reason about the whole set.
+ */
+struct vfio_device_set {
+	void *set_id = nullptr;
+	struct mutex lock;
+	struct list_head device_list;
+	unsigned int device_count = 0;
+};
+
+/* Which IOMMU model the device was registered with. */
+enum vfio_group_type {
+	VFIO_IOMMU = 0,		/* a physical device behind the IOMMU */
+	VFIO_EMULATED_IOMMU,	/* mdev-style: DMA via vfio_pin_pages/dma_rw */
+};
+
+struct vfio_device {
+	/* The parent device: the PCI function the driver bound to. */
+	struct device *dev = nullptr;
+	const struct vfio_device_ops *ops = nullptr;
+	/* Set by the driver before registration to offer migration. */
+	const struct vfio_migration_ops *mig_ops = nullptr;
+	/* Set by the driver before registration to offer DMA logging. */
+	const struct vfio_log_ops *log_ops = nullptr;
+	struct vfio_device_set *dev_set = nullptr;
+	struct list_head dev_set_list;
+	/* VFIO_MIGRATION_* flags; STOP_COPY is mandatory with mig_ops. */
+	unsigned int migration_flags = 0;
+
+	/* Members below are private to the core. */
+	unsigned int index = 0;
+	struct device device;	/* device.kref is the object's lifetime */
+	refcount_t refcount;	/* users of the registered device */
+	unsigned int open_count = 0;	/* protected by dev_set->lock */
+	struct completion comp;	/* last user gone during unregister */
+	struct vfio_device_private *priv = nullptr;
+	/* The structure that embeds this one and how to free it. */
+	void *uvfio_owner = nullptr;
+	void (*uvfio_free)(void *owner) = nullptr;
+};
+
+/**
+ * struct vfio_device_ops - the driver's callbacks for a vfio_device
+ *
+ * @name: driver name, for logs
+ * @init: set up the driver's private part of the device; called once by
+ *        vfio_alloc_device(). Optional.
+ * @release: undo @init; called when the last reference is put
+ *           (vfio_put_device()). Optional.
+ * @open_device: the first open of the device fd; its failure fails the open.
+ *               Called with dev_set->lock held. Optional.
+ * @close_device: the last close of the device fd. Called with dev_set->lock
+ *                held. Optional.
+ * @read: read from a region; *ppos encodes VFIO_PCI_INDEX_TO_OFFSET(index).
+ * @write: write to a region, as @read.
+ * @ioctl: every device-fd ioctl the core does not handle itself.
+ * @mmap: map part of a region; see struct vm_area_struct.
+ * @request: the core asks the user to release the device (unregister is
+ *           waiting); count is how many times it has asked.
+ * @match: match a name to this device (not used by uvfio's lookup). Optional.
+ * @dma_unmap: userspace is unmapping [iova, iova + length) which the device
+ *             has pinned; the driver must unpin it. Emulated-IOMMU devices.
+ * @device_feature: VFIO_DEVICE_FEATURE for features the core does not handle.
+ * @get_region_info_caps: fill @info (index given) and add capabilities to
+ *                        @caps; when set, the core handles
+ *                        VFIO_DEVICE_GET_REGION_INFO itself (argsz, the
+ *                        capability chain, copying back).
+ */
+struct vfio_device_ops {
+	const char *name;
+	int (*init)(struct vfio_device *vdev);
+	void (*release)(struct vfio_device *vdev);
+	int (*open_device)(struct vfio_device *vdev);
+	void (*close_device)(struct vfio_device *vdev);
+	ssize_t (*read)(struct vfio_device *vdev, char __user *buf,
+			size_t count, loff_t *ppos);
+	ssize_t (*write)(struct vfio_device *vdev, const char __user *buf,
+			 size_t count, loff_t *ppos);
+	long (*ioctl)(struct vfio_device *vdev, unsigned int cmd,
+		      unsigned long arg);
+	int (*mmap)(struct vfio_device *vdev, struct vm_area_struct *vma);
+	void (*request)(struct vfio_device *vdev, unsigned int count);
+	int (*match)(struct vfio_device *vdev, char *buf);
+	void (*dma_unmap)(struct vfio_device *vdev, u64 iova, u64 length);
+	int (*device_feature)(struct vfio_device *device, u32 flags,
+			      void __user *arg, size_t argsz);
+	int (*get_region_info_caps)(struct vfio_device *vdev,
+				    struct vfio_region_info *info,
+				    struct vfio_info_cap *caps);
+};
+
+/**
+ * struct vfio_migration_ops - migration protocol v2 callbacks
+ *
+ * @migration_set_state: perform ONE arc of the FSM to new_state (the core
+ *   steps multi-arc requests with vfio_mig_get_next_state()). Returns NULL,
+ *   a struct file for the data stream on arcs that open one, or ERR_PTR.
+ * @migration_get_state: report the current state.
+ * @migration_get_data_size: estimate of the bytes STOP_COPY will produce.
+ */
+struct vfio_migration_ops {
+	struct file *(*migration_set_state)(
+		struct vfio_device *device,
+		enum vfio_device_mig_state new_state);
+	int (*migration_get_state)(struct vfio_device *device,
+				   enum vfio_device_mig_state *curr_state);
+	int (*migration_get_data_size)(struct vfio_device *device,
+				       unsigned long *stop_copy_length);
+};
+
+/**
+ * struct vfio_log_ops - device DMA logging (dirty tracking) callbacks
+ *
+ * @log_start: start tracking the ranges in the interval tree; may round
+ *             *page_size up to what the device supports.
+ * @log_stop: stop tracking, drop all state.
+ * @log_read_and_clear: report and clear dirty pages in [iova, iova + length)
+ *                      into dirty; called once per iova_bitmap window.
+ */
+struct vfio_log_ops {
+	int (*log_start)(struct vfio_device *device,
+			 struct rb_root_cached *ranges, u32 nnodes,
+			 u64 *page_size);
+	int (*log_stop)(struct vfio_device *device);
+	int (*log_read_and_clear)(struct vfio_device *device,
+				  unsigned long iova, unsigned long length,
+				  struct iova_bitmap *dirty);
+};
+
+/* -------- allocation and lifetime -------- */
+
+/*
+ * Construct dev_struct (value-initialized, so C++ members work) with its
+ * vfio_device at member, call ops->init. Returns the new structure or an
+ * ERR_PTR. The structure is freed by the last vfio_put_device().
+ */
+int vfio_init_device(struct vfio_device *device, struct device *dev,
+		     const struct vfio_device_ops *ops);
+
+namespace uvfio::detail {
+template <typename T>
+T *alloc_device(struct device *dev, const struct vfio_device_ops *ops)
+{
+	T *obj = new (std::nothrow) T{};
+	if (!obj)
+		return static_cast<T *>(ERR_PTR(-ENOMEM));
+	/* The vfio_device is the first member (checked by the macro). */
+	auto *vdev = reinterpret_cast<struct vfio_device *>(obj);
+	vdev->uvfio_owner = obj;
+	vdev->uvfio_free = [](void *owner) { delete static_cast<T *>(owner); };
+	int ret = vfio_init_device(vdev, dev, ops);
+	if (ret)
+		return static_cast<T *>(ERR_PTR(ret));
+	return obj;
+}
+} /* namespace uvfio::detail */
+
+/*
+ * As in the kernel, the vfio_device must be the first member of the driver's
+ * structure (possibly nested: "core_device.vdev").
+ */
+#define vfio_alloc_device(dev_struct, member, dev, ops)                      \
+	({                                                                   \
+		static_assert(std::is_same_v<                                \
+				      decltype(((dev_struct *)nullptr)->member), \
+				      struct vfio_device>,                   \
+			      #member " is not a struct vfio_device");       \
+		_Pragma("GCC diagnostic push")                               \
+		_Pragma("GCC diagnostic ignored \"-Winvalid-offsetof\"")      \
+		static_assert(offsetof(dev_struct, member) == 0,             \
+			      #member " must be the first member");          \
+		_Pragma("GCC diagnostic pop")                                \
+		uvfio::detail::alloc_device<dev_struct>((dev), (ops));       \
+	})
+
+/* Drop a reference; the last one calls ops->release and frees the device. */
+void vfio_put_device(struct vfio_device *device);
+
+/* -------- registration -------- */
+
+/*
+ * Make the device visible to userspace. Rejects an incomplete ops table with
+ * -EINVAL: mig_ops without all three callbacks or without
+ * VFIO_MIGRATION_STOP_COPY, log_ops without all three callbacks, and a name
+ * already registered (-EEXIST).
+ */
+int vfio_register_group_dev(struct vfio_device *device);
+int vfio_register_emulated_iommu_dev(struct vfio_device *device);
+
+/*
+ * Hide the device from new opens, then wait until every user has closed it,
+ * calling ops->request while waiting (at once, then every request interval).
+ */
+void vfio_unregister_group_dev(struct vfio_device *device);
+
+/* Interval between ops->request calls during unregister (default 10 s). */
+void vfio_set_unregister_request_interval_ms(long ms);
+
+/* -------- device sets -------- */
+
+/* Put the device in the set identified by set_id (before registration). */
+int vfio_assign_device_set(struct vfio_device *device, void *set_id);
+/* Sum of open counts in the set; the caller holds dev_set->lock. */
+unsigned int vfio_device_set_open_count(struct vfio_device_set *dev_set);
+/* The member of the set whose parent is dev, or NULL; lock held. */
+struct vfio_device *
+vfio_find_device_in_devset(struct vfio_device_set *dev_set, struct device *dev);
+
+/* -------- uAPI helpers -------- */
+
+/*
+ * Common checks of a VFIO_DEVICE_FEATURE request for one feature. Returns
+ * 1 when the caller should perform the GET or SET, 0 for a successful
+ * PROBE, -EINVAL when flags ask for an op not in supported_ops, ask for none
+ * (without PROBE), or argsz is below minsz.
+ */
+int vfio_check_feature(u32 flags, size_t argsz, u32 supported_ops,
+		       size_t minsz);
+
+/* A growing buffer of vfio_info_cap_header chained by offset. */
+struct vfio_info_cap {
+	struct vfio_info_cap_header *buf;
+	size_t size;
+};
+
+/* Append a zeroed capability of size bytes; ERR_PTR(-ENOMEM). */
+struct vfio_info_cap_header *vfio_info_cap_add(struct vfio_info_cap *caps,
+					       size_t size, u16 id,
+					       u16 version);
+/* Add offset to every `next` link (the chain follows a struct in argsz). */
+void vfio_info_cap_shift(struct vfio_info_cap *caps, size_t offset);
+/* Append a copy of cap (size bytes, header included). */
+int vfio_info_add_capability(struct vfio_info_cap *caps,
+			     struct vfio_info_cap_header *cap, size_t size);
+
+/*
+ * Validate a VFIO_DEVICE_SET_IRQS header for an index with num_irqs vectors
+ * (max_irq_type indexes exist) and compute the size of the data that follows.
+ */
+int vfio_set_irqs_validate_and_prepare(struct vfio_irq_set *hdr, int num_irqs,
+				       int max_irq_type, size_t *data_size);
+
+#endif /* UVFIO_LINUX_VFIO_H */

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The syscall surface: libc-shaped entry points. Each looks the fd up, calls
+ * the file operation with the kernel's conventions (0 or a count, or -errno)
+ * and turns -errno into -1/errno exactly once, here.
+ */
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <uvfio/linux/fs.h>
+#include <uvfio/linux/vfio.h>
+#include <uvfio/uvfio.h>
+
+#include "bus.h"
+#include "vfio.h"
+
+namespace {
+
+/* The largest single transfer, as the kernel's MAX_RW_COUNT. */
+constexpr size_t max_rw_count = INT_MAX & PAGE_MASK;
+
+template <typename T> T fail(long err, T value)
+{
+	errno = static_cast<int>(-err);
+	return value;
+}
+
+/* Holds a reference to the file behind an fd for one call. */
+class fd_ref
+{
+public:
+	explicit fd_ref(int fd) : f_(fd >= 0 ? uvfio_fget(fd) : nullptr) {}
+	~fd_ref()
+	{
+		if (f_)
+			fput(f_);
+	}
+	fd_ref(const fd_ref &) = delete;
+	fd_ref &operator=(const fd_ref &) = delete;
+	struct file *get() const { return f_; }
+
+private:
+	struct file *f_;
+};
+
+int device_open(const char *name)
+{
+	std::string bdf;
+	if (uvfio_parse_bdf(name, &bdf, nullptr, nullptr, nullptr))
+		return -ENOENT;
+
+	struct vfio_device *device = vfio_device_get_registered(bdf.c_str());
+	if (IS_ERR(device))
+		return static_cast<int>(PTR_ERR(device));
+
+	int ret = vfio_device_open(device);
+	if (ret)
+		goto err_put_registration;
+
+	{
+		auto *df = new (std::nothrow) vfio_device_file{device};
+		if (!df) {
+			ret = -ENOMEM;
+			goto err_close;
+		}
+		struct file *filp = anon_inode_getfile("[vfio-device]",
+						       &vfio_device_fops, df,
+						       O_RDWR);
+		if (IS_ERR(filp)) {
+			delete df;
+			ret = static_cast<int>(PTR_ERR(filp));
+			goto err_close;
+		}
+		/* From here the file's release balances open and registration. */
+		int real_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (real_fd < 0)
+			real_fd = -errno;
+		return uvfio_fd_install(filp, real_fd);
+	}
+
+err_close:
+	vfio_device_close(device);
+err_put_registration:
+	vfio_device_put_registration(device);
+	return ret;
+}
+
+ssize_t do_read(int fd, void *buf, size_t count, loff_t *pos_in)
+{
+	fd_ref ref(fd);
+	struct file *f = ref.get();
+	if (!f)
+		return -EBADF;
+	if (!(f->f_mode & FMODE_READ))
+		return -EBADF;
+	if (pos_in && !(f->f_mode & FMODE_PREAD))
+		return -ESPIPE;
+	if (!f->f_op->read)
+		return -EINVAL;
+	if (!count)
+		return 0;
+	if (count > max_rw_count)
+		count = max_rw_count;
+	if (pos_in)
+		return f->f_op->read(f, static_cast<char *>(buf), count, pos_in);
+	mutex_guard g(&f->f_pos_lock);
+	return f->f_op->read(f, static_cast<char *>(buf), count, &f->f_pos);
+}
+
+ssize_t do_write(int fd, const void *buf, size_t count, loff_t *pos_in)
+{
+	fd_ref ref(fd);
+	struct file *f = ref.get();
+	if (!f)
+		return -EBADF;
+	if (!(f->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (pos_in && !(f->f_mode & FMODE_PWRITE))
+		return -ESPIPE;
+	if (!f->f_op->write)
+		return -EINVAL;
+	if (!count)
+		return 0;
+	if (count > max_rw_count)
+		count = max_rw_count;
+	if (pos_in)
+		return f->f_op->write(f, static_cast<const char *>(buf), count,
+				      pos_in);
+	mutex_guard g(&f->f_pos_lock);
+	return f->f_op->write(f, static_cast<const char *>(buf), count,
+			      &f->f_pos);
+}
+
+} // namespace
+
+extern "C" {
+
+int uvfio_sim_add(const char *spec)
+{
+	int ret = uvfio_bus_add(spec);
+	return ret ? fail(ret, -1) : 0;
+}
+
+int uvfio_sim_remove(const char *bdf)
+{
+	int ret = uvfio_bus_remove(bdf);
+	return ret ? fail(ret, -1) : 0;
+}
+
+int uvfio_open(const char *name)
+{
+	if (!name)
+		return fail(-EFAULT, -1);
+	int ret = !strcmp(name, "/dev/vfio/vfio") ? vfio_container_open()
+						  : device_open(name);
+	return ret < 0 ? fail(ret, -1) : ret;
+}
+
+int uvfio_ioctl(int fd, unsigned long request, void *arg)
+{
+	fd_ref ref(fd);
+	struct file *f = ref.get();
+	if (!f)
+		return fail(-EBADF, -1);
+	if (!f->f_op->unlocked_ioctl)
+		return fail(-ENOTTY, -1);
+	/* The ioctl syscall takes an unsigned int command, as here. */
+	long ret = f->f_op->unlocked_ioctl(f, static_cast<unsigned int>(request),
+					   reinterpret_cast<unsigned long>(arg));
+	if (ret < 0)
+		return fail(ret, -1);
+	return static_cast<int>(ret);
+}
+
+ssize_t uvfio_pread(int fd, void *buf, size_t count, off_t offset)
+{
+	if (offset < 0)
+		return fail(-EINVAL, (ssize_t)-1);
+	loff_t pos = offset;
+	ssize_t ret = do_read(fd, buf, count, &pos);
+	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
+}
+
+ssize_t uvfio_pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+	if (offset < 0)
+		return fail(-EINVAL, (ssize_t)-1);
+	loff_t pos = offset;
+	ssize_t ret = do_write(fd, buf, count, &pos);
+	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
+}
+
+ssize_t uvfio_read(int fd, void *buf, size_t count)
+{
+	ssize_t ret = do_read(fd, buf, count, nullptr);
+	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
+}
+
+ssize_t uvfio_write(int fd, const void *buf, size_t count)
+{
+	ssize_t ret = do_write(fd, buf, count, nullptr);
+	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
+}
+
+void *uvfio_mmap(void *addr, size_t length, int prot, int flags, int fd,
+		 off_t offset)
+{
+	fd_ref ref(fd);
+	struct file *f = ref.get();
+	if (!f)
+		return fail(-EBADF, MAP_FAILED);
+	if (!f->f_op->mmap)
+		return fail(-ENODEV, MAP_FAILED);
+	if (!length || offset < 0 || (offset & ~PAGE_MASK) ||
+	    length > SIZE_MAX - PAGE_SIZE)
+		return fail(-EINVAL, MAP_FAILED);
+
+	struct vm_area_struct vma = {};
+	vma.vm_start = 0;
+	vma.vm_end = (length + PAGE_SIZE - 1) & PAGE_MASK;
+	vma.vm_pgoff = static_cast<unsigned long>(offset) >> PAGE_SHIFT;
+	vma.vm_flags = ((prot & PROT_READ) ? VM_READ : 0) |
+		       ((prot & PROT_WRITE) ? VM_WRITE : 0) |
+		       ((flags & MAP_SHARED) ? VM_SHARED : 0);
+	vma.backing_fd = -1;
+	int ret = f->f_op->mmap(f, &vma);
+	if (ret)
+		return fail(ret, MAP_FAILED);
+	if (vma.backing_fd < 0)
+		return fail(-EINVAL, MAP_FAILED);
+	/* mmap(2) sets errno itself on failure. */
+	return mmap(addr, length, prot, flags, vma.backing_fd,
+		    vma.backing_offset);
+}
+
+int uvfio_close(int fd)
+{
+	int ret = uvfio_fd_close(fd);
+	return ret ? fail(ret, -1) : 0;
+}
+
+} /* extern "C" */

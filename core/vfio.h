@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Core-private declarations shared by the files of core/ (the counterpart of
+ * drivers/vfio/vfio.h). Nothing here is for drivers or userspace.
+ */
+#ifndef UVFIO_CORE_VFIO_H
+#define UVFIO_CORE_VFIO_H
+
+#include <string>
+
+#include <uvfio/linux/vfio.h>
+
+/* Core state hung off each vfio_device. */
+struct vfio_device_private {
+	enum vfio_group_type type = VFIO_IOMMU;
+	bool registered = false;
+};
+
+/* What a device fd's struct file points to. */
+struct vfio_device_file {
+	struct vfio_device *device;
+};
+
+/* -------- vfio_main.cc -------- */
+
+/* Take a user reference on a registered device found by parent name. */
+struct vfio_device *vfio_device_get_registered(const char *name);
+void vfio_device_put_registration(struct vfio_device *device);
+
+/* First open calls open_device (undone on failure); last close close_device. */
+int vfio_device_open(struct vfio_device *device);
+void vfio_device_close(struct vfio_device *device);
+
+extern const struct file_operations vfio_device_fops;
+
+/* -------- file.cc: the fd table -------- */
+
+/*
+ * Give userspace a real fd for filp: real_fd (owned from now on) is recorded
+ * as standing for filp, and the table takes over the caller's reference.
+ * Returns real_fd, or -errno (real_fd is closed, the reference dropped).
+ */
+int uvfio_fd_install(struct file *filp, int real_fd);
+
+/* The file behind fd with a new reference (fput() it), or NULL. */
+struct file *uvfio_fget(int fd);
+
+/*
+ * Forget fd: close the real fd and drop the table's reference. -EBADF when fd
+ * is not a uvfio fd.
+ */
+int uvfio_fd_close(int fd);
+
+/* Number of fds in the table (tests check for leaks). */
+size_t uvfio_fd_count(void);
+
+/* -------- container.cc -------- */
+
+/* Open the IOMMU container: a new fd or -errno. */
+int vfio_container_open(void);
+
+/* -------- log.cc -------- */
+
+bool uvfio_log_enabled(int level);
+void uvfio_log_line(int level, const std::string &line);
+
+#endif /* UVFIO_CORE_VFIO_H */

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Core-private: the migration and DMA-logging features of VFIO_DEVICE_FEATURE. */
+#ifndef UVFIO_CORE_VFIO_MIGRATION_H
+#define UVFIO_CORE_VFIO_MIGRATION_H
+
+#include <uvfio/linux/vfio.h>
+
+int vfio_ioctl_device_feature_migration(struct vfio_device *device, u32 flags,
+					void __user *arg, size_t argsz);
+int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
+					       u32 flags, void __user *arg,
+					       size_t argsz);
+int vfio_ioctl_device_feature_migration_data_size(struct vfio_device *device,
+						  u32 flags, void __user *arg,
+						  size_t argsz);
+int vfio_ioctl_device_feature_logging(struct vfio_device *device, u32 flags,
+				      void __user *arg, size_t argsz);
+
+/* Last close of the device: end any data stream still open. */
+void vfio_migration_device_close(struct vfio_device *device);
+
+#endif /* UVFIO_CORE_VFIO_MIGRATION_H */

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/linux/vfio_pci_core.h> - the vfio-pci-core equivalent that every
+ * variant driver embeds, as kernel variant drivers embed
+ * struct vfio_pci_core_device.
+ *
+ * It implements the PCI part of the device uAPI: GET_INFO, GET_REGION_INFO,
+ * GET_IRQ_INFO, SET_IRQS (INTx, MSI-X, ERR and REQ eventfds, with the
+ * kernel's loopback triggers), RESET, and region read/write/mmap at
+ * VFIO_PCI_INDEX_TO_OFFSET offsets. A variant driver points its
+ * vfio_device_ops at the vfio_pci_core_* functions and adds migration and
+ * logging ops of its own.
+ *
+ * The hardware description (BAR sizes, MSI-X vectors, IDs) is set by the
+ * variant driver in its init callback, after vfio_pci_core_init_dev().
+ */
+#ifndef UVFIO_LINUX_VFIO_PCI_CORE_H
+#define UVFIO_LINUX_VFIO_PCI_CORE_H
+
+#include <vector>
+
+#include <uvfio/linux/pci.h>
+#include <uvfio/linux/vfio.h>
+
+#define PCI_STD_NUM_BARS 6
+#define PCI_CFG_SPACE_EXP_SIZE 4096
+
+#define VFIO_PCI_OFFSET_SHIFT 40
+#define VFIO_PCI_OFFSET_TO_INDEX(off) ((off) >> VFIO_PCI_OFFSET_SHIFT)
+#define VFIO_PCI_INDEX_TO_OFFSET(index) ((u64)(index) << VFIO_PCI_OFFSET_SHIFT)
+#define VFIO_PCI_OFFSET_MASK (((u64)(1) << VFIO_PCI_OFFSET_SHIFT) - 1)
+
+/* One BAR: a memfd the driver and userspace mappings share. */
+struct vfio_pci_bar {
+	u64 size = 0;		/* 0: BAR not implemented */
+	bool mmap = false;	/* userspace may mmap it */
+	int memfd = -1;
+	u8 *map = nullptr;	/* the core's own mapping of memfd */
+};
+
+/* One interrupt vector's eventfd (dup of the user's fd, owned here). */
+struct vfio_pci_irq_ctx {
+	int trigger = -1;
+};
+
+struct vfio_pci_core_device;
+
+/*
+ * Hooks a variant driver gives the PCI core (the kernel's
+ * pci_error_handlers). reset_done runs after every function reset, which is
+ * where drivers with migration apply the deferred-reset pattern.
+ */
+struct pci_error_handlers {
+	void (*reset_done)(struct vfio_pci_core_device *vdev);
+};
+
+struct vfio_pci_core_device {
+	struct vfio_device vdev;
+	struct pci_dev *pdev = nullptr;
+
+	/* Hardware description, set by the variant driver's init. */
+	u16 vendor_id = 0x1b36;
+	u16 device_id = 0x0001;
+	u32 msix_count = 0;
+	bool has_intx = true;
+	bool is_pcie = true;
+	struct vfio_pci_bar bars[PCI_STD_NUM_BARS];
+
+	/* Config space; the simulated function replaces this storage. */
+	u8 config[PCI_CFG_SPACE_EXP_SIZE] = {};
+	u8 config_reset[PCI_CFG_SPACE_EXP_SIZE] = {};
+
+	/* Interrupt state, protected by igate. */
+	struct mutex igate;
+	int irq_type = VFIO_PCI_NUM_IRQS;	/* none */
+	struct vfio_pci_irq_ctx intx;
+	bool intx_masked = false;
+	bool intx_pending = false;
+	std::vector<struct vfio_pci_irq_ctx> msix;
+	struct vfio_pci_irq_ctx err_trigger;
+	struct vfio_pci_irq_ctx req_trigger;
+
+	const struct pci_error_handlers *err_handler = nullptr;
+	bool reset_works = true;
+	unsigned long resets = 0;	/* completed function resets */
+};
+
+/* ops->init / ops->release parts every variant driver calls. */
+int vfio_pci_core_init_dev(struct vfio_device *core_vdev);
+void vfio_pci_core_release_dev(struct vfio_device *core_vdev);
+
+/*
+ * Allocate the BARs described by the variant driver and register. The
+ * driver's mig_ops/log_ops must be set before. 0 or -errno.
+ */
+int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev);
+void vfio_pci_core_unregister_device(struct vfio_pci_core_device *vdev);
+
+/* open_device: enable the function (interrupts off). */
+int vfio_pci_core_enable(struct vfio_pci_core_device *vdev);
+void vfio_pci_core_finish_enable(struct vfio_pci_core_device *vdev);
+/* close_device: disable interrupts, drop the user's eventfds. */
+void vfio_pci_core_close_device(struct vfio_device *core_vdev);
+
+long vfio_pci_core_ioctl(struct vfio_device *core_vdev, unsigned int cmd,
+			 unsigned long arg);
+int vfio_pci_core_ioctl_feature(struct vfio_device *device, u32 flags,
+				void __user *arg, size_t argsz);
+int vfio_pci_core_get_region_info_caps(struct vfio_device *core_vdev,
+				       struct vfio_region_info *info,
+				       struct vfio_info_cap *caps);
+ssize_t vfio_pci_core_read(struct vfio_device *core_vdev, char __user *buf,
+			   size_t count, loff_t *ppos);
+ssize_t vfio_pci_core_write(struct vfio_device *core_vdev,
+			    const char __user *buf, size_t count, loff_t *ppos);
+int vfio_pci_core_mmap(struct vfio_device *core_vdev,
+		       struct vm_area_struct *vma);
+void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count);
+
+/*
+ * Signal an interrupt as the hardware would: MSI-X vector, or INTx (held
+ * pending while masked). Returns 0, or -EINVAL when no trigger is set.
+ */
+int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector);
+int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev);
+
+/*
+ * Reset the function (VFIO_DEVICE_RESET): config space and BARs return to
+ * their reset values, then the driver's err_handler->reset_done runs.
+ */
+int vfio_pci_core_reset(struct vfio_pci_core_device *vdev);
+
+
+#endif /* UVFIO_LINUX_VFIO_PCI_CORE_H */

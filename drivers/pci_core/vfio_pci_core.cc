@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio-pci-core for simulated functions: the PCI device uAPI (info, regions,
+ * interrupts, reset) that every variant driver shares.
+ */
+#include <cerrno>
+#include <climits>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <uvfio/linux/slab.h>
+#include <uvfio/linux/uaccess.h>
+#include <uvfio/linux/vfio_pci_core.h>
+
+static struct vfio_pci_core_device *to_core(struct vfio_device *core_vdev)
+{
+	return container_of(core_vdev, struct vfio_pci_core_device, vdev);
+}
+
+/* -------- lifetime -------- */
+
+int vfio_pci_core_init_dev(struct vfio_device *core_vdev)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+
+	vdev->pdev = container_of(core_vdev->dev, struct pci_dev, dev);
+	mutex_init(&vdev->igate);
+	return 0;
+}
+
+static void vfio_pci_core_free_bars(struct vfio_pci_core_device *vdev)
+{
+	for (auto &bar : vdev->bars) {
+		if (bar.map)
+			munmap(bar.map, bar.size);
+		if (bar.memfd >= 0)
+			close(bar.memfd);
+		bar.map = nullptr;
+		bar.memfd = -1;
+	}
+}
+
+void vfio_pci_core_release_dev(struct vfio_device *core_vdev)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+
+	vfio_pci_core_free_bars(vdev);
+	mutex_destroy(&vdev->igate);
+}
+
+/* Standard config header fields the reset image starts from. */
+static void vfio_pci_core_init_config(struct vfio_pci_core_device *vdev)
+{
+	u8 *c = vdev->config_reset;
+
+	std::memset(c, 0, sizeof(vdev->config_reset));
+	c[0x00] = vdev->vendor_id & 0xff;
+	c[0x01] = vdev->vendor_id >> 8;
+	c[0x02] = vdev->device_id & 0xff;
+	c[0x03] = vdev->device_id >> 8;
+	c[0x0b] = 0x02;	/* class: network controller */
+	c[0x0e] = 0x00;	/* header type 0 */
+	c[0x3d] = vdev->has_intx ? 1 : 0;	/* interrupt pin INTA# */
+	std::memcpy(vdev->config, c, sizeof(vdev->config));
+}
+
+int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
+{
+	int ret;
+
+	if (!vdev->pdev)
+		return -EINVAL;
+
+	for (int i = 0; i < PCI_STD_NUM_BARS; i++) {
+		struct vfio_pci_bar *bar = &vdev->bars[i];
+		if (!bar->size)
+			continue;
+		/* A BAR is a power of two of at least a page. */
+		if (bar->size < PAGE_SIZE || (bar->size & (bar->size - 1))) {
+			dev_err(&vdev->pdev->dev,
+				"BAR%d size %#llx is not a power of two >= 4K",
+				i, (unsigned long long)bar->size);
+			ret = -EINVAL;
+			goto err_free;
+		}
+		std::string name = std::string(pci_name(vdev->pdev)) + "-bar" +
+				   std::to_string(i);
+		bar->memfd = memfd_create(name.c_str(), MFD_CLOEXEC);
+		if (bar->memfd < 0 || ftruncate(bar->memfd, bar->size)) {
+			ret = -errno;
+			goto err_free;
+		}
+		void *map = mmap(nullptr, bar->size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED, bar->memfd, 0);
+		if (map == MAP_FAILED) {
+			ret = -errno;
+			goto err_free;
+		}
+		bar->map = static_cast<u8 *>(map);
+	}
+	vfio_pci_core_init_config(vdev);
+
+	ret = vfio_register_group_dev(&vdev->vdev);
+	if (ret)
+		goto err_free;
+	return 0;
+
+err_free:
+	/* Balances the memfds and mappings made above. */
+	vfio_pci_core_free_bars(vdev);
+	return ret;
+}
+
+void vfio_pci_core_unregister_device(struct vfio_pci_core_device *vdev)
+{
+	vfio_unregister_group_dev(&vdev->vdev);
+}
+
+/* -------- interrupts -------- */
+
+static void irq_ctx_put(struct vfio_pci_irq_ctx *ctx)
+{
+	if (ctx->trigger >= 0)
+		close(ctx->trigger);
+	ctx->trigger = -1;
+}
+
+static void irq_ctx_signal(struct vfio_pci_irq_ctx *ctx)
+{
+	u64 one = 1;
+	if (ctx->trigger >= 0 && write(ctx->trigger, &one, sizeof(one)) < 0) {
+		/* An eventfd only fails at its counter limit: the user is not
+		 * reading it; the interrupt is already pending. */
+	}
+}
+
+/* Take a reference to the user's eventfd (dup), as eventfd_ctx_fdget. */
+static int irq_ctx_fdget(int fd, struct vfio_pci_irq_ctx *out)
+{
+	char link[64], target[64];
+	std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -EBADF;
+	target[n] = '\0';
+	if (std::strcmp(target, "anon_inode:[eventfd]"))
+		return -EINVAL;
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (dup_fd < 0)
+		return -errno;
+	out->trigger = dup_fd;
+	return 0;
+}
+
+static u32 vfio_pci_get_irq_count(struct vfio_pci_core_device *vdev,
+				  u32 irq_type)
+{
+	switch (irq_type) {
+	case VFIO_PCI_INTX_IRQ_INDEX:
+		return vdev->has_intx ? 1 : 0;
+	case VFIO_PCI_MSI_IRQ_INDEX:
+		return 0;	/* no MSI capability: MSI-X only */
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		return vdev->msix_count;
+	case VFIO_PCI_ERR_IRQ_INDEX:
+		return vdev->is_pcie ? 1 : 0;
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
+{
+	irq_ctx_put(&vdev->intx);
+	for (auto &ctx : vdev->msix)
+		irq_ctx_put(&ctx);
+	vdev->msix.clear();
+	vdev->intx_masked = false;
+	vdev->intx_pending = false;
+	vdev->irq_type = VFIO_PCI_NUM_IRQS;
+}
+
+static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
+				     u32 start, u32 count, u32 flags,
+				     void *data)
+{
+	bool is_intx = vdev->irq_type == VFIO_PCI_INTX_IRQ_INDEX;
+	bool is_none = vdev->irq_type == VFIO_PCI_NUM_IRQS;
+
+	if (is_intx && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
+		vfio_pci_irq_disable_all(vdev);
+		return 0;
+	}
+	if (!(is_intx || is_none) || start != 0 || count != 1)
+		return -EINVAL;
+
+	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
+		s32 fd = *static_cast<s32 *>(data);
+		struct vfio_pci_irq_ctx ctx;
+		if (fd >= 0) {
+			int ret = irq_ctx_fdget(fd, &ctx);
+			if (ret)
+				return ret;
+		} else if (fd != -1) {
+			return -EINVAL;
+		}
+		irq_ctx_put(&vdev->intx);
+		vdev->intx = ctx;
+		vdev->irq_type = VFIO_PCI_INTX_IRQ_INDEX;
+		return 0;
+	}
+
+	if (!is_intx)
+		return -EINVAL;
+	if ((flags & VFIO_IRQ_SET_DATA_NONE) ||
+	    ((flags & VFIO_IRQ_SET_DATA_BOOL) && *static_cast<u8 *>(data)))
+		vfio_pci_core_signal_intx(vdev);
+	return 0;
+}
+
+static int vfio_pci_set_intx_mask(struct vfio_pci_core_device *vdev,
+				  u32 start, u32 count, u32 flags, void *data,
+				  bool mask)
+{
+	if (vdev->irq_type != VFIO_PCI_INTX_IRQ_INDEX || start != 0 ||
+	    count != 1)
+		return -EINVAL;
+	if (flags & VFIO_IRQ_SET_DATA_EVENTFD)
+		return -ENOTTY;	/* masking through an eventfd: not modelled */
+	bool act = (flags & VFIO_IRQ_SET_DATA_NONE) ||
+		   ((flags & VFIO_IRQ_SET_DATA_BOOL) && *static_cast<u8 *>(data));
+	if (!act)
+		return 0;
+	if (mask) {
+		vdev->intx_masked = true;
+	} else {
+		vdev->intx_masked = false;
+		if (vdev->intx_pending) {
+			vdev->intx_pending = false;
+			irq_ctx_signal(&vdev->intx);
+		}
+	}
+	return 0;
+}
+
+static int vfio_pci_set_msix_trigger(struct vfio_pci_core_device *vdev,
+				     u32 start, u32 count, u32 flags,
+				     void *data)
+{
+	bool is_msix = vdev->irq_type == VFIO_PCI_MSIX_IRQ_INDEX;
+	bool is_none = vdev->irq_type == VFIO_PCI_NUM_IRQS;
+
+	if (is_msix && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
+		vfio_pci_irq_disable_all(vdev);
+		return 0;
+	}
+	if (!(is_msix || is_none))
+		return -EINVAL;
+
+	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
+		s32 *fds = static_cast<s32 *>(data);
+		std::vector<struct vfio_pci_irq_ctx> fresh(count);
+		/* Take every new eventfd first: all or nothing. */
+		for (u32 i = 0; i < count; i++) {
+			if (fds[i] >= 0) {
+				int ret = irq_ctx_fdget(fds[i], &fresh[i]);
+				if (ret) {
+					for (auto &c : fresh)
+						irq_ctx_put(&c);
+					return ret;
+				}
+			} else if (fds[i] != -1) {
+				for (auto &c : fresh)
+					irq_ctx_put(&c);
+				return -EINVAL;
+			}
+		}
+		if (!is_msix)
+			vdev->msix.assign(vdev->msix_count, vfio_pci_irq_ctx{});
+		for (u32 i = 0; i < count; i++) {
+			irq_ctx_put(&vdev->msix[start + i]);
+			vdev->msix[start + i] = fresh[i];
+		}
+		vdev->irq_type = VFIO_PCI_MSIX_IRQ_INDEX;
+		return 0;
+	}
+
+	if (!is_msix)
+		return -EINVAL;
+	for (u32 i = start; i < start + count; i++) {
+		if ((flags & VFIO_IRQ_SET_DATA_NONE) ||
+		    ((flags & VFIO_IRQ_SET_DATA_BOOL) &&
+		     static_cast<u8 *>(data)[i - start]))
+			irq_ctx_signal(&vdev->msix[i]);
+	}
+	return 0;
+}
+
+/* ERR and REQ: a single eventfd each, with loopback triggers. */
+static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
+					   u32 count, u32 flags, void *data)
+{
+	if (flags & VFIO_IRQ_SET_DATA_NONE) {
+		if (ctx->trigger >= 0) {
+			if (count)
+				irq_ctx_signal(ctx);
+			else
+				irq_ctx_put(ctx);
+		}
+		return 0;
+	}
+	if (flags & VFIO_IRQ_SET_DATA_BOOL) {
+		if (!count)
+			return -EINVAL;
+		if (*static_cast<u8 *>(data) && ctx->trigger >= 0)
+			irq_ctx_signal(ctx);
+		return 0;
+	}
+	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
+		if (!count)
+			return -EINVAL;
+		s32 fd = *static_cast<s32 *>(data);
+		if (fd == -1) {
+			irq_ctx_put(ctx);
+			return 0;
+		}
+		if (fd < 0)
+			return -EINVAL;
+		struct vfio_pci_irq_ctx fresh;
+		int ret = irq_ctx_fdget(fd, &fresh);
+		if (ret)
+			return ret;
+		irq_ctx_put(ctx);
+		*ctx = fresh;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int vfio_pci_set_irqs_ioctl(struct vfio_pci_core_device *vdev,
+				   u32 flags, u32 index, u32 start, u32 count,
+				   void *data)
+{
+	u32 action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+
+	switch (index) {
+	case VFIO_PCI_INTX_IRQ_INDEX:
+		switch (action) {
+		case VFIO_IRQ_SET_ACTION_MASK:
+			return vfio_pci_set_intx_mask(vdev, start, count, flags,
+						      data, true);
+		case VFIO_IRQ_SET_ACTION_UNMASK:
+			return vfio_pci_set_intx_mask(vdev, start, count, flags,
+						      data, false);
+		case VFIO_IRQ_SET_ACTION_TRIGGER:
+			return vfio_pci_set_intx_trigger(vdev, start, count,
+							 flags, data);
+		}
+		break;
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		/* MSI-X masking is done in the vector table, not here. */
+		if (action == VFIO_IRQ_SET_ACTION_TRIGGER)
+			return vfio_pci_set_msix_trigger(vdev, start, count,
+							 flags, data);
+		break;
+	case VFIO_PCI_ERR_IRQ_INDEX:
+		if (action == VFIO_IRQ_SET_ACTION_TRIGGER && vdev->is_pcie)
+			return vfio_pci_set_ctx_trigger_single(
+				&vdev->err_trigger, count, flags, data);
+		break;
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		if (action == VFIO_IRQ_SET_ACTION_TRIGGER)
+			return vfio_pci_set_ctx_trigger_single(
+				&vdev->req_trigger, count, flags, data);
+		break;
+	}
+	return -ENOTTY;
+}
+
+int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector)
+{
+	mutex_guard g(&vdev->igate);
+	if (vdev->irq_type != VFIO_PCI_MSIX_IRQ_INDEX ||
+	    vector >= vdev->msix.size() || vdev->msix[vector].trigger < 0)
+		return -EINVAL;
+	irq_ctx_signal(&vdev->msix[vector]);
+	return 0;
+}
+
+/* Called with igate held or from the SET_IRQS path (which holds it). */
+static int __vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev)
+{
+	if (vdev->irq_type != VFIO_PCI_INTX_IRQ_INDEX || vdev->intx.trigger < 0)
+		return -EINVAL;
+	if (vdev->intx_masked) {
+		vdev->intx_pending = true;
+		return 0;
+	}
+	irq_ctx_signal(&vdev->intx);
+	/* Level-triggered and automasked: masked until the user unmasks. */
+	vdev->intx_masked = true;
+	return 0;
+}
+
+int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev)
+{
+	if (mutex_is_locked_by_me(&vdev->igate))
+		return __vfio_pci_core_signal_intx(vdev);
+	mutex_guard g(&vdev->igate);
+	return __vfio_pci_core_signal_intx(vdev);
+}
+
+/* -------- open / close -------- */
+
+int vfio_pci_core_enable(struct vfio_pci_core_device *vdev)
+{
+	mutex_guard g(&vdev->igate);
+	vfio_pci_irq_disable_all(vdev);
+	return 0;
+}
+
+void vfio_pci_core_finish_enable(struct vfio_pci_core_device *) {}
+
+void vfio_pci_core_close_device(struct vfio_device *core_vdev)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+
+	mutex_guard g(&vdev->igate);
+	vfio_pci_irq_disable_all(vdev);
+	irq_ctx_put(&vdev->err_trigger);
+	irq_ctx_put(&vdev->req_trigger);
+}
+
+void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+
+	mutex_guard g(&vdev->igate);
+	if (vdev->req_trigger.trigger >= 0) {
+		if (!(count % 10))
+			dev_info(&vdev->pdev->dev,
+				 "Relaying device request to user (#%u)", count);
+		irq_ctx_signal(&vdev->req_trigger);
+	} else if (count == 0) {
+		dev_warn(&vdev->pdev->dev,
+			 "No device request channel registered, blocked until "
+			 "released by user");
+	}
+}
+
+/* -------- reset -------- */
+
+int vfio_pci_core_reset(struct vfio_pci_core_device *vdev)
+{
+	if (!vdev->reset_works)
+		return -EINVAL;
+	{
+		mutex_guard g(&vdev->igate);
+		std::memcpy(vdev->config, vdev->config_reset,
+			    sizeof(vdev->config));
+		/* Registers reset; device memory (BAR2 and up) keeps content. */
+		if (vdev->bars[0].map)
+			std::memset(vdev->bars[0].map, 0, vdev->bars[0].size);
+		vdev->resets++;
+	}
+	if (vdev->err_handler && vdev->err_handler->reset_done)
+		vdev->err_handler->reset_done(vdev);
+	return 0;
+}
+
+/* -------- ioctls -------- */
+
+static long vfio_pci_ioctl_get_info(struct vfio_pci_core_device *vdev,
+				    struct vfio_device_info __user *arg)
+{
+	size_t minsz = offsetofend(struct vfio_device_info, num_irqs);
+	struct vfio_device_info info = {};
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	info.flags = VFIO_DEVICE_FLAGS_PCI;
+	if (vdev->reset_works)
+		info.flags |= VFIO_DEVICE_FLAGS_RESET;
+	info.num_regions = VFIO_PCI_NUM_REGIONS;
+	info.num_irqs = VFIO_PCI_NUM_IRQS;
+
+	if (copy_to_user(arg, &info, minsz))
+		return -EFAULT;
+	return 0;
+}
+
+int vfio_pci_core_get_region_info_caps(struct vfio_device *core_vdev,
+				       struct vfio_region_info *info,
+				       struct vfio_info_cap *)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+
+	switch (info->index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+		info->size = PCI_CFG_SPACE_EXP_SIZE;
+		info->flags = VFIO_REGION_INFO_FLAG_READ |
+			      VFIO_REGION_INFO_FLAG_WRITE;
+		return 0;
+	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX: {
+		const struct vfio_pci_bar *bar = &vdev->bars[info->index];
+		info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+		info->size = bar->size;
+		if (!bar->size) {
+			info->flags = 0;
+			return 0;
+		}
+		info->flags = VFIO_REGION_INFO_FLAG_READ |
+			      VFIO_REGION_INFO_FLAG_WRITE;
+		if (bar->mmap)
+			info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
+		return 0;
+	}
+	case VFIO_PCI_ROM_REGION_INDEX:
+	case VFIO_PCI_VGA_REGION_INDEX:
+		/* Not implemented by the function: size 0, no access. */
+		info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+		info->size = 0;
+		info->flags = 0;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static long vfio_pci_ioctl_get_irq_info(struct vfio_pci_core_device *vdev,
+					struct vfio_irq_info __user *arg)
+{
+	size_t minsz = offsetofend(struct vfio_irq_info, count);
+	struct vfio_irq_info info;
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
+		return -EINVAL;
+
+	switch (info.index) {
+	case VFIO_PCI_INTX_IRQ_INDEX ... VFIO_PCI_MSIX_IRQ_INDEX:
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		break;
+	case VFIO_PCI_ERR_IRQ_INDEX:
+		if (vdev->is_pcie)
+			break;
+		[[fallthrough]];
+	default:
+		return -EINVAL;
+	}
+
+	info.flags = VFIO_IRQ_INFO_EVENTFD;
+	info.count = vfio_pci_get_irq_count(vdev, info.index);
+	if (info.index == VFIO_PCI_INTX_IRQ_INDEX)
+		info.flags |= VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
+	else
+		info.flags |= VFIO_IRQ_INFO_NORESIZE;
+
+	if (copy_to_user(arg, &info, minsz))
+		return -EFAULT;
+	return 0;
+}
+
+static long vfio_pci_ioctl_set_irqs(struct vfio_pci_core_device *vdev,
+				    struct vfio_irq_set __user *arg)
+{
+	size_t minsz = offsetofend(struct vfio_irq_set, count);
+	struct vfio_irq_set hdr;
+	void *data = nullptr;
+	size_t data_size = 0;
+	int max, ret;
+
+	if (copy_from_user(&hdr, arg, minsz))
+		return -EFAULT;
+
+	max = static_cast<int>(vfio_pci_get_irq_count(vdev, hdr.index));
+	ret = vfio_set_irqs_validate_and_prepare(&hdr, max, VFIO_PCI_NUM_IRQS,
+						 &data_size);
+	if (ret)
+		return ret;
+
+	if (data_size) {
+		data = memdup_user(reinterpret_cast<char *>(arg) + minsz,
+				   data_size);
+		if (IS_ERR(data))
+			return PTR_ERR(data);
+	}
+
+	mutex_lock(&vdev->igate);
+	ret = vfio_pci_set_irqs_ioctl(vdev, hdr.flags, hdr.index, hdr.start,
+				      hdr.count, data);
+	mutex_unlock(&vdev->igate);
+	kfree(data);
+	return ret;
+}
+
+long vfio_pci_core_ioctl(struct vfio_device *core_vdev, unsigned int cmd,
+			 unsigned long arg)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+	void __user *uarg = reinterpret_cast<void __user *>(arg);
+
+	switch (cmd) {
+	case VFIO_DEVICE_GET_INFO:
+		return vfio_pci_ioctl_get_info(
+			vdev, static_cast<struct vfio_device_info *>(uarg));
+	case VFIO_DEVICE_GET_IRQ_INFO:
+		return vfio_pci_ioctl_get_irq_info(
+			vdev, static_cast<struct vfio_irq_info *>(uarg));
+	case VFIO_DEVICE_SET_IRQS:
+		return vfio_pci_ioctl_set_irqs(
+			vdev, static_cast<struct vfio_irq_set *>(uarg));
+	case VFIO_DEVICE_RESET:
+		return vfio_pci_core_reset(vdev);
+	default:
+		return -ENOTTY;
+	}
+}
+
+int vfio_pci_core_ioctl_feature(struct vfio_device *, u32, void __user *,
+				size_t)
+{
+	/* No PCI-specific features (VF token, low power) are modelled. */
+	return -ENOTTY;
+}
+
+/* -------- region access -------- */
+
+static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
+			   size_t count, loff_t *ppos, bool iswrite)
+{
+	u64 pos = static_cast<u64>(*ppos);
+	u64 index = VFIO_PCI_OFFSET_TO_INDEX(pos);
+	u64 off = pos & VFIO_PCI_OFFSET_MASK;
+	u8 *base;
+	u64 size;
+
+	if (index >= VFIO_PCI_NUM_REGIONS)
+		return -EINVAL;
+
+	switch (index) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		base = vdev->config;
+		size = PCI_CFG_SPACE_EXP_SIZE;
+		break;
+	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX:
+		base = vdev->bars[index].map;
+		size = vdev->bars[index].size;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!size || off >= size)
+		return -EINVAL;
+	count = std::min<u64>(count, size - off);
+
+	/* Config and register accesses race with the device: under igate. */
+	mutex_guard g(&vdev->igate);
+	if (iswrite) {
+		if (copy_from_user(base + off, buf, count))
+			return -EFAULT;
+	} else {
+		if (copy_to_user(buf, base + off, count))
+			return -EFAULT;
+	}
+	*ppos += count;
+	return static_cast<ssize_t>(count);
+}
+
+ssize_t vfio_pci_core_read(struct vfio_device *core_vdev, char __user *buf,
+			   size_t count, loff_t *ppos)
+{
+	return vfio_pci_rw(to_core(core_vdev), buf, count, ppos, false);
+}
+
+ssize_t vfio_pci_core_write(struct vfio_device *core_vdev,
+			    const char __user *buf, size_t count, loff_t *ppos)
+{
+	return vfio_pci_rw(to_core(core_vdev), const_cast<char *>(buf), count,
+			   ppos, true);
+}
+
+int vfio_pci_core_mmap(struct vfio_device *core_vdev,
+		       struct vm_area_struct *vma)
+{
+	struct vfio_pci_core_device *vdev = to_core(core_vdev);
+	unsigned long index, pgoff, req_len, req_start;
+
+	index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
+	if (index >= VFIO_PCI_NUM_REGIONS)
+		return -EINVAL;
+	if (vma->vm_end < vma->vm_start)
+		return -EINVAL;
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (index >= VFIO_PCI_ROM_REGION_INDEX)
+		return -EINVAL;
+	const struct vfio_pci_bar *bar = &vdev->bars[index];
+	if (!bar->size || !bar->mmap)
+		return -EINVAL;
+
+	req_len = vma->vm_end - vma->vm_start;
+	pgoff = vma->vm_pgoff &
+		((1UL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+	req_start = pgoff << PAGE_SHIFT;
+	if (req_start + req_len < req_start ||
+	    req_start + req_len > ((bar->size + PAGE_SIZE - 1) & PAGE_MASK))
+		return -EINVAL;
+
+	vfio_vma_set_backing(vma, bar->memfd, static_cast<off_t>(req_start));
+	return 0;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/uvfio.h> - the syscall surface of uvfio.
+ *
+ * Userspace talks to simulated VFIO devices through these functions. Each one
+ * stands for the libc call of the same name on a real VFIO device and behaves
+ * like it: on failure it returns -1 (MAP_FAILED for uvfio_mmap) and sets
+ * errno. Arguments are the real uAPI structs of <linux/vfio.h>, extended by
+ * <uvfio/uapi/vfio.h> with definitions newer than the installed headers.
+ *
+ * Every fd these functions return is a real file descriptor of this process,
+ * so poll(2), read(2) and io_uring work where the kernel's would; close it with
+ * uvfio_close(), which also drops the simulated file behind it (close(2) on it
+ * leaks the simulated file until the fd number is reused).
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef UVFIO_UVFIO_H
+#define UVFIO_UVFIO_H
+
+#include <sys/types.h>
+
+#include <uvfio/uapi/vfio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Create a simulated PCI function and bind the named driver to it.
+ *
+ * spec: "DRIVER,bdf=DDDD:BB:DD.F[,key=value...]". DRIVER is a driver's spec
+ * name (e.g. "testdev"); bdf is the PCI address ("BB:DD.F" implies domain
+ * 0000); the other keys are the driver's own.
+ *
+ * Return: 0, or -1 with errno ENOENT (unknown driver), EINVAL (malformed spec
+ * or BDF, unknown key, bad value, BDF already in use) or the driver's probe
+ * error. A one-line message naming the problem goes to the log (stderr by
+ * default).
+ */
+int uvfio_sim_add(const char *spec);
+
+/*
+ * Unbind the driver from the function at bdf and remove the function.
+ *
+ * Like unbinding a kernel driver, this waits until every user has closed the
+ * device, calling the driver's request callback while it waits (a driver
+ * typically signals its VFIO_PCI_REQ_IRQ_INDEX eventfd there).
+ *
+ * Return: 0, or -1 with errno ENOENT (no such function) or EINVAL (bad BDF).
+ */
+int uvfio_sim_remove(const char *bdf);
+
+/*
+ * Open a device by BDF ("0000:00:01.0"; "00:01.0" is accepted), or the IOMMU
+ * container "/dev/vfio/vfio".
+ *
+ * Return: a new fd, or -1 with errno ENOENT (nothing by that name), ENODEV
+ * (device being removed), EMFILE, or the driver's open_device error.
+ */
+int uvfio_open(const char *name);
+
+/* ioctl(2) on a uvfio fd. Returns the ioctl's non-negative result, or -1. */
+int uvfio_ioctl(int fd, unsigned long request, void *arg);
+
+/*
+ * pread(2)/pwrite(2) on a device fd: region access at
+ * VFIO_PCI_INDEX_TO_OFFSET(index) + offset-in-region.
+ */
+ssize_t uvfio_pread(int fd, void *buf, size_t count, off_t offset);
+ssize_t uvfio_pwrite(int fd, const void *buf, size_t count, off_t offset);
+
+/*
+ * read(2)/write(2) on a uvfio fd. On a migration data fd these give the
+ * kernel's exact semantics (ENOMSG at a temporary end of pre-copy data, the
+ * driver's own errno on failure); see Documentation/uapi.md for how plain
+ * read(2)/write(2) on the same fd differ.
+ */
+ssize_t uvfio_read(int fd, void *buf, size_t count);
+ssize_t uvfio_write(int fd, const void *buf, size_t count);
+
+/*
+ * mmap(2) of a device region: offset is VFIO_PCI_INDEX_TO_OFFSET(index) plus a
+ * page-aligned offset in the region. Unmap with plain munmap(2).
+ *
+ * Return: the mapping, or MAP_FAILED with errno EINVAL (region not mappable,
+ * bad range or alignment), EBADF, or ENOMEM.
+ */
+void *uvfio_mmap(void *addr, size_t length, int prot, int flags, int fd,
+		 off_t offset);
+
+/* close(2) a uvfio fd. The last close of a device calls close_device. */
+int uvfio_close(int fd);
+
+/* Log levels, as syslog(3) and the kernel's KERN_* number them. */
+#define UVFIO_LOG_ERR 3
+#define UVFIO_LOG_WARNING 4
+#define UVFIO_LOG_INFO 6
+#define UVFIO_LOG_DEBUG 7
+
+/*
+ * Receive uvfio's log lines (driver dev_err() and friends, spec errors, ...)
+ * instead of stderr. line has no trailing newline. fn == NULL restores stderr.
+ */
+typedef void (*uvfio_log_fn)(int level, const char *line, void *opaque);
+void uvfio_set_log_fn(uvfio_log_fn fn, void *opaque);
+
+/*
+ * Lines above level are dropped. The default is UVFIO_LOG_WARNING, or the
+ * value of the environment variable UVFIO_LOG_LEVEL (a number or one of err,
+ * warning, info, debug). Returns the previous level.
+ */
+int uvfio_set_log_level(int level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UVFIO_UVFIO_H */
