@@ -380,11 +380,15 @@ int uvfio_bus_add(const char *text)
 			&pdev->bus, &pdev->devfn);
 	pdev->driver = drv;
 	pdev->spec = &spec;
+	unsigned long errs_before = uvfio_log_err_lines();
 	ret = drv->probe(pdev, &spec);
 	pdev->spec = nullptr;
 	if (ret) {
-		spec_error(spec.text, std::string(drv->name) +
-					      " probe failed: " + strerror(-ret));
+		/* One line per failure: the driver's own, if it said why. */
+		if (uvfio_log_err_lines() == errs_before)
+			spec_error(spec.text,
+				   std::string(drv->name) + " probe failed: " +
+					   strerror(-ret));
 		put_device(&pdev->dev);
 		return ret;
 	}

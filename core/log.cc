@@ -79,6 +79,14 @@ std::string vformat(const char *fmt, va_list ap)
 
 } // namespace
 
+/* Error lines this thread has emitted (the bus uses it around probe). */
+static thread_local unsigned long err_lines;
+
+unsigned long uvfio_log_err_lines(void)
+{
+	return err_lines;
+}
+
 bool uvfio_log_enabled(int level)
 {
 	return level <= sink().level.load(std::memory_order_relaxed);
@@ -86,6 +94,8 @@ bool uvfio_log_enabled(int level)
 
 void uvfio_log_line(int level, const std::string &line)
 {
+	if (level <= UVFIO_LOG_ERR)
+		err_lines++;
 	if (!uvfio_log_enabled(level))
 		return;
 	log_sink &s = sink();
@@ -99,7 +109,7 @@ void uvfio_log_line(int level, const std::string &line)
 
 void uvfio_printk(int level, const char *fmt, ...)
 {
-	if (!uvfio_log_enabled(level))
+	if (!uvfio_log_enabled(level) && level > UVFIO_LOG_ERR)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
@@ -111,7 +121,7 @@ void uvfio_printk(int level, const char *fmt, ...)
 void uvfio_dev_printk(int level, const struct device *dev, const char *fmt,
 		      ...)
 {
-	if (!uvfio_log_enabled(level))
+	if (!uvfio_log_enabled(level) && level > UVFIO_LOG_ERR)
 		return;
 	va_list ap;
 	va_start(ap, fmt);

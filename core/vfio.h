@@ -62,6 +62,8 @@ int vfio_container_open(void);
 /* -------- log.cc -------- */
 
 bool uvfio_log_enabled(int level);
+/* How many error lines the calling thread has logged so far. */
+unsigned long uvfio_log_err_lines(void);
 void uvfio_log_line(int level, const std::string &line);
 
 #endif /* UVFIO_CORE_VFIO_H */

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The syscall surface: spec parsing and its errors, opening by name, fd
+ * hygiene, -1/errno conventions, and removal waiting for users.
+ */
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+#include <uvfio/linux/vfio.h>
+
+#include "test_util.h"
+#include "vfio.h"
+
+using namespace uvfio_test;
+
+namespace {
+
+struct BadSpec {
+	const char *spec;
+	int err;
+	const char *message; /* a fragment the one log line must contain */
+};
+
+void PrintTo(const BadSpec &bs, std::ostream *os)
+{
+	*os << '"' << bs.spec << '"';
+}
+
+class BadSpecTest : public ::testing::TestWithParam<BadSpec>
+{
+};
+
+// Contract: a bad spec fails with the documented errno and exactly one
+// error line naming the problem, and creates nothing.
+TEST_P(BadSpecTest, RejectedWithOneLine)
+{
+	const BadSpec &bs = GetParam();
+	int fds = count_open_fds();
+	LogCapture log;
+	errno = 0;
+	EXPECT_EQ(uvfio_sim_add(bs.spec), -1) << bs.spec;
+	EXPECT_EQ(errno, bs.err) << bs.spec;
+	auto lines = log.lines(UVFIO_LOG_ERR);
+	ASSERT_EQ(lines.size(), 1u) << bs.spec;
+	EXPECT_NE(lines[0].find(bs.message), std::string::npos)
+		<< "line: " << lines[0];
+	EXPECT_EQ(count_open_fds(), fds);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+	Specs, BadSpecTest,
+	::testing::Values(
+		BadSpec{"nosuch,bdf=0000:00:1f.0", ENOENT,
+			"unknown driver 'nosuch'"},
+		BadSpec{"", EINVAL, "driver name"},
+		BadSpec{"bdf=0000:00:1f.0", EINVAL, "driver name"},
+		BadSpec{"testdev", EINVAL, "no bdf="},
+		BadSpec{"testdev,bdf=0000:00:20.0", EINVAL, "malformed BDF"},
+		BadSpec{"testdev,bdf=0000:00:1f.8", EINVAL, "malformed BDF"},
+		BadSpec{"testdev,bdf=000:00:1f.0", EINVAL, "malformed BDF"},
+		BadSpec{"testdev,bdf=0000:0g:1f.0", EINVAL, "malformed BDF"},
+		BadSpec{"testdev,bdf=zz", EINVAL, "malformed BDF"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,color=red", EINVAL,
+			"unknown key 'color'"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem", EINVAL,
+			"'mem' is not key=value"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem=", EINVAL,
+			"is not key=value"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,,mem=1M", EINVAL,
+			"is not key=value"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem=1M,mem=2M", EINVAL,
+			"given twice"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem=lots", EINVAL,
+			"not a size"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem=-4K", EINVAL,
+			"not a size"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem=99999999999T", EINVAL,
+			"not a size"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mem=3M", EINVAL,
+			"not a power of two"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mig=p2p", EINVAL,
+			"needs stop_copy"},
+		BadSpec{"testdev,bdf=0000:00:1f.0,mig=warp", EINVAL,
+			"unknown flag 'warp'"}));
+
+// Contract: a BDF already in use is rejected with EINVAL and one line; the
+// first device is untouched.
+TEST(SpecTest, DuplicateBdf)
+{
+	SimDevice dev;
+	ASSERT_TRUE(dev.added());
+	LogCapture log;
+	std::string spec = std::string("testdev,bdf=") + dev.bdf();
+	errno = 0;
+	EXPECT_EQ(uvfio_sim_add(spec.c_str()), -1);
+	EXPECT_EQ(errno, EINVAL);
+	auto lines = log.lines(UVFIO_LOG_ERR);
+	ASSERT_EQ(lines.size(), 1u);
+	EXPECT_NE(lines[0].find("already in use"), std::string::npos);
+	int fd = uvfio_open(dev.name());
+	EXPECT_GE(fd, 0);
+	uvfio_close(fd);
+}
+
+// Contract: the short BDF form means domain 0000 and names the same
+// function as the long form, for add, open and remove.
+TEST(SpecTest, ShortBdfForm)
+{
+	ASSERT_EQ(uvfio_sim_add("testdev,bdf=7e:1f.7"), 0);
+	int fd = uvfio_open("0000:7e:1f.7");
+	ASSERT_GE(fd, 0);
+	int fd2 = uvfio_open("7e:1f.7");
+	ASSERT_GE(fd2, 0);
+	uvfio_close(fd);
+	uvfio_close(fd2);
+	EXPECT_EQ(uvfio_sim_add("testdev,bdf=0000:7e:1f.7"), -1);
+	EXPECT_EQ(errno, EINVAL);
+	EXPECT_EQ(uvfio_sim_remove("7e:1f.7"), 0);
+}
+
+// Contract: NULL arguments fail with EFAULT, never crash.
+TEST(SyscallTest, NullArguments)
+{
+	errno = 0;
+	EXPECT_EQ(uvfio_sim_add(nullptr), -1);
+	EXPECT_EQ(errno, EFAULT);
+	EXPECT_EQ(uvfio_sim_remove(nullptr), -1);
+	EXPECT_EQ(errno, EFAULT);
+	EXPECT_EQ(uvfio_open(nullptr), -1);
+	EXPECT_EQ(errno, EFAULT);
+}
+
+// Contract: opening a name with no device fails with ENOENT; removing one
+// fails with ENOENT, a malformed BDF with EINVAL.
+TEST(SyscallTest, OpenAndRemoveUnknown)
+{
+	errno = 0;
+	EXPECT_EQ(uvfio_open("0000:ff:1f.7"), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(uvfio_open("not-a-device"), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(uvfio_sim_remove("0000:ff:1f.7"), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(uvfio_sim_remove("junk"), -1);
+	EXPECT_EQ(errno, EINVAL);
+}
+
+// Contract: every uvfio fd is a real fd of this process; closing it (and
+// removing the device) leaves no fd and no table entry behind.
+TEST(SyscallTest, FdHygiene)
+{
+	int fds = count_open_fds();
+	size_t table = uvfio_fd_count();
+	{
+		SimDevice dev("mem=64K");
+		ASSERT_TRUE(dev.added());
+		int a = uvfio_open(dev.name());
+		int b = uvfio_open(dev.name());
+		int c = uvfio_open("/dev/vfio/vfio");
+		ASSERT_GE(a, 0);
+		ASSERT_GE(b, 0);
+		ASSERT_GE(c, 0);
+		EXPECT_GE(fcntl(a, F_GETFD), 0) << "not a real fd";
+		EXPECT_TRUE(fcntl(a, F_GETFD) & FD_CLOEXEC);
+		EXPECT_EQ(uvfio_fd_count(), table + 3);
+		EXPECT_EQ(uvfio_close(a), 0);
+		EXPECT_EQ(uvfio_close(b), 0);
+		EXPECT_EQ(uvfio_close(c), 0);
+		EXPECT_EQ(fcntl(a, F_GETFD), -1);
+		EXPECT_EQ(errno, EBADF);
+	}
+	EXPECT_EQ(uvfio_fd_count(), table);
+	EXPECT_EQ(count_open_fds(), fds);
+}
+
+// Contract: operations on an fd that is not (or no longer) a uvfio fd fail
+// with EBADF; a second close fails with EBADF.
+TEST(SyscallTest, BadFds)
+{
+	SimDevice dev;
+	ASSERT_TRUE(dev.added());
+	int fd = uvfio_open(dev.name());
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(uvfio_close(fd), 0);
+	struct vfio_device_info info = {};
+	info.argsz = sizeof(info);
+	char buf[4];
+	for (int bad : {fd, -1, 0, 1, 2, 100000}) {
+		errno = 0;
+		EXPECT_EQ(uvfio_ioctl(bad, VFIO_DEVICE_GET_INFO, &info), -1);
+		EXPECT_EQ(errno, EBADF);
+		EXPECT_EQ(uvfio_pread(bad, buf, 4, 0), -1);
+		EXPECT_EQ(errno, EBADF);
+		EXPECT_EQ(uvfio_pwrite(bad, buf, 4, 0), -1);
+		EXPECT_EQ(errno, EBADF);
+		EXPECT_EQ(uvfio_read(bad, buf, 4), -1);
+		EXPECT_EQ(errno, EBADF);
+		EXPECT_EQ(uvfio_write(bad, buf, 4), -1);
+		EXPECT_EQ(errno, EBADF);
+		EXPECT_EQ(uvfio_mmap(nullptr, 4096, PROT_READ, MAP_SHARED, bad,
+				     0),
+			  MAP_FAILED);
+		EXPECT_EQ(errno, EBADF);
+	}
+	EXPECT_EQ(uvfio_close(fd), -1);
+	EXPECT_EQ(errno, EBADF);
+}
+
+// Contract: an fd closed with close(2) instead of uvfio_close() is noticed
+// when its number comes back: the old file is released, not leaked, and
+// the device's last close still runs.
+TEST(SyscallTest, PlainCloseIsRecovered)
+{
+	SimDevice dev;
+	ASSERT_TRUE(dev.added());
+	int fd = uvfio_open(dev.name());
+	ASSERT_GE(fd, 0);
+	LogCapture log;
+	close(fd);
+	int fd2 = uvfio_open(dev.name());
+	ASSERT_GE(fd2, 0);
+	if (fd2 == fd) {
+		EXPECT_TRUE(log.contains("was closed with close(2)"));
+	}
+	uvfio_close(fd2);
+}
+
+// Contract: the container answers VFIO_GET_API_VERSION with
+// VFIO_API_VERSION and unknown ioctls with ENOTTY.
+TEST(ContainerTest, ApiVersion)
+{
+	int fd = uvfio_open("/dev/vfio/vfio");
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(uvfio_ioctl(fd, VFIO_GET_API_VERSION, nullptr),
+		  VFIO_API_VERSION);
+	errno = 0;
+	EXPECT_EQ(uvfio_ioctl(fd, _IO(VFIO_TYPE, VFIO_BASE + 60), nullptr), -1);
+	EXPECT_EQ(errno, ENOTTY);
+	char b;
+	EXPECT_EQ(uvfio_read(fd, &b, 1), -1);
+	EXPECT_EQ(errno, EINVAL);
+	EXPECT_EQ(uvfio_close(fd), 0);
+}
+
+// Contract: uvfio_sim_remove with a user still holding the device waits,
+// relays the request on the user's REQ eventfd, and returns once the user
+// closes; afterwards the BDF is free again.
+TEST(RemoveTest, WaitsAndRelaysRequest)
+{
+	std::string bdf = next_bdf();
+	std::string spec = "testdev,bdf=" + bdf;
+	ASSERT_EQ(uvfio_sim_add(spec.c_str()), 0);
+	int fd = uvfio_open(bdf.c_str());
+	ASSERT_GE(fd, 0);
+	int efd = eventfd(0, EFD_CLOEXEC);
+	ASSERT_GE(efd, 0);
+	alignas(8) char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	auto *irq = reinterpret_cast<struct vfio_irq_set *>(buf);
+	irq->argsz = sizeof(buf);
+	irq->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	irq->index = VFIO_PCI_REQ_IRQ_INDEX;
+	irq->start = 0;
+	irq->count = 1;
+	std::memcpy(irq->data, &efd, sizeof(efd));
+	ASSERT_EQ(uvfio_ioctl(fd, VFIO_DEVICE_SET_IRQS, irq), 0);
+
+	std::atomic<bool> removed{false};
+	std::thread t([&] {
+		EXPECT_EQ(uvfio_sim_remove(bdf.c_str()), 0);
+		removed = true;
+	});
+	/* The user sees the request, then releases the device. */
+	struct pollfd p = {efd, POLLIN, 0};
+	ASSERT_EQ(poll(&p, 1, 10000), 1);
+	EXPECT_FALSE(removed);
+	EXPECT_EQ(uvfio_close(fd), 0);
+	t.join();
+	EXPECT_TRUE(removed);
+	close(efd);
+
+	ASSERT_EQ(uvfio_sim_add(spec.c_str()), 0);
+	EXPECT_EQ(uvfio_sim_remove(bdf.c_str()), 0);
+}
+
+// Contract: log level filtering: lines above the level are dropped.
+TEST(LogTest, LevelFilter)
+{
+	LogCapture log;
+	uvfio_set_log_level(UVFIO_LOG_ERR);
+	pr_info("hidden %d", 1);
+	pr_err("shown %d", 2);
+	auto lines = log.lines();
+	ASSERT_EQ(lines.size(), 1u);
+	EXPECT_EQ(lines[0], "shown 2");
+}
+
+} // namespace
