@@ -273,4 +273,30 @@ int vfio_info_add_capability(struct vfio_info_cap *caps,
 int vfio_set_irqs_validate_and_prepare(struct vfio_irq_set *hdr, int num_irqs,
 				       int max_irq_type, size_t *data_size);
 
+/* -------- migration FSM -------- */
+
+/*
+ * The next state on the shortest path from cur_fsm to new_fsm that the
+ * device supports (its migration_flags). -EINVAL when either state is
+ * unsupported or there is no path (e.g. STOP_COPY back to PRE_COPY).
+ */
+int vfio_mig_get_next_state(struct vfio_device *device,
+			    enum vfio_device_mig_state cur_fsm,
+			    enum vfio_device_mig_state new_fsm,
+			    enum vfio_device_mig_state *next_fsm);
+
+/*
+ * The loop every driver's migration_set_state runs: step one arc at a time
+ * from *cur to target with step(), updating *cur after each arc that
+ * succeeded (so a failure leaves *cur at the state reached). Returns the
+ * data file of the last arc, NULL, or an ERR_PTR: the step's error, -EINVAL
+ * for no path, or -EINVAL when an intermediate arc returned a file (a driver
+ * bug; the file is released).
+ */
+struct file *vfio_mig_step_to_state(
+	struct vfio_device *device, enum vfio_device_mig_state *cur,
+	enum vfio_device_mig_state target,
+	struct file *(*step)(struct vfio_device *device,
+			     enum vfio_device_mig_state next));
+
 #endif /* UVFIO_LINUX_VFIO_H */

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The migration protocol v2 state machine: the next-step table, the states
+ * each migration_flags combination supports, and the arc-by-arc walk that
+ * drivers share.
+ */
+#include <cerrno>
+
+#include <uvfio/linux/vfio.h>
+
+namespace {
+
+constexpr int ERROR = VFIO_DEVICE_STATE_ERROR;
+constexpr int STOP = VFIO_DEVICE_STATE_STOP;
+constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
+constexpr int STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
+constexpr int RESUMING = VFIO_DEVICE_STATE_RESUMING;
+constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
+constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
+constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+constexpr int NSTATES = UVFIO_DEVICE_NUM_STATES;
+
+/* Short names so the table below reads as a grid. */
+constexpr int ERR = ERROR, RUN = RUNNING, SC = STOP_COPY, RES = RESUMING,
+	      RP2P = RUNNING_P2P, PC = PRE_COPY, PCP2P = PRE_COPY_P2P;
+
+/*
+ * next_step[cur][target]: the first state on the way from cur to target when
+ * every optional state is supported. Arcs through a state the device lacks
+ * are skipped by looking the next step up again from that state.
+ *
+ * The path rules the table encodes: the *_P2P states sit between a running
+ * and a stopped state; STOP is the hub between saving, resuming and running;
+ * PRE_COPY is reached only from RUNNING (PRE_COPY_P2P from RUNNING_P2P or
+ * PRE_COPY) and leads to STOP_COPY only through PRE_COPY_P2P; STOP_COPY
+ * cannot go back to pre-copy (ERROR marks "no path").
+ */
+constexpr int next_step[NSTATES][NSTATES] = {
+	/* to:  ERR    STOP   RUN    SC     RES    RP2P   PC     PCP2P */
+	{ERR,   ERR,   ERR,   ERR,   ERR,   ERR,   ERR,   ERR},	/* ERROR */
+	{ERR,   STOP,  RP2P,  SC,    RES,   RP2P,  RP2P,  RP2P},	/* STOP */
+	{ERR,   RP2P,  RUN,   RP2P,  RP2P,  RP2P,  PC,    RP2P},	/* RUNNING */
+	{ERR,   STOP,  STOP,  SC,    STOP,  STOP,  ERR,   ERR},	/* STOP_COPY */
+	{ERR,   STOP,  STOP,  STOP,  RES,   STOP,  STOP,  STOP},	/* RESUMING */
+	{ERR,   STOP,  RUN,   STOP,  STOP,  RP2P,  RUN,   PCP2P},	/* RUNNING_P2P */
+	{ERR,   RUN,   RUN,   PCP2P, RUN,   RUN,   PC,    PCP2P},	/* PRE_COPY */
+	{ERR,   RP2P,  RP2P,  SC,    RP2P,  RP2P,  PC,    PCP2P},	/* PRE_COPY_P2P */
+};
+
+/* The migration_flags a state needs; ERROR is never a valid target. */
+constexpr u32 state_flags[NSTATES] = {
+	~0U,						/* ERROR */
+	VFIO_MIGRATION_STOP_COPY,			/* STOP */
+	VFIO_MIGRATION_STOP_COPY,			/* RUNNING */
+	VFIO_MIGRATION_STOP_COPY,			/* STOP_COPY */
+	VFIO_MIGRATION_STOP_COPY,			/* RESUMING */
+	VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,	/* RUNNING_P2P */
+	VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY, /* PRE_COPY */
+	VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+		VFIO_MIGRATION_PRE_COPY,		/* PRE_COPY_P2P */
+};
+
+bool supported(u32 migration_flags, unsigned int state)
+{
+	return state < NSTATES &&
+	       (state_flags[state] & migration_flags) == state_flags[state];
+}
+
+} // namespace
+
+int vfio_mig_get_next_state(struct vfio_device *device,
+			    enum vfio_device_mig_state cur_fsm,
+			    enum vfio_device_mig_state new_fsm,
+			    enum vfio_device_mig_state *next_fsm)
+{
+	const u32 flags = device->migration_flags;
+	unsigned int cur = cur_fsm, target = new_fsm;
+
+	if (!supported(flags, cur) || !supported(flags, target))
+		return -EINVAL;
+
+	unsigned int next = next_step[cur][target];
+	/*
+	 * Skip states this device lacks. Each skip moves strictly closer to
+	 * the target, so at most NSTATES steps; an ERROR step means there is
+	 * no path (STOP_COPY cannot return to pre-copy) and must not be
+	 * looked up again, or the walk would never end.
+	 */
+	for (int guard = 0; next != ERROR && !supported(flags, next); guard++) {
+		if (guard == NSTATES)
+			return -EINVAL;
+		next = next_step[next][target];
+	}
+	if (next == ERROR)
+		return -EINVAL;
+	*next_fsm = static_cast<enum vfio_device_mig_state>(next);
+	return 0;
+}
+
+struct file *vfio_mig_step_to_state(
+	struct vfio_device *device, enum vfio_device_mig_state *cur,
+	enum vfio_device_mig_state target,
+	struct file *(*step)(struct vfio_device *device,
+			     enum vfio_device_mig_state next))
+{
+	struct file *res = nullptr;
+	enum vfio_device_mig_state next;
+
+	while (*cur != target) {
+		int ret = vfio_mig_get_next_state(device, *cur, target, &next);
+		if (ret)
+			return static_cast<struct file *>(ERR_PTR(ret));
+		res = step(device, next);
+		if (IS_ERR(res))
+			return res;
+		*cur = next;
+		/* A data file may only come from the last arc. */
+		if (res && *cur != target) {
+			dev_err(device->dev,
+				"driver bug: arc to state %d returned a data "
+				"file before the target %d",
+				static_cast<int>(next), static_cast<int>(target));
+			fput(res);
+			return static_cast<struct file *>(ERR_PTR(-EINVAL));
+		}
+	}
+	return res;
+}

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The migration FSM against an independent oracle: a breadth-first search
+ * over the single arcs the uAPI defines, for every migration_flags
+ * combination and every (current, target) pair.
+ */
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <set>
+#include <vector>
+
+#include <uvfio/linux/vfio.h>
+
+namespace {
+
+using state = enum vfio_device_mig_state;
+
+constexpr int N = UVFIO_DEVICE_NUM_STATES;
+constexpr u32 SC = VFIO_MIGRATION_STOP_COPY;
+constexpr u32 P2P = VFIO_MIGRATION_P2P;
+constexpr u32 PRE = VFIO_MIGRATION_PRE_COPY;
+
+const state ERROR = VFIO_DEVICE_STATE_ERROR;
+const state STOP = VFIO_DEVICE_STATE_STOP;
+const state RUNNING = VFIO_DEVICE_STATE_RUNNING;
+const state STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
+const state RESUMING = VFIO_DEVICE_STATE_RESUMING;
+const state RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
+const state PRE_COPY = static_cast<state>(VFIO_DEVICE_STATE_PRE_COPY);
+const state PRE_COPY_P2P = static_cast<state>(VFIO_DEVICE_STATE_PRE_COPY_P2P);
+
+bool has(u32 flags, state s)
+{
+	switch (s) {
+	case VFIO_DEVICE_STATE_STOP:
+	case VFIO_DEVICE_STATE_RUNNING:
+	case VFIO_DEVICE_STATE_STOP_COPY:
+	case VFIO_DEVICE_STATE_RESUMING:
+		return true;
+	case VFIO_DEVICE_STATE_RUNNING_P2P:
+		return flags & P2P;
+	default:
+		if (s == PRE_COPY)
+			return flags & PRE;
+		if (s == PRE_COPY_P2P)
+			return (flags & PRE) && (flags & P2P);
+		return false; /* ERROR is never a target */
+	}
+}
+
+bool is_precopy(state s) { return s == PRE_COPY || s == PRE_COPY_P2P; }
+
+/* The single arcs the uAPI defines, written from its state diagram. */
+std::vector<state> arcs(u32 flags, state from)
+{
+	std::vector<state> out;
+	bool p2p = flags & P2P;
+	switch (static_cast<int>(from)) {
+	case VFIO_DEVICE_STATE_STOP:
+		out = {RUNNING_P2P, STOP_COPY, RESUMING};
+		if (!p2p)
+			out.push_back(RUNNING);
+		break;
+	case VFIO_DEVICE_STATE_RUNNING:
+		out = {RUNNING_P2P, PRE_COPY};
+		if (!p2p)
+			out.push_back(STOP);
+		break;
+	case VFIO_DEVICE_STATE_STOP_COPY:
+	case VFIO_DEVICE_STATE_RESUMING:
+		out = {STOP};
+		break;
+	case VFIO_DEVICE_STATE_RUNNING_P2P:
+		out = {STOP, RUNNING, PRE_COPY_P2P};
+		break;
+	case VFIO_DEVICE_STATE_PRE_COPY:
+		out = {RUNNING, PRE_COPY_P2P};
+		if (!p2p)
+			out.push_back(STOP_COPY);
+		break;
+	case VFIO_DEVICE_STATE_PRE_COPY_P2P:
+		out = {PRE_COPY, RUNNING_P2P, STOP_COPY};
+		break;
+	}
+	std::vector<state> ok;
+	for (state s : out)
+		if (has(flags, s))
+			ok.push_back(s);
+	return ok;
+}
+
+/*
+ * May s appear in the middle of a path from src to dst? Never a state with
+ * a data session of its own (STOP_COPY, RESUMING), and a pre-copy state
+ * only to carry a pre-copy session on into STOP_COPY.
+ */
+bool may_pass(state src, state s, state dst)
+{
+	if (s == STOP_COPY || s == RESUMING)
+		return false;
+	if (is_precopy(s))
+		return is_precopy(src) && dst == STOP_COPY;
+	return true;
+}
+
+/* dist[s] = arcs from s to dst under the rules, -1 if unreachable. */
+std::vector<int> distances_to(u32 flags, state src, state dst)
+{
+	/* Reverse BFS from dst over arcs whose source may be passed. */
+	std::vector<int> dist(N, -1);
+	dist[dst] = 0;
+	std::deque<state> q{dst};
+	while (!q.empty()) {
+		state t = q.front();
+		q.pop_front();
+		for (int f = 1; f < N; f++) {
+			state from = static_cast<state>(f);
+			if (!has(flags, from) || dist[from] >= 0)
+				continue;
+			if (from != src && !may_pass(src, from, dst))
+				continue;
+			for (state a : arcs(flags, from)) {
+				if (a == t) {
+					dist[from] = dist[t] + 1;
+					q.push_back(from);
+					break;
+				}
+			}
+		}
+	}
+	return dist;
+}
+
+/* A device that exists only to carry migration_flags. */
+struct FakeDevice {
+	struct vfio_device vdev;
+	explicit FakeDevice(u32 flags) { vdev.migration_flags = flags; }
+};
+
+class FsmOracleTest : public ::testing::TestWithParam<u32>
+{
+};
+
+// Contract: for every (current, target) pair, vfio_mig_get_next_state
+// returns the unique first arc of the shortest allowed path, -EINVAL when
+// either state is unsupported or no path exists, and following it reaches
+// the target in exactly the shortest number of arcs.
+TEST_P(FsmOracleTest, AgreesWithBfs)
+{
+	const u32 flags = GetParam();
+	FakeDevice fake(flags);
+	struct vfio_device &dev = fake.vdev;
+	int pairs = 0;
+
+	for (int c = 0; c < N; c++) {
+		for (int t = 0; t < N; t++) {
+			state cur = static_cast<state>(c);
+			state tgt = static_cast<state>(t);
+			state next = ERROR;
+			int ret = vfio_mig_get_next_state(&dev, cur, tgt, &next);
+			pairs++;
+			if (!has(flags, cur) || !has(flags, tgt)) {
+				EXPECT_EQ(ret, -EINVAL) << c << "->" << t;
+				continue;
+			}
+			if (cur == tgt) {
+				ASSERT_EQ(ret, 0);
+				EXPECT_EQ(next, tgt);
+				continue;
+			}
+			std::vector<int> dist = distances_to(flags, cur, tgt);
+			/*
+			 * The uAPI forbids returning to pre-copy once STOP_COPY
+			 * was reached, although the arcs would allow a path.
+			 */
+			if (cur == STOP_COPY && is_precopy(tgt))
+				dist[cur] = -1;
+			if (dist[cur] < 0) {
+				EXPECT_EQ(ret, -EINVAL)
+					<< "no path " << c << "->" << t;
+				continue;
+			}
+			ASSERT_EQ(ret, 0) << c << "->" << t;
+			/* The oracle's choices for the first arc. */
+			std::set<int> best;
+			for (state a : arcs(flags, cur))
+				if (dist[a] == dist[cur] - 1 &&
+				    (a == tgt || may_pass(cur, a, tgt)))
+					best.insert(a);
+			ASSERT_EQ(best.size(), 1u)
+				<< "oracle is ambiguous " << c << "->" << t;
+			EXPECT_EQ(static_cast<int>(next), *best.begin())
+				<< "flags " << flags << ": " << c << "->" << t;
+
+			/* Walking the table takes exactly dist[cur] arcs. */
+			state walk = cur;
+			int steps = 0;
+			while (walk != tgt && steps <= N) {
+				ASSERT_EQ(vfio_mig_get_next_state(&dev, walk, tgt,
+								  &next),
+					  0);
+				walk = next;
+				steps++;
+			}
+			EXPECT_EQ(steps, dist[cur]) << c << "->" << t;
+		}
+	}
+	EXPECT_EQ(pairs, N * N);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFlagCombinations, FsmOracleTest,
+			 ::testing::Values(SC, SC | P2P, SC | PRE,
+					   SC | P2P | PRE));
+
+// Contract: STOP_COPY to a pre-copy state has no path and returns -EINVAL
+// (upstream's loop would spin here), for both PRE_COPY devices.
+TEST(FsmTest, StopCopyToPreCopyTerminates)
+{
+	for (u32 flags : {SC | PRE, SC | P2P | PRE}) {
+		FakeDevice fake(flags);
+	struct vfio_device &dev = fake.vdev;
+		state next;
+		EXPECT_EQ(vfio_mig_get_next_state(&dev, STOP_COPY, PRE_COPY,
+						  &next),
+			  -EINVAL);
+		if (flags & P2P) {
+			EXPECT_EQ(vfio_mig_get_next_state(&dev, STOP_COPY,
+							  PRE_COPY_P2P, &next),
+				  -EINVAL);
+		}
+	}
+}
+
+// Contract: states outside the uAPI range and ERROR are rejected.
+TEST(FsmTest, OutOfRangeStates)
+{
+	FakeDevice fake(SC | P2P | PRE);
+	struct vfio_device &dev = fake.vdev;
+	state next;
+	EXPECT_EQ(vfio_mig_get_next_state(&dev, RUNNING, static_cast<state>(8),
+					  &next),
+		  -EINVAL);
+	EXPECT_EQ(vfio_mig_get_next_state(&dev, static_cast<state>(99), STOP,
+					  &next),
+		  -EINVAL);
+	EXPECT_EQ(vfio_mig_get_next_state(&dev, RUNNING, ERROR, &next),
+		  -EINVAL);
+	EXPECT_EQ(vfio_mig_get_next_state(&dev, ERROR, RUNNING, &next),
+		  -EINVAL);
+}
+
+/* -------- vfio_mig_step_to_state -------- */
+
+struct StepLog {
+	std::vector<state> arcs;
+	state fail_at = ERROR; /* arc target that fails */
+	state file_at = ERROR; /* arc target that returns a file */
+};
+StepLog *g_log;
+
+int released_files;
+int count_release(struct inode *, struct file *)
+{
+	released_files++;
+	return 0;
+}
+const struct file_operations counting_fops = {.release = count_release};
+
+struct file *record_step(struct vfio_device *, state next)
+{
+	g_log->arcs.push_back(next);
+	if (next == g_log->fail_at)
+		return static_cast<struct file *>(ERR_PTR(-EIO));
+	if (next == g_log->file_at)
+		return anon_inode_getfile("test", &counting_fops, nullptr,
+					  O_RDONLY);
+	return nullptr;
+}
+
+// Contract: the shared loop performs exactly the table's arcs, one call per
+// arc, and returns the last arc's file.
+TEST(FsmStepTest, PerformsTableArcs)
+{
+	FakeDevice fake(SC | P2P | PRE);
+	struct vfio_device &dev = fake.vdev;
+	StepLog log;
+	g_log = &log;
+	log.file_at = STOP_COPY;
+	state cur = RUNNING;
+	struct file *f = vfio_mig_step_to_state(&dev, &cur, STOP_COPY,
+						record_step);
+	ASSERT_FALSE(IS_ERR_OR_NULL(f));
+	EXPECT_EQ(cur, STOP_COPY);
+	EXPECT_EQ(log.arcs, (std::vector<state>{RUNNING_P2P, STOP, STOP_COPY}));
+	released_files = 0;
+	fput(f);
+	EXPECT_EQ(released_files, 1);
+}
+
+// Contract: a failing arc stops the walk and leaves *cur at the last state
+// reached, returning the arc's error.
+TEST(FsmStepTest, FailureMidPathLeavesStateReached)
+{
+	FakeDevice fake(SC | P2P);
+	struct vfio_device &dev = fake.vdev;
+	StepLog log;
+	g_log = &log;
+	log.fail_at = STOP;
+	state cur = RUNNING;
+	struct file *f = vfio_mig_step_to_state(&dev, &cur, STOP_COPY,
+						record_step);
+	ASSERT_TRUE(IS_ERR(f));
+	EXPECT_EQ(PTR_ERR(f), -EIO);
+	EXPECT_EQ(cur, RUNNING_P2P);
+}
+
+// Contract: a file from an intermediate arc is a driver bug: EINVAL, the
+// file is released, the state is the one reached.
+TEST(FsmStepTest, FileFromIntermediateArcIsEinval)
+{
+	FakeDevice fake(SC | P2P);
+	struct vfio_device &dev = fake.vdev;
+	StepLog log;
+	g_log = &log;
+	log.file_at = STOP;
+	released_files = 0;
+	state cur = RUNNING;
+	struct file *f = vfio_mig_step_to_state(&dev, &cur, STOP_COPY,
+						record_step);
+	ASSERT_TRUE(IS_ERR(f));
+	EXPECT_EQ(PTR_ERR(f), -EINVAL);
+	EXPECT_EQ(released_files, 1);
+	EXPECT_EQ(cur, STOP);
+}
+
+} // namespace
