@@ -7,7 +7,7 @@
  * the dirty-tracking work; see Documentation/uapi.md.
  */
 #include <cerrno>
-#include <sys/eventfd.h>
+#include <sys/mman.h>
 
 #include <uvfio/linux/fs.h>
 #include <uvfio/linux/kernel.h>
@@ -49,7 +49,7 @@ int vfio_container_open(void)
 					       O_RDWR);
 	if (IS_ERR(filp))
 		return static_cast<int>(PTR_ERR(filp));
-	int real_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int real_fd = memfd_create("[vfio-container]", MFD_CLOEXEC);
 	if (real_fd < 0)
 		real_fd = -errno;
 	return uvfio_fd_install(filp, real_fd);

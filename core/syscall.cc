@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -75,8 +74,12 @@ int device_open(const char *name)
 			ret = static_cast<int>(PTR_ERR(filp));
 			goto err_close;
 		}
-		/* From here the file's release balances open and registration. */
-		int real_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		/*
+		 * From here the file's release balances open and registration.
+		 * The fd is a memfd: a real, unique number that is not mistaken
+		 * for an eventfd or a data stream.
+		 */
+		int real_fd = memfd_create("[vfio-device]", MFD_CLOEXEC);
 		if (real_fd < 0)
 			real_fd = -errno;
 		return uvfio_fd_install(filp, real_fd);

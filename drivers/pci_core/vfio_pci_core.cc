@@ -139,8 +139,8 @@ static void irq_ctx_signal(struct vfio_pci_irq_ctx *ctx)
 	}
 }
 
-/* Take a reference to the user's eventfd (dup), as eventfd_ctx_fdget. */
-static int irq_ctx_fdget(int fd, struct vfio_pci_irq_ctx *out)
+/* Is fd an open eventfd? 0, -EBADF (not open) or -EINVAL (not an eventfd). */
+static int irq_check_eventfd(int fd)
 {
 	char link[64], target[64];
 	std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
@@ -148,8 +148,19 @@ static int irq_ctx_fdget(int fd, struct vfio_pci_irq_ctx *out)
 	if (n < 0)
 		return -EBADF;
 	target[n] = '\0';
-	if (std::strcmp(target, "anon_inode:[eventfd]"))
-		return -EINVAL;
+	return std::strcmp(target, "anon_inode:[eventfd]") ? -EINVAL : 0;
+}
+
+/*
+ * Take a reference to the user's eventfd, as eventfd_ctx_fdget: a dup the
+ * core owns. Callers check every fd of a request with irq_check_eventfd()
+ * before taking any, so a dup cannot land on a number still to be checked.
+ */
+static int irq_ctx_fdget(int fd, struct vfio_pci_irq_ctx *out)
+{
+	int ret = irq_check_eventfd(fd);
+	if (ret)
+		return ret;
 	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
 		return -errno;
@@ -204,12 +215,11 @@ static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
 	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
 		s32 fd = *static_cast<s32 *>(data);
 		struct vfio_pci_irq_ctx ctx;
+		/* A negative fd enables INTx with no trigger attached. */
 		if (fd >= 0) {
 			int ret = irq_ctx_fdget(fd, &ctx);
 			if (ret)
 				return ret;
-		} else if (fd != -1) {
-			return -EINVAL;
 		}
 		irq_ctx_put(&vdev->intx);
 		vdev->intx = ctx;
@@ -219,9 +229,13 @@ static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
 
 	if (!is_intx)
 		return -EINVAL;
+	/*
+	 * Loopback signals the eventfd directly: masking and automasking
+	 * belong to the interrupt line, which a loopback does not go through.
+	 */
 	if ((flags & VFIO_IRQ_SET_DATA_NONE) ||
 	    ((flags & VFIO_IRQ_SET_DATA_BOOL) && *static_cast<u8 *>(data)))
-		vfio_pci_core_signal_intx(vdev);
+		irq_ctx_signal(&vdev->intx);
 	return 0;
 }
 
@@ -267,19 +281,22 @@ static int vfio_pci_set_msix_trigger(struct vfio_pci_core_device *vdev,
 	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
 		s32 *fds = static_cast<s32 *>(data);
 		std::vector<struct vfio_pci_irq_ctx> fresh(count);
-		/* Take every new eventfd first: all or nothing. */
+		/* Check every fd, then take them all: all or nothing. */
 		for (u32 i = 0; i < count; i++) {
-			if (fds[i] >= 0) {
-				int ret = irq_ctx_fdget(fds[i], &fresh[i]);
-				if (ret) {
-					for (auto &c : fresh)
-						irq_ctx_put(&c);
-					return ret;
-				}
-			} else if (fds[i] != -1) {
+			if (fds[i] < 0)
+				continue;	/* negative: unassign the vector */
+			int ret = irq_check_eventfd(fds[i]);
+			if (ret)
+				return ret;
+		}
+		for (u32 i = 0; i < count; i++) {
+			if (fds[i] < 0)
+				continue;
+			int ret = irq_ctx_fdget(fds[i], &fresh[i]);
+			if (ret) {
 				for (auto &c : fresh)
 					irq_ctx_put(&c);
-				return -EINVAL;
+				return ret;
 			}
 		}
 		if (!is_msix)
@@ -308,12 +325,13 @@ static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
 					   u32 count, u32 flags, void *data)
 {
 	if (flags & VFIO_IRQ_SET_DATA_NONE) {
-		if (ctx->trigger >= 0) {
-			if (count)
-				irq_ctx_signal(ctx);
-			else
-				irq_ctx_put(ctx);
-		}
+		/* Loopback or disable needs a trigger to act on. */
+		if (ctx->trigger < 0)
+			return -EINVAL;
+		if (count)
+			irq_ctx_signal(ctx);
+		else
+			irq_ctx_put(ctx);
 		return 0;
 	}
 	if (flags & VFIO_IRQ_SET_DATA_BOOL) {
@@ -332,7 +350,7 @@ static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
 			return 0;
 		}
 		if (fd < 0)
-			return -EINVAL;
+			return 0;	/* other negatives leave the trigger as is */
 		struct vfio_pci_irq_ctx fresh;
 		int ret = irq_ctx_fdget(fd, &fresh);
 		if (ret)
@@ -493,7 +511,10 @@ static long vfio_pci_ioctl_get_info(struct vfio_pci_core_device *vdev,
 		info.flags |= VFIO_DEVICE_FLAGS_RESET;
 	info.num_regions = VFIO_PCI_NUM_REGIONS;
 	info.num_irqs = VFIO_PCI_NUM_IRQS;
+	info.cap_offset = 0;	/* no capabilities */
 
+	/* Fields past num_irqs go back too when the caller has room. */
+	minsz = std::min<size_t>(info.argsz, sizeof(info));
 	if (copy_to_user(arg, &info, minsz))
 		return -EFAULT;
 	return 0;
@@ -526,9 +547,10 @@ int vfio_pci_core_get_region_info_caps(struct vfio_device *core_vdev,
 			info->flags |= VFIO_REGION_INFO_FLAG_MMAP;
 		return 0;
 	}
-	case VFIO_PCI_ROM_REGION_INDEX:
 	case VFIO_PCI_VGA_REGION_INDEX:
-		/* Not implemented by the function: size 0, no access. */
+		return -EINVAL;	/* the function is not a VGA device */
+	case VFIO_PCI_ROM_REGION_INDEX:
+		/* No option ROM: size 0, no access. */
 		info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
 		info->size = 0;
 		info->flags = 0;
@@ -662,9 +684,15 @@ static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
 	default:
 		return -EINVAL;
 	}
-	if (!size || off >= size)
-		return -EINVAL;
-	count = std::min<u64>(count, size - off);
+	if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
+		/* Config space accesses must lie wholly inside it. */
+		if (off >= size || count > size - off)
+			return -EFAULT;
+	} else {
+		if (!size || off >= size)
+			return -EINVAL;
+		count = std::min<u64>(count, size - off);
+	}
 
 	/* Config and register accesses race with the device: under igate. */
 	mutex_guard g(&vdev->igate);
