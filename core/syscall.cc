@@ -92,50 +92,35 @@ err_put_registration:
 	return ret;
 }
 
-ssize_t do_read(int fd, void *buf, size_t count, loff_t *pos_in)
+/*
+ * read/write/pread/pwrite share the VFS checks: the file's mode, pread on a
+ * stream (ESPIPE), a missing operation (EINVAL), the MAX_RW_COUNT clamp and
+ * the position lock for the non-positional calls.
+ */
+ssize_t do_rw(int fd, void *buf, size_t count, loff_t *pos_in, bool iswrite)
 {
 	fd_ref ref(fd);
 	struct file *f = ref.get();
 	if (!f)
 		return -EBADF;
-	if (!(f->f_mode & FMODE_READ))
+	if (!(f->f_mode & (iswrite ? FMODE_WRITE : FMODE_READ)))
 		return -EBADF;
-	if (pos_in && !(f->f_mode & FMODE_PREAD))
+	if (pos_in && !(f->f_mode & (iswrite ? FMODE_PWRITE : FMODE_PREAD)))
 		return -ESPIPE;
-	if (!f->f_op->read)
+	if (iswrite ? !f->f_op->write : !f->f_op->read)
 		return -EINVAL;
 	if (!count)
 		return 0;
 	if (count > max_rw_count)
 		count = max_rw_count;
-	if (pos_in)
-		return f->f_op->read(f, static_cast<char *>(buf), count, pos_in);
-	mutex_guard g(&f->f_pos_lock);
-	return f->f_op->read(f, static_cast<char *>(buf), count, &f->f_pos);
-}
 
-ssize_t do_write(int fd, const void *buf, size_t count, loff_t *pos_in)
-{
-	fd_ref ref(fd);
-	struct file *f = ref.get();
-	if (!f)
-		return -EBADF;
-	if (!(f->f_mode & FMODE_WRITE))
-		return -EBADF;
-	if (pos_in && !(f->f_mode & FMODE_PWRITE))
-		return -ESPIPE;
-	if (!f->f_op->write)
-		return -EINVAL;
-	if (!count)
-		return 0;
-	if (count > max_rw_count)
-		count = max_rw_count;
+	char *p = static_cast<char *>(buf);
 	if (pos_in)
-		return f->f_op->write(f, static_cast<const char *>(buf), count,
-				      pos_in);
+		return iswrite ? f->f_op->write(f, p, count, pos_in)
+			       : f->f_op->read(f, p, count, pos_in);
 	mutex_guard g(&f->f_pos_lock);
-	return f->f_op->write(f, static_cast<const char *>(buf), count,
-			      &f->f_pos);
+	return iswrite ? f->f_op->write(f, p, count, &f->f_pos)
+		       : f->f_op->read(f, p, count, &f->f_pos);
 }
 
 } // namespace
@@ -184,7 +169,7 @@ ssize_t uvfio_pread(int fd, void *buf, size_t count, off_t offset)
 	if (offset < 0)
 		return fail(-EINVAL, (ssize_t)-1);
 	loff_t pos = offset;
-	ssize_t ret = do_read(fd, buf, count, &pos);
+	ssize_t ret = do_rw(fd, buf, count, &pos, false);
 	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
 }
 
@@ -193,19 +178,19 @@ ssize_t uvfio_pwrite(int fd, const void *buf, size_t count, off_t offset)
 	if (offset < 0)
 		return fail(-EINVAL, (ssize_t)-1);
 	loff_t pos = offset;
-	ssize_t ret = do_write(fd, buf, count, &pos);
+	ssize_t ret = do_rw(fd, const_cast<void *>(buf), count, &pos, true);
 	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
 }
 
 ssize_t uvfio_read(int fd, void *buf, size_t count)
 {
-	ssize_t ret = do_read(fd, buf, count, nullptr);
+	ssize_t ret = do_rw(fd, buf, count, nullptr, false);
 	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
 }
 
 ssize_t uvfio_write(int fd, const void *buf, size_t count)
 {
-	ssize_t ret = do_write(fd, buf, count, nullptr);
+	ssize_t ret = do_rw(fd, const_cast<void *>(buf), count, nullptr, true);
 	return ret < 0 ? fail(ret, (ssize_t)-1) : ret;
 }
 
