@@ -4,6 +4,7 @@
  * lifetime of pci_devs created by uvfio_sim_add() and removed by
  * uvfio_sim_remove().
  */
+#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -33,7 +34,11 @@ struct pci_bus {
 	std::mutex lock;
 	std::map<std::string, const struct pci_driver *> drivers;
 	std::map<std::string, struct pci_dev *> devices;
-	/* Serializes add/remove of one BDF against another add of it. */
+	/*
+	 * Serializes adds, so a BDF is checked and probed by one caller at a
+	 * time. Remove takes the device off the bus map first instead, so it
+	 * never waits behind a probe (it may wait for users a long time).
+	 */
 	std::mutex probe_lock;
 };
 
@@ -179,10 +184,13 @@ static int spec_parse_number(const struct uvfio_spec *spec, const char *key,
 		*out = def;
 		return 0;
 	}
+	/* Decimal, or hex with 0x; no sign, no space, no octal surprise. */
+	bool hex = v[0] == '0' && (v[1] == 'x' || v[1] == 'X');
+	const char *digits = hex ? v + 2 : v;
 	errno = 0;
 	char *end;
-	unsigned long long n = std::strtoull(v, &end, 0);
-	bool bad = errno || end == v || *v == '-' || *v == '+';
+	unsigned long long n = std::strtoull(digits, &end, hex ? 16 : 10);
+	bool bad = errno || end == digits || !std::isxdigit((unsigned char)*digits);
 	u64 mult = 1;
 	if (!bad && sized && *end) {
 		switch (*end) {

@@ -28,6 +28,19 @@ template <typename T> T fail(long err, T value)
 	return value;
 }
 
+/*
+ * Nothing throws across the C boundary: an allocation failure deep in the
+ * core (a std::map insert, a std::string) becomes -ENOMEM here.
+ */
+template <typename F> long no_throw(F f)
+{
+	try {
+		return f();
+	} catch (...) {
+		return -ENOMEM;
+	}
+}
+
 /* Holds a reference to the file behind an fd for one call. */
 class fd_ref
 {
@@ -129,13 +142,13 @@ extern "C" {
 
 int uvfio_sim_add(const char *spec)
 {
-	int ret = uvfio_bus_add(spec);
+	long ret = no_throw([&] { return uvfio_bus_add(spec); });
 	return ret ? fail(ret, -1) : 0;
 }
 
 int uvfio_sim_remove(const char *bdf)
 {
-	int ret = uvfio_bus_remove(bdf);
+	long ret = no_throw([&] { return uvfio_bus_remove(bdf); });
 	return ret ? fail(ret, -1) : 0;
 }
 
@@ -143,9 +156,11 @@ int uvfio_open(const char *name)
 {
 	if (!name)
 		return fail(-EFAULT, -1);
-	int ret = !strcmp(name, "/dev/vfio/vfio") ? vfio_container_open()
-						  : device_open(name);
-	return ret < 0 ? fail(ret, -1) : ret;
+	long ret = no_throw([&] {
+		return !strcmp(name, "/dev/vfio/vfio") ? vfio_container_open()
+						       : device_open(name);
+	});
+	return ret < 0 ? fail(ret, -1) : static_cast<int>(ret);
 }
 
 int uvfio_ioctl(int fd, unsigned long request, void *arg)
@@ -157,8 +172,11 @@ int uvfio_ioctl(int fd, unsigned long request, void *arg)
 	if (!f->f_op->unlocked_ioctl)
 		return fail(-ENOTTY, -1);
 	/* The ioctl syscall takes an unsigned int command, as here. */
-	long ret = f->f_op->unlocked_ioctl(f, static_cast<unsigned int>(request),
-					   reinterpret_cast<unsigned long>(arg));
+	long ret = no_throw([&] {
+		return f->f_op->unlocked_ioctl(
+			f, static_cast<unsigned int>(request),
+			reinterpret_cast<unsigned long>(arg));
+	});
 	if (ret < 0)
 		return fail(ret, -1);
 	return static_cast<int>(ret);

@@ -255,10 +255,15 @@ static int vfio_pci_set_intx_mask(struct vfio_pci_core_device *vdev,
 	if (mask) {
 		vdev->intx_masked = true;
 	} else {
-		vdev->intx_masked = false;
+		/*
+		 * A level interrupt still asserted fires again at once: it is
+		 * re-sent and INTx stays (auto)masked.
+		 */
 		if (vdev->intx_pending) {
 			vdev->intx_pending = false;
 			irq_ctx_signal(&vdev->intx);
+		} else {
+			vdev->intx_masked = false;
 		}
 	}
 	return 0;

@@ -300,3 +300,40 @@ TEST(LogTest, LevelFilter)
 }
 
 } // namespace
+
+namespace {
+
+u32 msix_count_of(const std::string &bdf)
+{
+	int fd = uvfio_open(bdf.c_str());
+	if (fd < 0)
+		return ~0u;
+	struct vfio_irq_info irq = {};
+	irq.argsz = sizeof(irq);
+	irq.index = VFIO_PCI_MSIX_IRQ_INDEX;
+	u32 count = uvfio_ioctl(fd, VFIO_DEVICE_GET_IRQ_INFO, &irq) ? ~0u
+								   : irq.count;
+	uvfio_close(fd);
+	return count;
+}
+
+// Contract: spec numbers are decimal, or hex with 0x; a leading 0 is not
+// octal; signs and spaces are rejected.
+TEST(SpecTest, NumbersAreDecimalOrHex)
+{
+	SimDevice dec("msix=010");
+	ASSERT_TRUE(dec.added());
+	EXPECT_EQ(msix_count_of(dec.bdf()), 10u);
+	SimDevice hex("msix=0x10");
+	ASSERT_TRUE(hex.added());
+	EXPECT_EQ(msix_count_of(hex.bdf()), 16u);
+	LogCapture log;
+	SimDevice space("msix= 5");
+	EXPECT_FALSE(space.added());
+	SimDevice plus("msix=+5");
+	EXPECT_FALSE(plus.added());
+	SimDevice bare_hex("msix=0x");
+	EXPECT_FALSE(bare_hex.added());
+}
+
+} // namespace

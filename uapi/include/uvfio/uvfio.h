@@ -34,8 +34,8 @@ extern "C" {
  * 0000); the other keys are the driver's own.
  *
  * Return: 0, or -1 with errno ENOENT (unknown driver), EINVAL (malformed spec
- * or BDF, unknown key, bad value, BDF already in use) or the driver's probe
- * error. A one-line message naming the problem goes to the log (stderr by
+ * or BDF, unknown key, bad value, BDF already in use), EFAULT (spec is NULL),
+ * ENOMEM, or the driver's probe error. A one-line message naming the problem goes to the log (stderr by
  * default).
  */
 int uvfio_sim_add(const char *spec);
@@ -47,7 +47,8 @@ int uvfio_sim_add(const char *spec);
  * device, calling the driver's request callback while it waits (a driver
  * typically signals its VFIO_PCI_REQ_IRQ_INDEX eventfd there).
  *
- * Return: 0, or -1 with errno ENOENT (no such function) or EINVAL (bad BDF).
+ * Return: 0, or -1 with errno ENOENT (no such function), EINVAL (bad BDF) or
+ * EFAULT (bdf is NULL).
  */
 int uvfio_sim_remove(const char *bdf);
 
@@ -55,8 +56,9 @@ int uvfio_sim_remove(const char *bdf);
  * Open a device by BDF ("0000:00:01.0"; "00:01.0" is accepted), or the IOMMU
  * container "/dev/vfio/vfio".
  *
- * Return: a new fd, or -1 with errno ENOENT (nothing by that name), ENODEV
- * (device being removed), EMFILE, or the driver's open_device error.
+ * Return: a new fd, or -1 with errno ENOENT (nothing by that name, or a device
+ * being removed), EFAULT (name is NULL), EMFILE, ENOMEM, or the driver's
+ * open_device error.
  */
 int uvfio_open(const char *name);
 
@@ -64,8 +66,8 @@ int uvfio_open(const char *name);
 int uvfio_ioctl(int fd, unsigned long request, void *arg);
 
 /*
- * pread(2)/pwrite(2) on a device fd: region access at
- * VFIO_PCI_INDEX_TO_OFFSET(index) + offset-in-region.
+ * pread(2)/pwrite(2) on a device fd: region access at the region's offset
+ * (from VFIO_DEVICE_GET_REGION_INFO) plus the offset in the region.
  */
 ssize_t uvfio_pread(int fd, void *buf, size_t count, off_t offset);
 ssize_t uvfio_pwrite(int fd, const void *buf, size_t count, off_t offset);
@@ -80,11 +82,13 @@ ssize_t uvfio_read(int fd, void *buf, size_t count);
 ssize_t uvfio_write(int fd, const void *buf, size_t count);
 
 /*
- * mmap(2) of a device region: offset is VFIO_PCI_INDEX_TO_OFFSET(index) plus a
- * page-aligned offset in the region. Unmap with plain munmap(2).
+ * mmap(2) of a device region: offset is the region's offset (from
+ * VFIO_DEVICE_GET_REGION_INFO) plus a page-aligned offset in the region.
+ * Unmap with plain munmap(2).
  *
  * Return: the mapping, or MAP_FAILED with errno EINVAL (region not mappable,
- * bad range or alignment), EBADF, or ENOMEM.
+ * bad range or alignment), EBADF, ENODEV (the fd cannot be mapped, e.g. the
+ * container), or ENOMEM.
  */
 void *uvfio_mmap(void *addr, size_t length, int prot, int flags, int fd,
 		 off_t offset);

@@ -83,14 +83,15 @@ void pci_unregister_driver(const struct pci_driver *drv);
 const char *uvfio_spec_get(const struct uvfio_spec *spec, const char *key);
 
 /*
- * Parse key as a size with an optional K/M/G/T suffix (powers of 1024) into
+ * Parse key as a size (decimal, or hex with 0x) with an optional K/M/G/T
+ * suffix (powers of 1024) into
  * *out; def when absent. -EINVAL (logged) when malformed or out of
  * [min, max].
  */
 int uvfio_spec_get_size(const struct uvfio_spec *spec, const char *key,
 			u64 def, u64 min, u64 max, u64 *out);
 
-/* Parse key as an unsigned integer (decimal or 0x hex); as above. */
+/* Parse key as an unsigned integer (decimal, or hex with 0x); as above. */
 int uvfio_spec_get_u64(const struct uvfio_spec *spec, const char *key,
 		       u64 def, u64 min, u64 max, u64 *out);
 

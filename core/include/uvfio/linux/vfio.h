@@ -163,9 +163,9 @@ struct vfio_log_ops {
 /* -------- allocation and lifetime -------- */
 
 /*
- * Construct dev_struct (value-initialized, so C++ members work) with its
- * vfio_device at member, call ops->init. Returns the new structure or an
- * ERR_PTR. The structure is freed by the last vfio_put_device().
+ * Core part of vfio_alloc_device(): set up device (embedded first in an
+ * object allocated by the macro) and call ops->init. On failure the object
+ * is freed and ops->release is not called. 0 or -errno.
  */
 int vfio_init_device(struct vfio_device *device, struct device *dev,
 		     const struct vfio_device_ops *ops);
@@ -189,8 +189,11 @@ T *alloc_device(struct device *dev, const struct vfio_device_ops *ops)
 } /* namespace uvfio::detail */
 
 /*
- * As in the kernel, the vfio_device must be the first member of the driver's
- * structure (possibly nested: "core_device.vdev").
+ * Construct dev_struct (value-initialized, so C++ members work) and call
+ * ops->init. Returns the new structure or an ERR_PTR; the last
+ * vfio_put_device() frees it. As in the kernel, the vfio_device must be the
+ * first member of the driver's structure (possibly nested:
+ * "core_device.vdev").
  */
 #define vfio_alloc_device(dev_struct, member, dev, ops)                      \
 	({                                                                   \
