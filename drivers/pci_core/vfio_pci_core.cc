@@ -12,6 +12,7 @@
 #include <string>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <utility>
 
 #include <uvfio/linux/slab.h>
 #include <uvfio/linux/uaccess.h>
@@ -38,10 +39,8 @@ static void vfio_pci_core_free_bars(struct vfio_pci_core_device *vdev)
 	for (auto &bar : vdev->bars) {
 		if (bar.map)
 			munmap(bar.map, bar.size);
-		if (bar.memfd >= 0)
-			close(bar.memfd);
 		bar.map = nullptr;
-		bar.memfd = -1;
+		bar.memfd.reset();
 	}
 }
 
@@ -90,13 +89,14 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 		}
 		std::string name = std::string(pci_name(vdev->pdev)) + "-bar" +
 				   std::to_string(i);
-		bar->memfd = memfd_create(name.c_str(), MFD_CLOEXEC);
-		if (bar->memfd < 0 || ftruncate(bar->memfd, bar->size)) {
+		bar->memfd.reset(memfd_create(name.c_str(), MFD_CLOEXEC));
+		if (!bar->memfd.is_valid() ||
+		    ftruncate(bar->memfd.get(), bar->size)) {
 			ret = -errno;
 			goto err_free;
 		}
 		void *map = mmap(nullptr, bar->size, PROT_READ | PROT_WRITE,
-				 MAP_SHARED, bar->memfd, 0);
+				 MAP_SHARED, bar->memfd.get(), 0);
 		if (map == MAP_FAILED) {
 			ret = -errno;
 			goto err_free;
@@ -125,15 +125,14 @@ void vfio_pci_core_unregister_device(struct vfio_pci_core_device *vdev)
 
 static void irq_ctx_put(struct vfio_pci_irq_ctx *ctx)
 {
-	if (ctx->trigger >= 0)
-		close(ctx->trigger);
-	ctx->trigger = -1;
+	ctx->trigger.reset();
 }
 
 static void irq_ctx_signal(struct vfio_pci_irq_ctx *ctx)
 {
 	u64 one = 1;
-	if (ctx->trigger >= 0 && write(ctx->trigger, &one, sizeof(one)) < 0) {
+	if (ctx->trigger.is_valid() &&
+	    write(ctx->trigger.get(), &one, sizeof(one)) < 0) {
 		/* An eventfd only fails at its counter limit: the user is not
 		 * reading it; the interrupt is already pending. */
 	}
@@ -164,7 +163,7 @@ static int irq_ctx_fdget(int fd, struct vfio_pci_irq_ctx *out)
 	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
 		return -errno;
-	out->trigger = dup_fd;
+	out->trigger.reset(dup_fd);
 	return 0;
 }
 
@@ -221,8 +220,7 @@ static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
 			if (ret)
 				return ret;
 		}
-		irq_ctx_put(&vdev->intx);
-		vdev->intx = ctx;
+		vdev->intx = std::move(ctx);
 		vdev->irq_type = VFIO_PCI_INTX_IRQ_INDEX;
 		return 0;
 	}
@@ -304,12 +302,12 @@ static int vfio_pci_set_msix_trigger(struct vfio_pci_core_device *vdev,
 				return ret;
 			}
 		}
-		if (!is_msix)
-			vdev->msix.assign(vdev->msix_count, vfio_pci_irq_ctx{});
-		for (u32 i = 0; i < count; i++) {
-			irq_ctx_put(&vdev->msix[start + i]);
-			vdev->msix[start + i] = fresh[i];
+		if (!is_msix) {
+			vdev->msix.clear();
+			vdev->msix.resize(vdev->msix_count);
 		}
+		for (u32 i = 0; i < count; i++)
+			vdev->msix[start + i] = std::move(fresh[i]);
 		vdev->irq_type = VFIO_PCI_MSIX_IRQ_INDEX;
 		return 0;
 	}
@@ -331,7 +329,7 @@ static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
 {
 	if (flags & VFIO_IRQ_SET_DATA_NONE) {
 		/* Loopback or disable needs a trigger to act on. */
-		if (ctx->trigger < 0)
+		if (!ctx->trigger.is_valid())
 			return -EINVAL;
 		if (count)
 			irq_ctx_signal(ctx);
@@ -342,7 +340,7 @@ static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
 	if (flags & VFIO_IRQ_SET_DATA_BOOL) {
 		if (!count)
 			return -EINVAL;
-		if (*static_cast<u8 *>(data) && ctx->trigger >= 0)
+		if (*static_cast<u8 *>(data) && ctx->trigger.is_valid())
 			irq_ctx_signal(ctx);
 		return 0;
 	}
@@ -360,8 +358,7 @@ static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
 		int ret = irq_ctx_fdget(fd, &fresh);
 		if (ret)
 			return ret;
-		irq_ctx_put(ctx);
-		*ctx = fresh;
+		*ctx = std::move(fresh);
 		return 0;
 	}
 	return -EINVAL;
@@ -411,7 +408,7 @@ int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector)
 {
 	mutex_guard g(&vdev->igate);
 	if (vdev->irq_type != VFIO_PCI_MSIX_IRQ_INDEX ||
-	    vector >= vdev->msix.size() || vdev->msix[vector].trigger < 0)
+	    vector >= vdev->msix.size() || !vdev->msix[vector].trigger.is_valid())
 		return -EINVAL;
 	irq_ctx_signal(&vdev->msix[vector]);
 	return 0;
@@ -420,7 +417,8 @@ int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector)
 /* Called with igate held or from the SET_IRQS path (which holds it). */
 static int __vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev)
 {
-	if (vdev->irq_type != VFIO_PCI_INTX_IRQ_INDEX || vdev->intx.trigger < 0)
+	if (vdev->irq_type != VFIO_PCI_INTX_IRQ_INDEX ||
+	    !vdev->intx.trigger.is_valid())
 		return -EINVAL;
 	if (vdev->intx_masked) {
 		vdev->intx_pending = true;
@@ -466,7 +464,7 @@ void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
 	struct vfio_pci_core_device *vdev = to_core(core_vdev);
 
 	mutex_guard g(&vdev->igate);
-	if (vdev->req_trigger.trigger >= 0) {
+	if (vdev->req_trigger.trigger.is_valid()) {
 		if (!(count % 10))
 			dev_info(&vdev->pdev->dev,
 				 "Relaying device request to user (#%u)", count);
@@ -752,6 +750,7 @@ int vfio_pci_core_mmap(struct vfio_device *core_vdev,
 	    req_start + req_len > ((bar->size + PAGE_SIZE - 1) & PAGE_MASK))
 		return -EINVAL;
 
-	vfio_vma_set_backing(vma, bar->memfd, static_cast<off_t>(req_start));
+	vfio_vma_set_backing(vma, bar->memfd.get(),
+			     static_cast<off_t>(req_start));
 	return 0;
 }

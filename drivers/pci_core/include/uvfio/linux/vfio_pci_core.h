@@ -20,6 +20,7 @@
 #include <vector>
 
 #include <uvfio/linux/pci.h>
+#include <uvfio/linux/unique_fd.h>
 #include <uvfio/linux/vfio.h>
 
 #define PCI_STD_NUM_BARS 6
@@ -34,13 +35,13 @@
 struct vfio_pci_bar {
 	u64 size = 0;		/* 0: BAR not implemented */
 	bool mmap = false;	/* userspace may mmap it */
-	int memfd = -1;
+	UniqueFD memfd;
 	u8 *map = nullptr;	/* the core's own mapping of memfd */
 };
 
 /* One interrupt vector's eventfd (dup of the user's fd, owned here). */
 struct vfio_pci_irq_ctx {
-	int trigger = -1;
+	UniqueFD trigger;
 };
 
 struct vfio_pci_core_device;
