@@ -131,6 +131,10 @@ ssize_t do_rw(int fd, void *buf, size_t count, loff_t *pos_in, bool iswrite)
 	if (pos_in)
 		return iswrite ? f->f_op->write(f, p, count, pos_in)
 			       : f->f_op->read(f, p, count, pos_in);
+	/* Streams have no position to protect (and may block in read). */
+	if (f->f_mode & FMODE_STREAM)
+		return iswrite ? f->f_op->write(f, p, count, nullptr)
+			       : f->f_op->read(f, p, count, nullptr);
 	mutex_guard g(&f->f_pos_lock);
 	return iswrite ? f->f_op->write(f, p, count, &f->f_pos)
 		       : f->f_op->read(f, p, count, &f->f_pos);

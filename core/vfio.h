@@ -6,14 +6,25 @@
 #ifndef UVFIO_CORE_VFIO_H
 #define UVFIO_CORE_VFIO_H
 
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include <uvfio/linux/vfio.h>
+
+struct vfio_mig_stream;
 
 /* Core state hung off each vfio_device. */
 struct vfio_device_private {
 	enum vfio_group_type type = VFIO_IOMMU;
 	bool registered = false;
+	/*
+	 * Serializes MIG_DEVICE_STATE SET, VFIO_DEVICE_RESET and the last
+	 * close against each other; taken before any driver lock.
+	 */
+	std::mutex mig_lock;
+	/* The live data stream, if any (protected by mig_lock). */
+	std::shared_ptr<vfio_mig_stream> mig_stream;
 };
 
 /* What a device fd's struct file points to. */
@@ -58,6 +69,26 @@ size_t uvfio_fd_count(void);
 
 /* Open the IOMMU container: a new fd or -errno. */
 int vfio_container_open(void);
+
+/* -------- uaccess.cc -------- */
+
+/*
+ * While alive, copy_{from,to}_user on this thread treat [buf, buf + len) as
+ * valid user memory and copy it with memcpy: the core passes its own buffers
+ * to drivers (the data-fd pump, PRECOPY_INFO) and needs no page check there.
+ */
+class uaccess_kernel_buffer
+{
+public:
+	uaccess_kernel_buffer(const void *buf, size_t len);
+	~uaccess_kernel_buffer();
+	uaccess_kernel_buffer(const uaccess_kernel_buffer &) = delete;
+	uaccess_kernel_buffer &operator=(const uaccess_kernel_buffer &) = delete;
+
+private:
+	const char *lo_;
+	const char *hi_;
+};
 
 /* -------- log.cc -------- */
 

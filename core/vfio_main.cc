@@ -589,16 +589,21 @@ static long vfio_device_fops_unl_ioctl(struct file *filp, unsigned int cmd,
 	case VFIO_DEVICE_FEATURE:
 		return vfio_ioctl_device_feature(
 			device, static_cast<struct vfio_device_feature *>(uptr));
+	case VFIO_DEVICE_RESET:
+		if (device->mig_ops && device->ops->ioctl)
+			return vfio_migration_device_reset(device, cmd, arg);
+		break;
 	case VFIO_DEVICE_GET_REGION_INFO:
 		if (device->ops->get_region_info_caps)
 			return vfio_get_region_info(
 				device, static_cast<struct vfio_region_info *>(uptr));
-		[[fallthrough]];
+		break;
 	default:
-		if (unlikely(!device->ops->ioctl))
-			return -EINVAL;
-		return device->ops->ioctl(device, cmd, arg);
+		break;
 	}
+	if (unlikely(!device->ops->ioctl))
+		return -EINVAL;
+	return device->ops->ioctl(device, cmd, arg);
 }
 
 static ssize_t vfio_device_fops_read(struct file *filp, char __user *buf,

@@ -1,18 +1,158 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The migration features of VFIO_DEVICE_FEATURE (protocol v2).
+ * The migration features of VFIO_DEVICE_FEATURE (protocol v2):
+ * VFIO_DEVICE_FEATURE_MIGRATION (GET), MIG_DEVICE_STATE (GET and SET, with
+ * the data fds of vfio_mig_stream.cc) and MIG_DATA_SIZE (GET); and what
+ * VFIO_DEVICE_RESET and the last close do to a live data stream. The DMA
+ * logging features are not here yet (EOPNOTSUPP; see Documentation/uapi.md).
  *
- * Present: VFIO_DEVICE_FEATURE_MIGRATION (GET), MIG_DEVICE_STATE (GET),
- * MIG_DATA_SIZE (GET). Not yet: MIG_DEVICE_STATE SET (the FSM and data fds)
- * and the DMA logging features, which fail with EOPNOTSUPP on devices that
- * advertise them (see Documentation/uapi.md).
+ * SET walks the FSM here, one arc per migration_set_state call, so that the
+ * core can deliver pending resume data before an arc, stop the pump before
+ * an arc that ends a stream (the driver is never called on a disabled file),
+ * and check that only the last arc returns a data file. A kernel-style
+ * driver that loops with vfio_mig_get_next_state itself sees the same arcs.
  */
 #include <cerrno>
+#include <cstring>
 
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio.h>
 
+#include "vfio.h"
+#include "vfio_mig_stream.h"
 #include "vfio_migration.h"
+
+namespace {
+
+bool opens_stream(enum vfio_device_mig_state state)
+{
+	return state == VFIO_DEVICE_STATE_STOP_COPY ||
+	       state == VFIO_DEVICE_STATE_RESUMING ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+/*
+ * After an arc failed or a SET needed no arc: a quiesced stream pumps again
+ * if the device is still in a state of that stream, and ends otherwise.
+ */
+void settle_stream(struct vfio_device *device,
+		   std::shared_ptr<vfio_mig_stream> &stream)
+{
+	enum vfio_device_mig_state state;
+
+	if (!stream)
+		return;
+	if (!device->mig_ops->migration_get_state(device, &state) &&
+	    (vfio_mig_stream_saving(*stream)
+		     ? vfio_mig_stream_continues(*stream, state)
+		     : state == VFIO_DEVICE_STATE_RESUMING)) {
+		vfio_mig_stream_restart(*stream);
+		return;
+	}
+	vfio_mig_stream_end(*stream);
+	stream.reset();
+}
+
+/*
+ * Walk from the current state to target. *data_fd gets the fd of a stream
+ * the last arc opened. On failure the device stays where the failing arc
+ * left it; GET reports that.
+ */
+int vfio_mig_set_state(struct vfio_device *device,
+		       enum vfio_device_mig_state target, int *data_fd)
+{
+	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
+	enum vfio_device_mig_state cur, next;
+	bool quiesced = false;
+	int ret;
+
+	if (stream && vfio_mig_stream_ended(*stream))
+		stream.reset();
+	if (stream) {
+		/*
+		 * Resuming: everything written so far reaches the driver
+		 * before any arc. Either way, a driver error on the stream
+		 * fails this request, once, and ends the stream.
+		 */
+		if (vfio_mig_stream_saving(*stream)) {
+			ret = vfio_mig_stream_error(*stream);
+		} else {
+			ret = vfio_mig_stream_quiesce(*stream);
+			quiesced = true;
+		}
+		if (ret) {
+			dev_err(device->dev,
+				"state change refused: the migration data "
+				"stream failed (%s)", strerror(-ret));
+			vfio_mig_stream_end(*stream);
+			stream.reset();
+			return ret;
+		}
+	}
+
+	ret = device->mig_ops->migration_get_state(device, &cur);
+	while (!ret && cur != target) {
+		ret = vfio_mig_get_next_state(device, cur, target, &next);
+		if (ret)
+			break;
+		/* The driver disables the stream's file in this arc. */
+		if (stream && !quiesced &&
+		    !vfio_mig_stream_continues(*stream, next)) {
+			ret = vfio_mig_stream_quiesce(*stream);
+			quiesced = true;
+			if (ret)
+				break;
+		}
+
+		struct file *filp =
+			device->mig_ops->migration_set_state(device, next);
+		if (IS_ERR(filp)) {
+			ret = static_cast<int>(PTR_ERR(filp));
+			break;
+		}
+		cur = next;
+		if (stream) {
+			if (quiesced) {
+				vfio_mig_stream_end(*stream);
+				stream.reset();
+				quiesced = false;
+			} else {
+				/* E.g. PRE_COPY_P2P -> STOP_COPY: more to read. */
+				vfio_mig_stream_kick(*stream);
+			}
+		}
+		if (!filp)
+			continue;
+
+		if (cur != target || !opens_stream(cur)) {
+			dev_err(device->dev,
+				"driver bug: the arc to state %d returned a "
+				"data file%s", static_cast<int>(cur),
+				cur != target ? " before the last arc"
+					      : ", which opens no stream");
+			fput(filp);
+			ret = -EINVAL;
+			break;
+		}
+		if (stream) {
+			vfio_mig_stream_end(*stream);
+			stream.reset();
+		}
+		ret = vfio_mig_stream_open(device, filp, cur, &stream);
+		if (ret < 0)
+			break;
+		*data_fd = ret;
+		ret = 0;
+	}
+
+	if (quiesced)
+		settle_stream(device, stream);
+	return ret;
+}
+
+} // namespace
 
 int vfio_ioctl_device_feature_migration(struct vfio_device *device, u32 flags,
 					void __user *arg, size_t argsz)
@@ -50,8 +190,25 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 	if (ret != 1)
 		return ret;
 
-	if (flags & VFIO_DEVICE_FEATURE_SET)
-		return -EOPNOTSUPP; /* the FSM arrives with the migration core */
+	if (flags & VFIO_DEVICE_FEATURE_SET) {
+		if (copy_from_user(&mig, arg, minsz))
+			return -EFAULT;
+		int data_fd = -1;
+		ret = vfio_mig_set_state(
+			device, static_cast<enum vfio_device_mig_state>(
+					mig.device_state),
+			&data_fd);
+		if (ret)
+			return ret;
+		mig.data_fd = data_fd;
+		if (copy_to_user(arg, &mig, minsz)) {
+			/* The caller cannot learn the fd: do not leak it. */
+			if (data_fd >= 0)
+				uvfio_fd_close(data_fd);
+			return -EFAULT;
+		}
+		return 0;
+	}
 
 	ret = device->mig_ops->migration_get_state(device, &curr_state);
 	if (ret)
@@ -95,6 +252,34 @@ int vfio_ioctl_device_feature_logging(struct vfio_device *device, u32, void *,
 	return -EOPNOTSUPP; /* arrives with the dirty-tracking core */
 }
 
-void vfio_migration_device_close(struct vfio_device *)
+long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
+				 unsigned long arg)
 {
+	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
+
+	/* The reset disables the driver's file: stop calling it first. */
+	if (stream)
+		vfio_mig_stream_quiesce(*stream);
+	long ret = device->ops->ioctl(device, cmd, arg);
+	if (stream) {
+		if (ret) {
+			settle_stream(device, stream);
+		} else {
+			vfio_mig_stream_end(*stream);
+			stream.reset();
+		}
+	}
+	return ret;
+}
+
+void vfio_migration_device_close(struct vfio_device *device)
+{
+	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
+
+	if (stream) {
+		vfio_mig_stream_end(*stream);
+		stream.reset();
+	}
 }

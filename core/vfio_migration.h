@@ -16,6 +16,13 @@ int vfio_ioctl_device_feature_migration_data_size(struct vfio_device *device,
 int vfio_ioctl_device_feature_logging(struct vfio_device *device, u32 flags,
 				      void __user *arg, size_t argsz);
 
+/*
+ * VFIO_DEVICE_RESET on a device with migration: the live data stream ends
+ * (the driver's file is disabled by the reset), then ops->ioctl runs.
+ */
+long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
+				 unsigned long arg);
+
 /* Last close of the device: end any data stream still open. */
 void vfio_migration_device_close(struct vfio_device *device);
 

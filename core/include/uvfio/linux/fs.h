@@ -26,13 +26,16 @@ struct file;
 #define FMODE_LSEEK 0x4u
 #define FMODE_PREAD 0x8u
 #define FMODE_PWRITE 0x10u
+/* No position: read/write get a NULL pos, as for the kernel's streams. */
+#define FMODE_STREAM 0x200000u
 
 /*
  * The file operations uvfio routes. Each returns what its kernel namesake
  * returns: a count or 0 or -errno.
  *
- * @read: copy up to count bytes to buf at *pos; 0 is end of stream.
- * @write: take up to count bytes from buf at *pos.
+ * @read: copy up to count bytes to buf at *pos; 0 is end of stream. pos is
+ *        NULL on a stream (stream_open()), as in the kernel.
+ * @write: take up to count bytes from buf at *pos (NULL on a stream).
  * @unlocked_ioctl: an ioctl on the file (e.g. VFIO_MIG_GET_PRECOPY_INFO).
  * @mmap: map part of the file (device fds).
  * @release: the last reference is gone; free what the file owns.
@@ -78,11 +81,21 @@ static inline struct file *get_file(struct file *f)
 /* Drop a reference; the last one calls f_op->release and frees the file. */
 void fput(struct file *f);
 
-/* A stream has no position: pread/pwrite fail with ESPIPE. */
+/*
+ * A stream has no position: pread/pwrite fail with ESPIPE and read/write
+ * are called with a NULL pos.
+ */
 static inline int stream_open(struct inode *, struct file *filp)
 {
 	filp->f_mode &= ~(FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE);
+	filp->f_mode |= FMODE_STREAM;
 	return 0;
+}
+
+/* The position argument read/write get for f: NULL for a stream. */
+static inline loff_t *file_ppos(struct file *f)
+{
+	return (f->f_mode & FMODE_STREAM) ? nullptr : &f->f_pos;
 }
 
 #endif /* UVFIO_LINUX_FS_H */

@@ -1,0 +1,666 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The migration data fd: a socketpair, a pump thread and the file userspace
+ * holds.
+ *
+ * Why a socketpair and not a pipe: one transport serves both directions;
+ * SIOCINQ counts exactly the bytes a socket has not read yet (PRECOPY_INFO
+ * needs that); the core sends with MSG_NOSIGNAL, so a vanished peer is an
+ * EPIPE and never a SIGPIPE in someone's process; and closing an end with
+ * unread bytes in its own queue makes the peer's next read fail with
+ * ECONNRESET, which is how a raw reader learns that a stream broke instead of
+ * mistaking the break for its end. Measured against a pipe in
+ * Documentation/performance.md.
+ *
+ * Locking: s.m protects the pump's state and is held across every call into
+ * the driver's file (read, write, ioctl), so PRECOPY_INFO sees the driver
+ * and the core's buffers at one instant. The pump drops s.m only to wait in
+ * poll(2). s.life serializes quiesce/restart/end. Callers of the SET path
+ * hold the device's mig_lock outside both.
+ */
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <mutex>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <thread>
+
+#include <uvfio/linux/uaccess.h>
+#include <uvfio/linux/unique_fd.h>
+#include <uvfio/linux/vfio.h>
+
+#include "vfio.h"
+#include "vfio_mig_stream.h"
+
+namespace {
+
+/* The pump moves at most this much per driver call, as QEMU reads. */
+constexpr size_t pump_chunk = 1 << 20;
+/* Socket buffering: several chunks in flight between pump and user. */
+constexpr int sock_buffer = 4 << 20;
+/* A paused pre-copy stream asks the driver again this often. */
+constexpr int paused_retry_ms = 10;
+
+bool saving_state(enum vfio_device_mig_state state)
+{
+	return state == VFIO_DEVICE_STATE_STOP_COPY ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+bool precopy_state(enum vfio_device_mig_state state)
+{
+	return state == VFIO_DEVICE_STATE_PRE_COPY ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+/* Bytes queued on a socket that its owner has not read yet. */
+size_t unread(int fd)
+{
+	int n = 0;
+	if (fd < 0 || ioctl(fd, SIOCINQ, &n) || n < 0)
+		return 0;
+	return static_cast<size_t>(n);
+}
+
+} // namespace
+
+struct vfio_mig_stream {
+	/* For log lines; valid while the stream has not ended. */
+	struct vfio_device *device = nullptr;
+	struct file *drv = nullptr;	/* the driver's file, one reference */
+	bool saving = true;
+
+	UniqueFD core_end;	/* the pump's end of the socketpair */
+	UniqueFD user_end;	/* a dup of the user's end: SIOCINQ, reads */
+	UniqueFD wake;		/* eventfd: kicks and stop requests */
+
+	std::mutex life;
+	std::thread pump;
+
+	mutable std::mutex m;
+	std::condition_variable cv;
+	bool running = false;	/* the pump thread exists */
+	bool stopping = false;	/* the pump must return */
+	bool ended = false;
+	bool eof = false;	/* saving: the driver returned 0 */
+	bool eof_sent = false;	/* ... and the core's end is shut down */
+	bool paused = false;	/* saving: the driver said ENOMSG */
+	bool retry = false;	/* saving: ask the driver again now */
+	int err = 0;		/* the driver's read/write error, sticky */
+	u64 attempts = 0;	/* driver reads so far */
+	std::unique_ptr<char[]> buf;
+	size_t buf_off = 0;
+	size_t buf_len = 0;	/* bytes in buf not yet sent / delivered */
+	u64 pumped = 0;		/* bytes taken from / given to the driver */
+	/* Pre-copy: the stream offset where the initial data ends. */
+	bool initial_known = false;
+	u64 initial_end = 0;
+
+	~vfio_mig_stream() { vfio_mig_stream_end(*this); }
+};
+
+namespace {
+
+void signal_pump(vfio_mig_stream &s)
+{
+	u64 one = 1;
+	if (s.wake.is_valid() && write(s.wake.get(), &one, sizeof(one)) < 0) {
+		/* Full counter: the pump is already due to wake. */
+	}
+}
+
+/*
+ * Sleep until fd has events (none: only a kick), a kick, or the timeout.
+ * Drops s.m while waiting; flags set under s.m are re-checked by the caller.
+ */
+void wait_io(vfio_mig_stream &s, std::unique_lock<std::mutex> &l, short events,
+	     int timeout_ms)
+{
+	struct pollfd p[2] = {{s.wake.get(), POLLIN, 0},
+			      {s.core_end.get(), events, 0}};
+	nfds_t n = (events && s.core_end.is_valid()) ? 2 : 1;
+	l.unlock();
+	poll(p, n, timeout_ms);
+	u64 v;
+	if (read(s.wake.get(), &v, sizeof(v)) < 0) {
+		/* Nothing pending: woken by fd or timeout. */
+	}
+	l.lock();
+}
+
+/*
+ * The driver's read or write failed: record it, tell whoever waits, and
+ * break the socket so a raw reader sees ECONNRESET after the bytes already
+ * pumped (a raw writer sees EPIPE). The driver is not called again.
+ */
+void pump_fail(vfio_mig_stream &s, long err, const char *what)
+{
+	s.err = static_cast<int>(err);
+	dev_err(s.device->dev, "migration data stream: driver %s failed (%s)",
+		what, strerror(static_cast<int>(-err)));
+	if (s.saving && s.user_end.is_valid()) {
+		char c = 0;
+		/* Unread bytes on the closing end turn the peer's EOF into ECONNRESET. */
+		if (send(s.user_end.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) <
+		    0) {
+			/* Then the reader sees plain end of stream. */
+		}
+	}
+	s.core_end.reset();
+	s.buf_len = 0;
+	s.cv.notify_all();
+}
+
+void pump_save(vfio_mig_stream &s)
+{
+	std::unique_lock<std::mutex> l(s.m);
+
+	while (!s.stopping) {
+		if (s.err || !s.core_end.is_valid()) {
+			wait_io(s, l, 0, -1);
+			continue;
+		}
+		if (s.buf_len) {
+			ssize_t w = send(s.core_end.get(), s.buf.get() + s.buf_off,
+					 s.buf_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w > 0) {
+				s.buf_off += static_cast<size_t>(w);
+				s.buf_len -= static_cast<size_t>(w);
+				s.cv.notify_all();
+			} else if (w < 0 && errno == EAGAIN) {
+				wait_io(s, l, POLLOUT, -1);
+			} else {
+				/* No reader can exist any more: drop and idle. */
+				s.buf_len = 0;
+				s.core_end.reset();
+			}
+			continue;
+		}
+		if (s.eof) {
+			if (!s.eof_sent) {
+				shutdown(s.core_end.get(), SHUT_WR);
+				s.eof_sent = true;
+				s.cv.notify_all();
+			}
+			wait_io(s, l, 0, -1);
+			continue;
+		}
+		if (s.paused && !s.retry) {
+			wait_io(s, l, 0, paused_retry_ms);
+			s.retry = true;
+			continue;
+		}
+
+		s.retry = false;
+		ssize_t n;
+		{
+			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk);
+			n = s.drv->f_op->read(s.drv, s.buf.get(), pump_chunk,
+					      file_ppos(s.drv));
+		}
+		s.attempts++;
+		if (n > 0) {
+			if (WARN_ON(static_cast<size_t>(n) > pump_chunk))
+				n = pump_chunk;
+			s.buf_off = 0;
+			s.buf_len = static_cast<size_t>(n);
+			s.pumped += static_cast<u64>(n);
+			s.paused = false;
+		} else if (n == 0) {
+			s.eof = true;
+			s.paused = false;
+		} else if (n == -ENOMSG || n == -EAGAIN) {
+			/* Pre-copy has nothing right now; more may come. */
+			s.paused = true;
+		} else {
+			pump_fail(s, n, "read");
+		}
+		s.cv.notify_all();
+	}
+}
+
+void pump_resume(vfio_mig_stream &s)
+{
+	std::unique_lock<std::mutex> l(s.m);
+
+	while (!s.stopping) {
+		if (s.err || !s.core_end.is_valid()) {
+			wait_io(s, l, 0, -1);
+			continue;
+		}
+		if (!s.buf_len) {
+			ssize_t r = recv(s.core_end.get(), s.buf.get(), pump_chunk,
+					 MSG_DONTWAIT);
+			if (r > 0) {
+				s.buf_off = 0;
+				s.buf_len = static_cast<size_t>(r);
+			} else if (r < 0 && errno == EAGAIN) {
+				/* Everything written so far is delivered. */
+				s.cv.notify_all();
+				wait_io(s, l, POLLIN, -1);
+				continue;
+			} else if (r == 0) {
+				/* Every writer is gone; nothing more will come. */
+				s.cv.notify_all();
+				wait_io(s, l, 0, -1);
+				continue;
+			} else {
+				pump_fail(s, -errno, "socket receive");
+				continue;
+			}
+		}
+		ssize_t n;
+		{
+			char *p = s.buf.get() + s.buf_off;
+			uaccess_kernel_buffer kbuf(p, s.buf_len);
+			n = s.drv->f_op->write(s.drv, p, s.buf_len,
+					       file_ppos(s.drv));
+		}
+		if (n > 0) {
+			if (WARN_ON(static_cast<size_t>(n) > s.buf_len))
+				n = static_cast<ssize_t>(s.buf_len);
+			s.buf_off += static_cast<size_t>(n);
+			s.buf_len -= static_cast<size_t>(n);
+			s.pumped += static_cast<u64>(n);
+			if (!s.buf_len)
+				s.cv.notify_all();
+		} else {
+			/* A write that takes nothing would stall the stream. */
+			pump_fail(s, n ? n : -EIO, "write");
+		}
+	}
+}
+
+/* Start the pump; s.life held. */
+int start_pump(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> l(s.m);
+	if (s.running || s.ended)
+		return 0;
+	s.stopping = false;
+	try {
+		s.pump = std::thread(s.saving ? pump_save : pump_resume,
+				     std::ref(s));
+	} catch (...) {
+		return -EAGAIN;
+	}
+	s.running = true;
+	s.cv.notify_all();
+	return 0;
+}
+
+/* Stop the pump and wait for it; s.life held. */
+void stop_pump(vfio_mig_stream &s)
+{
+	{
+		std::lock_guard<std::mutex> l(s.m);
+		if (!s.running)
+			return;
+		s.stopping = true;
+		signal_pump(s);
+	}
+	s.pump.join();
+	std::lock_guard<std::mutex> l(s.m);
+	s.running = false;
+	s.stopping = false;
+	s.cv.notify_all();
+}
+
+/* -------- the file userspace holds -------- */
+
+vfio_mig_stream &stream_of(struct file *filp)
+{
+	return **static_cast<std::shared_ptr<vfio_mig_stream> *>(
+		filp->private_data);
+}
+
+bool nonblocking(const vfio_mig_stream &s)
+{
+	int fl = fcntl(s.user_end.get(), F_GETFL);
+	return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+/*
+ * read on a saving stream. Where a raw read(2) on the fd would wait, this
+ * answers as the kernel's driver would: -ENOMSG when pre-copy has nothing
+ * now (after asking the driver once more), the driver's errno after a
+ * failure, 0 at the end.
+ */
+ssize_t mig_fops_read(struct file *filp, char __user *buf, size_t count,
+		      loff_t *)
+{
+	vfio_mig_stream &s = stream_of(filp);
+	std::unique_lock<std::mutex> l(s.m);
+	bool kicked = false;
+	u64 attempts = 0;
+
+	for (;;) {
+		if (unread(s.user_end.get()))
+			break;
+		if (s.err)
+			return s.err;
+		if (s.ended || s.eof_sent)
+			return 0;
+		if (s.running && s.paused) {
+			if (kicked && s.attempts != attempts)
+				return -ENOMSG;
+			if (!kicked) {
+				kicked = true;
+				attempts = s.attempts;
+				s.retry = true;
+				signal_pump(s);
+			}
+		} else if (nonblocking(s)) {
+			return -EAGAIN;
+		}
+		s.cv.wait(l);
+	}
+	l.unlock();
+	ssize_t r = recv(s.user_end.get(), buf, count, MSG_DONTWAIT);
+	return r >= 0 ? r : -errno;
+}
+
+/* write on a resuming stream: straight into the socket the pump drains. */
+ssize_t mig_fops_write(struct file *filp, const char __user *buf, size_t count,
+		       loff_t *)
+{
+	vfio_mig_stream &s = stream_of(filp);
+	{
+		std::lock_guard<std::mutex> l(s.m);
+		if (s.err)
+			return s.err;
+		if (s.ended)
+			return -ENODEV;
+	}
+	ssize_t r = send(s.user_end.get(), buf, count, MSG_NOSIGNAL);
+	if (r >= 0)
+		return r;
+	int e = errno;
+	if (e == EPIPE || e == ECONNRESET) {
+		std::lock_guard<std::mutex> l(s.m);
+		return s.err ? s.err : -ENODEV;
+	}
+	return -e;
+}
+
+/*
+ * VFIO_MIG_GET_PRECOPY_INFO: the driver counts what it has not handed out;
+ * the core adds what it pumped that userspace has not read. Initial data
+ * comes first in the stream, so the unread bytes before initial_end are
+ * initial and the rest dirty.
+ */
+long mig_precopy_info(vfio_mig_stream &s, struct vfio_precopy_info __user *arg)
+{
+	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vfio_precopy_info info = {};
+
+	if (copy_from_user(&info, arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	std::unique_lock<std::mutex> l(s.m);
+	if (s.ended || s.err || !s.saving)
+		return -ENODEV;
+	if (!s.drv->f_op->unlocked_ioctl)
+		return -ENOTTY;
+
+	struct vfio_precopy_info drv_info = {};
+	drv_info.argsz = sizeof(drv_info);
+	long ret;
+	{
+		uaccess_kernel_buffer kbuf(&drv_info, sizeof(drv_info));
+		ret = s.drv->f_op->unlocked_ioctl(
+			s.drv, VFIO_MIG_GET_PRECOPY_INFO,
+			reinterpret_cast<unsigned long>(&drv_info));
+	}
+	if (ret)
+		return ret;
+
+	u64 pending = unread(s.user_end.get()) + s.buf_len;
+	u64 consumed = s.pumped - std::min<u64>(pending, s.pumped);
+	if (drv_info.initial_bytes) {
+		s.initial_end = s.pumped + drv_info.initial_bytes;
+		s.initial_known = true;
+	}
+	u64 initial_pending = 0;
+	if (s.initial_known && s.initial_end > consumed)
+		initial_pending = std::min<u64>(s.initial_end - consumed, pending);
+
+	info.initial_bytes = drv_info.initial_bytes + initial_pending;
+	info.dirty_bytes = drv_info.dirty_bytes + (pending - initial_pending);
+	/* The caller is about to read: let a paused pump ask again. */
+	if (s.paused) {
+		s.retry = true;
+		signal_pump(s);
+	}
+	l.unlock();
+
+	if (copy_to_user(arg, &info, minsz))
+		return -EFAULT;
+	return 0;
+}
+
+long mig_fops_unl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	vfio_mig_stream &s = stream_of(filp);
+
+	if (cmd == VFIO_MIG_GET_PRECOPY_INFO)
+		return mig_precopy_info(
+			s, reinterpret_cast<struct vfio_precopy_info *>(arg));
+
+	/* Anything else is the driver's, while its file is alive. */
+	std::lock_guard<std::mutex> l(s.m);
+	if (s.ended)
+		return -ENODEV;
+	if (!s.drv->f_op->unlocked_ioctl)
+		return -ENOTTY;
+	return s.drv->f_op->unlocked_ioctl(s.drv, cmd, arg);
+}
+
+int mig_fops_release(struct inode *, struct file *filp)
+{
+	auto *ref = static_cast<std::shared_ptr<vfio_mig_stream> *>(
+		filp->private_data);
+	vfio_mig_stream &s = **ref;
+
+	/* Bytes written before the close still reach the driver. */
+	if (!s.saving)
+		vfio_mig_stream_quiesce(s);
+	vfio_mig_stream_end(s);
+	delete ref;
+	return 0;
+}
+
+const struct file_operations vfio_mig_fops = {
+	.read = mig_fops_read,
+	.write = mig_fops_write,
+	.unlocked_ioctl = mig_fops_unl_ioctl,
+	.mmap = nullptr,
+	.release = mig_fops_release,
+};
+
+void set_sndbuf(int fd)
+{
+	int v = sock_buffer;
+	/* FORCE passes net.core.wmem_max when privileged; else take the cap. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
+} // namespace
+
+int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
+			 enum vfio_device_mig_state state,
+			 std::shared_ptr<vfio_mig_stream> *out)
+{
+	bool saving = saving_state(state);
+	if (saving ? !(drv->f_mode & FMODE_READ) || !drv->f_op->read
+		   : !(drv->f_mode & FMODE_WRITE) || !drv->f_op->write) {
+		dev_err(device->dev,
+			"driver bug: the data file for state %d cannot %s",
+			static_cast<int>(state), saving ? "read" : "write");
+		fput(drv);
+		return -EINVAL;
+	}
+
+	std::shared_ptr<vfio_mig_stream> s;
+	try {
+		s = std::make_shared<vfio_mig_stream>();
+		s->buf.reset(new char[pump_chunk]);
+	} catch (...) {
+		fput(drv);
+		return -ENOMEM;
+	}
+	s->device = device;
+	s->drv = drv;	/* released by vfio_mig_stream_end() from here */
+	s->saving = saving;
+
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	s->core_end.reset(sv[0]);
+	UniqueFD user_fd(sv[1]);
+	set_sndbuf(saving ? sv[0] : sv[1]);
+	s->user_end.reset(fcntl(sv[1], F_DUPFD_CLOEXEC, 0));
+	s->wake.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (!s->user_end.is_valid() || !s->wake.is_valid())
+		return -errno;
+
+	/*
+	 * Pre-copy: learn where the initial data ends before the pump reads
+	 * past it. This is the PRECOPY_INFO a client such as QEMU makes right
+	 * after entering PRE_COPY.
+	 */
+	if (precopy_state(state) && drv->f_op->unlocked_ioctl) {
+		struct vfio_precopy_info info = {};
+		info.argsz = sizeof(info);
+		uaccess_kernel_buffer kbuf(&info, sizeof(info));
+		if (!drv->f_op->unlocked_ioctl(
+			    drv, VFIO_MIG_GET_PRECOPY_INFO,
+			    reinterpret_cast<unsigned long>(&info))) {
+			s->initial_known = true;
+			s->initial_end = info.initial_bytes;
+		}
+	}
+
+	std::shared_ptr<vfio_mig_stream> *ref;
+	try {
+		ref = new std::shared_ptr<vfio_mig_stream>(s);
+	} catch (...) {
+		return -ENOMEM;
+	}
+	struct file *filp = anon_inode_getfile("[vfio-mig-data]", &vfio_mig_fops,
+					       ref, saving ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(filp)) {
+		delete ref;
+		return static_cast<int>(PTR_ERR(filp));
+	}
+	stream_open(nullptr, filp);
+
+	int ret;
+	{
+		std::lock_guard<std::mutex> l(s->life);
+		ret = start_pump(*s);
+	}
+	if (ret) {
+		fput(filp);	/* ends the stream, releasing drv */
+		return ret;
+	}
+	/* The table owns the user's fd and the file from here. */
+	ret = uvfio_fd_install(filp, user_fd.release());
+	if (ret < 0)
+		return ret;
+	*out = std::move(s);
+	return ret;
+}
+
+bool vfio_mig_stream_continues(const vfio_mig_stream &s,
+			       enum vfio_device_mig_state state)
+{
+	return s.saving && saving_state(state);
+}
+
+int vfio_mig_stream_quiesce(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> life(s.life);
+	{
+		std::unique_lock<std::mutex> l(s.m);
+		if (!s.running)
+			return s.err;
+		if (!s.saving) {
+			signal_pump(s);
+			s.cv.wait(l, [&] {
+				return s.err || !s.core_end.is_valid() ||
+				       (!s.buf_len && !unread(s.core_end.get()));
+			});
+		}
+	}
+	stop_pump(s);
+	std::lock_guard<std::mutex> l(s.m);
+	return s.err;
+}
+
+void vfio_mig_stream_restart(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> life(s.life);
+	if (start_pump(s)) {
+		std::lock_guard<std::mutex> l(s.m);
+		pump_fail(s, -EAGAIN, "pump restart");
+	}
+}
+
+void vfio_mig_stream_end(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> life(s.life);
+	{
+		std::lock_guard<std::mutex> l(s.m);
+		if (s.ended)
+			return;
+	}
+	stop_pump(s);
+
+	struct file *drv;
+	{
+		std::lock_guard<std::mutex> l(s.m);
+		s.ended = true;
+		drv = std::exchange(s.drv, nullptr);
+		/* The reader gets what is queued, then end of stream. */
+		s.core_end.reset();
+		s.buf_len = 0;
+		s.cv.notify_all();
+	}
+	/* Outside s.m: the driver's release takes its own locks. */
+	fput(drv);
+}
+
+void vfio_mig_stream_kick(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> l(s.m);
+	s.retry = true;
+	signal_pump(s);
+}
+
+bool vfio_mig_stream_ended(const vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> l(s.m);
+	return s.ended;
+}
+
+int vfio_mig_stream_error(const vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> l(s.m);
+	return s.err;
+}
+
+bool vfio_mig_stream_saving(const vfio_mig_stream &s)
+{
+	return s.saving;
+}

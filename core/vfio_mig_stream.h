@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Core-private: the migration data fd.
+ *
+ * A driver's migration_set_state returns a struct file whose read (saving)
+ * or write (resuming) is the data stream. Userspace gets a real fd instead:
+ * one end of an AF_UNIX stream socketpair. A pump thread moves bytes between
+ * the core's end and the driver's file_operations, so read(2), write(2),
+ * poll(2) and io_uring work on the fd unchanged. See
+ * Documentation/architecture.md, "Data FDs", for the rules this keeps.
+ */
+#ifndef UVFIO_CORE_VFIO_MIG_STREAM_H
+#define UVFIO_CORE_VFIO_MIG_STREAM_H
+
+#include <memory>
+
+#include <uvfio/linux/vfio.h>
+
+struct vfio_mig_stream;
+
+/*
+ * Take over drv (the driver's file, one reference) for a stream entered in
+ * state, start the pump and install the user's fd. Returns the fd number, or
+ * -errno (drv is released). *out gets the core's handle on the stream.
+ */
+int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
+			 enum vfio_device_mig_state state,
+			 std::shared_ptr<vfio_mig_stream> *out);
+
+/* Does a stream survive an arc into state? (PRE_COPY* and STOP_COPY do.) */
+bool vfio_mig_stream_continues(const vfio_mig_stream &s,
+			       enum vfio_device_mig_state state);
+
+/*
+ * Before an arc the stream may not see: deliver everything userspace wrote
+ * (resuming), then stop the pump so the driver's file is no longer called.
+ * Returns the error the driver's read or write reported, or 0.
+ */
+int vfio_mig_stream_quiesce(vfio_mig_stream &s);
+
+/* The arc failed and the device stayed in the stream's state: pump again. */
+void vfio_mig_stream_restart(vfio_mig_stream &s);
+
+/*
+ * End the stream: stop the pump, release the driver's file and close the
+ * core's end, so the reader sees end of stream (or the writer EPIPE).
+ * Idempotent; safe against a concurrent close of the user's fd.
+ */
+void vfio_mig_stream_end(vfio_mig_stream &s);
+
+/* The device changed state and the stream goes on: let the pump retry. */
+void vfio_mig_stream_kick(vfio_mig_stream &s);
+
+/* True once the stream has ended, from either side. */
+bool vfio_mig_stream_ended(const vfio_mig_stream &s);
+
+/* The driver's read/write error that stopped the pump, or 0. */
+int vfio_mig_stream_error(const vfio_mig_stream &s);
+
+/* A saving stream (PRE_COPY*, STOP_COPY) rather than a resuming one. */
+bool vfio_mig_stream_saving(const vfio_mig_stream &s);
+
+#endif /* UVFIO_CORE_VFIO_MIG_STREAM_H */
