@@ -12,7 +12,7 @@ MESON_OPTS ?=
 # Everything the build, the tests and the benchmarks need, by Debian name.
 DEB_PACKAGES := meson ninja-build pkg-config gcc g++ \
 	liburing-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	libcli11-dev nlohmann-json3-dev libfmt-dev scdoc
+	libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev scdoc
 
 .PHONY: all deps build demo test bench clean
 
