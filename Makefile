@@ -49,11 +49,8 @@ test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 
 bench: build
-	@if [ -x ./$(BUILD)/tests/bench/uvfio-bench ]; then \
-		./$(BUILD)/tests/bench/uvfio-bench; \
-	else \
-		echo "uvfio: no benchmarks built yet"; \
-	fi
+	./$(BUILD)/tests/bench/uvfio-bench
+	./$(BUILD)/tests/bench/uvfio-bench-stream
 
 clean:
 	rm -rf $(BUILD)

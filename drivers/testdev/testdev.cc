@@ -81,6 +81,24 @@ struct td_config {
 
 struct testdev_device;
 
+/*
+ * Appending to the resume buffer must not zero what it is about to
+ * overwrite: an allocator whose value-initialization is a no-op.
+ */
+template <typename T> struct uninit_allocator : std::allocator<T> {
+	template <typename U> struct rebind {
+		using other = uninit_allocator<U>;
+	};
+	uninit_allocator() = default;
+	template <typename U> uninit_allocator(const uninit_allocator<U> &) {}
+	template <typename U> void construct(U *) noexcept {}
+	template <typename U, typename... A> void construct(U *p, A &&...a)
+	{
+		::new (static_cast<void *>(p)) U(std::forward<A>(a)...);
+	}
+};
+using staging_buffer = std::vector<u8, uninit_allocator<u8>>;
+
 /* One migration file: saving (read) or resuming (write). */
 struct td_migf {
 	testdev_device *tdev = nullptr;
@@ -100,8 +118,8 @@ struct td_migf {
 	u64 initial_size = 0;	/* CONFIG + the full image, in bytes */
 	u64 bytes_read = 0;
 
-	/* Resuming. */
-	std::vector<u8> in;
+	/* Resuming: the stream so far, in the device's staging buffer. */
+	staging_buffer *in = nullptr;
 	u64 in_limit = 0;
 };
 
@@ -113,6 +131,12 @@ struct testdev_device {
 	bool deferred_reset = false;
 	td_migf *saving_migf = nullptr;
 	td_migf *resuming_migf = nullptr;
+	/*
+	 * Where an incoming stream waits for RESUMING -> STOP, as a device
+	 * buffers it in its own memory. Kept while the device is open so a
+	 * second migration does not allocate it again.
+	 */
+	staging_buffer staging;
 
 	u64 mem_size = 0;
 	u32 msix = 0;
@@ -405,16 +429,16 @@ ssize_t td_resume_write(struct file *filp, const char __user *buf, size_t len,
 			"write on a disabled migration file");
 		return -ENODEV;
 	}
-	if (len > f->in_limit - f->in.size())
+	if (len > f->in_limit - f->in->size())
 		return -EFBIG;
-	size_t old = f->in.size();
+	size_t old = f->in->size();
 	try {
-		f->in.resize(old + len);
+		f->in->resize(old + len);
 	} catch (...) {
 		return -ENOMEM;
 	}
-	if (copy_from_user(f->in.data() + old, buf, len)) {
-		f->in.resize(old);
+	if (copy_from_user(f->in->data() + old, buf, len)) {
+		f->in->resize(old);
 		return -EFAULT;
 	}
 	return static_cast<ssize_t>(len);
@@ -436,8 +460,8 @@ int td_load(testdev_device *tdev, td_migf *f)
 {
 	struct vfio_pci_core_device *core = &tdev->core_device;
 	struct device *dev = core->vdev.dev;
-	const u8 *p = f->in.data();
-	size_t n = f->in.size(), off = 0;
+	const u8 *p = f->in->data();
+	size_t n = f->in->size(), off = 0;
 	u32 seq = 0;
 	bool end = false, bar0 = false;
 	u64 state_bytes = 0;
@@ -609,8 +633,9 @@ void td_disable_fds(testdev_device *tdev)
 		f->disabled = true;
 		f->out.clear();
 		f->out.shrink_to_fit();
-		f->in.clear();
-		f->in.shrink_to_fit();
+		if (f->in)
+			f->in->clear();
+		f->in = nullptr;
 		mutex_unlock(&f->lock);
 		*pf = nullptr;
 		fput(f->filp);
@@ -642,8 +667,10 @@ struct file *td_open_resume(testdev_device *tdev)
 	/* Room for pre-copy's resent pages, bounded all the same. */
 	u64 size = td_stream_size(tdev);
 	f->in_limit = 8 * size + (64 << 20);
+	f->in = &tdev->staging;
 	try {
-		f->in.reserve(size);
+		tdev->staging.clear();
+		tdev->staging.reserve(size);
 	} catch (...) {
 		fput(f->filp);
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
@@ -817,6 +844,7 @@ void testdev_close_device(struct vfio_device *vdev)
 
 	mutex_lock(&tdev->state_mutex);
 	td_disable_fds(tdev);
+	staging_buffer().swap(tdev->staging);
 	td_state_mutex_unlock(tdev);
 	vfio_pci_core_close_device(vdev);
 }
