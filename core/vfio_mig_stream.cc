@@ -94,6 +94,7 @@ struct vfio_mig_stream {
 	bool paused = false;	/* saving: the driver said ENOMSG */
 	bool retry = false;	/* saving: ask the driver again now */
 	int err = 0;		/* the driver's read/write error, sticky */
+	bool err_reported = false; /* a SET has returned err */
 	u64 attempts = 0;	/* driver reads so far */
 	std::unique_ptr<char[]> buf;
 	size_t buf_off = 0;
@@ -285,6 +286,8 @@ int start_pump(vfio_mig_stream &s)
 	if (s.running || s.ended)
 		return 0;
 	s.stopping = false;
+	/* A paused pre-copy stream asks the driver again after a state change. */
+	s.retry = true;
 	try {
 		s.pump = std::thread(s.saving ? pump_save : pump_resume,
 				     std::ref(s));
@@ -641,13 +644,6 @@ void vfio_mig_stream_end(vfio_mig_stream &s)
 	fput(drv);
 }
 
-void vfio_mig_stream_kick(vfio_mig_stream &s)
-{
-	std::lock_guard<std::mutex> l(s.m);
-	s.retry = true;
-	signal_pump(s);
-}
-
 bool vfio_mig_stream_ended(const vfio_mig_stream &s)
 {
 	std::lock_guard<std::mutex> l(s.m);
@@ -657,6 +653,15 @@ bool vfio_mig_stream_ended(const vfio_mig_stream &s)
 int vfio_mig_stream_error(const vfio_mig_stream &s)
 {
 	std::lock_guard<std::mutex> l(s.m);
+	return s.err;
+}
+
+int vfio_mig_stream_take_error(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> l(s.m);
+	if (s.err_reported)
+		return 0;
+	s.err_reported = true;
 	return s.err;
 }
 

@@ -32,13 +32,14 @@ bool vfio_mig_stream_continues(const vfio_mig_stream &s,
 			       enum vfio_device_mig_state state);
 
 /*
- * Before an arc the stream may not see: deliver everything userspace wrote
- * (resuming), then stop the pump so the driver's file is no longer called.
- * Returns the error the driver's read or write reported, or 0.
+ * Before every arc: deliver everything userspace wrote (resuming), then stop
+ * the pump, so the driver's file is not called while the arc runs (it may
+ * disable the file). Returns the error the driver's read or write
+ * reported, or 0.
  */
 int vfio_mig_stream_quiesce(vfio_mig_stream &s);
 
-/* The arc failed and the device stayed in the stream's state: pump again. */
+/* After an arc that the stream survives: pump again. */
 void vfio_mig_stream_restart(vfio_mig_stream &s);
 
 /*
@@ -48,14 +49,17 @@ void vfio_mig_stream_restart(vfio_mig_stream &s);
  */
 void vfio_mig_stream_end(vfio_mig_stream &s);
 
-/* The device changed state and the stream goes on: let the pump retry. */
-void vfio_mig_stream_kick(vfio_mig_stream &s);
-
 /* True once the stream has ended, from either side. */
 bool vfio_mig_stream_ended(const vfio_mig_stream &s);
 
 /* The driver's read/write error that stopped the pump, or 0. */
 int vfio_mig_stream_error(const vfio_mig_stream &s);
+
+/*
+ * The stream's error for a MIG_DEVICE_STATE SET to return: the driver's
+ * errno the first time, 0 after that (and when there was none).
+ */
+int vfio_mig_stream_take_error(vfio_mig_stream &s);
 
 /* A saving stream (PRE_COPY*, STOP_COPY) rather than a resuming one. */
 bool vfio_mig_stream_saving(const vfio_mig_stream &s);

@@ -33,8 +33,8 @@ bool opens_stream(enum vfio_device_mig_state state)
 }
 
 /*
- * After an arc failed or a SET needed no arc: a quiesced stream pumps again
- * if the device is still in a state of that stream, and ends otherwise.
+ * After a SET: a quiesced stream pumps again if the device is in a state of
+ * that stream and the stream has not failed; otherwise it ends.
  */
 void settle_stream(struct vfio_device *device,
 		   std::shared_ptr<vfio_mig_stream> &stream)
@@ -43,7 +43,8 @@ void settle_stream(struct vfio_device *device,
 
 	if (!stream)
 		return;
-	if (!device->mig_ops->migration_get_state(device, &state) &&
+	if (!vfio_mig_stream_error(*stream) &&
+	    !device->mig_ops->migration_get_state(device, &state) &&
 	    (vfio_mig_stream_saving(*stream)
 		     ? vfio_mig_stream_continues(*stream, state)
 		     : state == VFIO_DEVICE_STATE_RESUMING)) {
@@ -58,6 +59,10 @@ void settle_stream(struct vfio_device *device,
  * Walk from the current state to target. *data_fd gets the fd of a stream
  * the last arc opened. On failure the device stays where the failing arc
  * left it; GET reports that.
+ *
+ * The pump is stopped across every arc (the driver may disable its file in
+ * the arc, and is never called on a disabled file) and restarted after an
+ * arc the stream survives, e.g. PRE_COPY_P2P -> STOP_COPY.
  */
 int vfio_mig_set_state(struct vfio_device *device,
 		       enum vfio_device_mig_state target, int *data_fd)
@@ -65,23 +70,17 @@ int vfio_mig_set_state(struct vfio_device *device,
 	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
 	enum vfio_device_mig_state cur, next;
-	bool quiesced = false;
 	int ret;
 
-	if (stream && vfio_mig_stream_ended(*stream))
-		stream.reset();
 	if (stream) {
 		/*
 		 * Resuming: everything written so far reaches the driver
-		 * before any arc. Either way, a driver error on the stream
-		 * fails this request, once, and ends the stream.
+		 * before any arc. A driver error on the stream, even one
+		 * whose fd userspace already closed, fails this request
+		 * once, before any arc.
 		 */
-		if (vfio_mig_stream_saving(*stream)) {
-			ret = vfio_mig_stream_error(*stream);
-		} else {
-			ret = vfio_mig_stream_quiesce(*stream);
-			quiesced = true;
-		}
+		vfio_mig_stream_quiesce(*stream);
+		ret = vfio_mig_stream_take_error(*stream);
 		if (ret) {
 			dev_err(device->dev,
 				"state change refused: the migration data "
@@ -90,6 +89,8 @@ int vfio_mig_set_state(struct vfio_device *device,
 			stream.reset();
 			return ret;
 		}
+		if (vfio_mig_stream_ended(*stream))
+			stream.reset();
 	}
 
 	ret = device->mig_ops->migration_get_state(device, &cur);
@@ -97,14 +98,6 @@ int vfio_mig_set_state(struct vfio_device *device,
 		ret = vfio_mig_get_next_state(device, cur, target, &next);
 		if (ret)
 			break;
-		/* The driver disables the stream's file in this arc. */
-		if (stream && !quiesced &&
-		    !vfio_mig_stream_continues(*stream, next)) {
-			ret = vfio_mig_stream_quiesce(*stream);
-			quiesced = true;
-			if (ret)
-				break;
-		}
 
 		struct file *filp =
 			device->mig_ops->migration_set_state(device, next);
@@ -113,15 +106,10 @@ int vfio_mig_set_state(struct vfio_device *device,
 			break;
 		}
 		cur = next;
-		if (stream) {
-			if (quiesced) {
-				vfio_mig_stream_end(*stream);
-				stream.reset();
-				quiesced = false;
-			} else {
-				/* E.g. PRE_COPY_P2P -> STOP_COPY: more to read. */
-				vfio_mig_stream_kick(*stream);
-			}
+		/* The stream leaves with the state it belongs to. */
+		if (stream && !vfio_mig_stream_continues(*stream, cur)) {
+			vfio_mig_stream_end(*stream);
+			stream.reset();
 		}
 		if (!filp)
 			continue;
@@ -145,10 +133,11 @@ int vfio_mig_set_state(struct vfio_device *device,
 			break;
 		*data_fd = ret;
 		ret = 0;
+		/* A new stream pumps already; nothing left to settle. */
+		return 0;
 	}
 
-	if (quiesced)
-		settle_stream(device, stream);
+	settle_stream(device, stream);
 	return ret;
 }
 
@@ -263,6 +252,7 @@ long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
 		vfio_mig_stream_quiesce(*stream);
 	long ret = device->ops->ioctl(device, cmd, arg);
 	if (stream) {
+		/* A failed reset leaves the device, and its stream, as they were. */
 		if (ret) {
 			settle_stream(device, stream);
 		} else {
