@@ -2,135 +2,21 @@
 /*
  * The migration FSM against an independent oracle: a breadth-first search
  * over the single arcs the uAPI defines, for every migration_flags
- * combination and every (current, target) pair.
+ * combination and every (current, target) pair. The oracle is in
+ * fsm_oracle.h, shared with test_migration_core.cc.
  */
 #include <gtest/gtest.h>
 
-#include <deque>
 #include <set>
 #include <vector>
 
 #include <uvfio/linux/vfio.h>
 
+#include "fsm_oracle.h"
+
+using namespace uvfio_test;
+
 namespace {
-
-using state = enum vfio_device_mig_state;
-
-constexpr int N = UVFIO_DEVICE_NUM_STATES;
-constexpr u32 SC = VFIO_MIGRATION_STOP_COPY;
-constexpr u32 P2P = VFIO_MIGRATION_P2P;
-constexpr u32 PRE = VFIO_MIGRATION_PRE_COPY;
-
-const state ERROR = VFIO_DEVICE_STATE_ERROR;
-const state STOP = VFIO_DEVICE_STATE_STOP;
-const state RUNNING = VFIO_DEVICE_STATE_RUNNING;
-const state STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-const state RESUMING = VFIO_DEVICE_STATE_RESUMING;
-const state RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-const state PRE_COPY = static_cast<state>(VFIO_DEVICE_STATE_PRE_COPY);
-const state PRE_COPY_P2P = static_cast<state>(VFIO_DEVICE_STATE_PRE_COPY_P2P);
-
-bool has(u32 flags, state s)
-{
-	switch (s) {
-	case VFIO_DEVICE_STATE_STOP:
-	case VFIO_DEVICE_STATE_RUNNING:
-	case VFIO_DEVICE_STATE_STOP_COPY:
-	case VFIO_DEVICE_STATE_RESUMING:
-		return true;
-	case VFIO_DEVICE_STATE_RUNNING_P2P:
-		return flags & P2P;
-	default:
-		if (s == PRE_COPY)
-			return flags & PRE;
-		if (s == PRE_COPY_P2P)
-			return (flags & PRE) && (flags & P2P);
-		return false; /* ERROR is never a target */
-	}
-}
-
-bool is_precopy(state s) { return s == PRE_COPY || s == PRE_COPY_P2P; }
-
-/* The single arcs the uAPI defines, written from its state diagram. */
-std::vector<state> arcs(u32 flags, state from)
-{
-	std::vector<state> out;
-	bool p2p = flags & P2P;
-	switch (static_cast<int>(from)) {
-	case VFIO_DEVICE_STATE_STOP:
-		out = {RUNNING_P2P, STOP_COPY, RESUMING};
-		if (!p2p)
-			out.push_back(RUNNING);
-		break;
-	case VFIO_DEVICE_STATE_RUNNING:
-		out = {RUNNING_P2P, PRE_COPY};
-		if (!p2p)
-			out.push_back(STOP);
-		break;
-	case VFIO_DEVICE_STATE_STOP_COPY:
-	case VFIO_DEVICE_STATE_RESUMING:
-		out = {STOP};
-		break;
-	case VFIO_DEVICE_STATE_RUNNING_P2P:
-		out = {STOP, RUNNING, PRE_COPY_P2P};
-		break;
-	case VFIO_DEVICE_STATE_PRE_COPY:
-		out = {RUNNING, PRE_COPY_P2P};
-		if (!p2p)
-			out.push_back(STOP_COPY);
-		break;
-	case VFIO_DEVICE_STATE_PRE_COPY_P2P:
-		out = {PRE_COPY, RUNNING_P2P, STOP_COPY};
-		break;
-	}
-	std::vector<state> ok;
-	for (state s : out)
-		if (has(flags, s))
-			ok.push_back(s);
-	return ok;
-}
-
-/*
- * May s appear in the middle of a path from src to dst? Never a state with
- * a data session of its own (STOP_COPY, RESUMING), and a pre-copy state
- * only to carry a pre-copy session on into STOP_COPY.
- */
-bool may_pass(state src, state s, state dst)
-{
-	if (s == STOP_COPY || s == RESUMING)
-		return false;
-	if (is_precopy(s))
-		return is_precopy(src) && dst == STOP_COPY;
-	return true;
-}
-
-/* dist[s] = arcs from s to dst under the rules, -1 if unreachable. */
-std::vector<int> distances_to(u32 flags, state src, state dst)
-{
-	/* Reverse BFS from dst over arcs whose source may be passed. */
-	std::vector<int> dist(N, -1);
-	dist[dst] = 0;
-	std::deque<state> q{dst};
-	while (!q.empty()) {
-		state t = q.front();
-		q.pop_front();
-		for (int f = 1; f < N; f++) {
-			state from = static_cast<state>(f);
-			if (!has(flags, from) || dist[from] >= 0)
-				continue;
-			if (from != src && !may_pass(src, from, dst))
-				continue;
-			for (state a : arcs(flags, from)) {
-				if (a == t) {
-					dist[from] = dist[t] + 1;
-					q.push_back(from);
-					break;
-				}
-			}
-		}
-	}
-	return dist;
-}
 
 /* A device that exists only to carry migration_flags. */
 struct FakeDevice {
