@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * mig_driver: a scripted migration driver for testing the core's
+ * MIG_DEVICE_STATE path. It registers a vfio_device directly (no pci_dev),
+ * with a parent struct device named like a BDF so that uvfio_open() finds
+ * it, and:
+ *
+ * - performs exactly one arc per migration_set_state call, as the core
+ *   promises, recording every (from, to) it is asked for;
+ * - hands out real data files (anon_inode_getfile + stream_open) and keeps
+ *   its own reference until it disables them: on the arc that leaves the
+ *   stream's state, on VFIO_DEVICE_RESET and on close_device;
+ * - saving files produce mig_pattern() bytes: save_len of them then EOF in
+ *   STOP_COPY; precopy_len then -ENOMSG in PRE_COPY*, the same file going on
+ *   into STOP_COPY;
+ * - resuming files count (and check) the bytes written;
+ * - can fail an arc, a read or a write, and can misbehave on purpose (a
+ *   data file where none may be returned);
+ * - counts every call on a file it has disabled: the core must never make
+ *   one, so every test expects calls_after_disable == 0.
+ */
+#ifndef UVFIO_TESTS_MIG_DRIVER_H
+#define UVFIO_TESTS_MIG_DRIVER_H
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <uvfio/linux/fs.h>
+#include <uvfio/linux/uaccess.h>
+#include <uvfio/linux/vfio.h>
+
+#include "fsm_oracle.h"
+#include "test_util.h"
+
+namespace uvfio_test {
+
+/*
+ * Byte off of every saving stream. It depends on the position, so a lost,
+ * repeated or reordered chunk shows up.
+ */
+inline u8 mig_pattern(u64 off)
+{
+	return static_cast<u8>((off * 2654435761ULL) >> 13);
+}
+
+inline constexpr u64 MIG_NEVER = UINT64_MAX;
+
+/*
+ * What the driver does. Set before the SET that should see it: data files
+ * take a snapshot of their knobs when the arc opens them.
+ */
+struct MigKnobs {
+	/* STOP_COPY bytes (after any pre-copy bytes of the same file). */
+	u64 save_len = 64 << 10;
+	/* Bytes a pre-copy file offers before -ENOMSG. */
+	u64 precopy_len = 16 << 10;
+
+	/* Fail the arc into fail_into with -fail_errno (ERROR: never). */
+	state fail_into = ERROR;
+	int fail_errno = EIO;
+	/* ... and enter ERROR instead of staying in the current state. */
+	bool fail_to_error = false;
+
+	/* A saving file's read fails with -read_errno at this offset. */
+	u64 read_fail_after = MIG_NEVER;
+	int read_errno = EIO;
+	/* A resuming file's write fails with -write_errno at this offset. */
+	u64 write_fail_after = MIG_NEVER;
+	int write_errno = EIO;
+
+	/*
+	 * Driver bug: the arc into this state also returns a fresh data file
+	 * when it would return none (ERROR: never). Point it at an
+	 * intermediate state of a path, or at RUNNING.
+	 */
+	state bug_file_into = ERROR;
+};
+
+struct mig_file;
+
+/* The driver's state and what the tests observe. */
+struct MigDriver {
+	struct mutex lock;	/* everything below except the atomics */
+	MigKnobs k;
+	u32 flags = SC;
+	state cur = RUNNING;
+	std::vector<std::pair<state, state>> arc_log;
+	mig_file *saving = nullptr;	/* the files the driver holds */
+	mig_file *resuming = nullptr;
+	/* Bytes the resuming file had received at RESUMING -> STOP. */
+	u64 received_at_resume_end = MIG_NEVER;
+
+	std::atomic<int> files_opened{0};
+	std::atomic<int> files_released{0};
+	std::atomic<int> calls_after_disable{0};
+	std::atomic<int> illegal_arcs{0};
+	std::atomic<int> resets{0};
+	std::atomic<int> opens{0};
+	std::atomic<int> closes{0};
+	/* Resumed bytes that were not mig_pattern(offset). */
+	std::atomic<u64> resume_bad_bytes{0};
+
+	/* Thread-safe accessors for the tests. */
+	std::vector<std::pair<state, state>> arcs_done()
+	{
+		mutex_guard g(&lock);
+		return arc_log;
+	}
+	void clear_arcs()
+	{
+		mutex_guard g(&lock);
+		arc_log.clear();
+	}
+	MigKnobs knobs()
+	{
+		mutex_guard g(&lock);
+		return k;
+	}
+	void set_knobs(const MigKnobs &nk)
+	{
+		mutex_guard g(&lock);
+		k = nk;
+	}
+	state current()
+	{
+		mutex_guard g(&lock);
+		return cur;
+	}
+	u64 resume_end_count()
+	{
+		mutex_guard g(&lock);
+		return received_at_resume_end;
+	}
+};
+
+struct mig_file {
+	MigDriver *drv = nullptr;
+	struct file *filp = nullptr;
+	bool saving = true;
+
+	struct mutex lock;	/* everything below */
+	bool disabled = false;
+	bool precopy = false;	/* saving: -ENOMSG, not EOF, at the limit */
+	u64 limit = 0;		/* saving: bytes before EOF / ENOMSG */
+	u64 save_len = 0;	/* saving: STOP_COPY bytes after limit */
+	u64 pos = 0;		/* bytes produced / received */
+	u64 fail_after = MIG_NEVER;
+	int fail_errno = EIO;
+};
+
+struct mig_device {
+	struct vfio_device vdev;
+	MigDriver *drv = nullptr;
+};
+
+inline MigDriver *to_mig(struct vfio_device *v)
+{
+	return container_of(v, struct mig_device, vdev)->drv;
+}
+
+/* -------- the data files -------- */
+
+/* Called on a file the driver disabled: count it, fail like a dead file. */
+inline long mig_file_dead(mig_file *f)
+{
+	f->drv->calls_after_disable++;
+	return -ENODEV;
+}
+
+inline ssize_t mig_file_read(struct file *filp, char __user *buf, size_t len,
+			     loff_t *pos)
+{
+	auto *f = static_cast<mig_file *>(filp->private_data);
+
+	if (pos)
+		return -ESPIPE;
+	mutex_guard g(&f->lock);
+	if (f->disabled)
+		return mig_file_dead(f);
+	if (f->pos >= f->fail_after)
+		return -f->fail_errno;
+	u64 end = std::min(f->limit, f->fail_after);
+	if (f->pos >= end)
+		return f->precopy ? -ENOMSG : 0;
+
+	size_t n = static_cast<size_t>(std::min<u64>(len, end - f->pos));
+	std::vector<u8> tmp(n);
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = mig_pattern(f->pos + i);
+	if (copy_to_user(buf, tmp.data(), n))
+		return -EFAULT;
+	f->pos += n;
+	return static_cast<ssize_t>(n);
+}
+
+inline ssize_t mig_file_write(struct file *filp, const char __user *buf,
+			      size_t len, loff_t *pos)
+{
+	auto *f = static_cast<mig_file *>(filp->private_data);
+
+	if (pos)
+		return -ESPIPE;
+	mutex_guard g(&f->lock);
+	if (f->disabled)
+		return mig_file_dead(f);
+	if (f->pos >= f->fail_after)
+		return -f->fail_errno;
+
+	/* Take only up to the failure point: the rest fails next call. */
+	size_t n = static_cast<size_t>(
+		std::min<u64>(len, f->fail_after - f->pos));
+	std::vector<u8> tmp(n);
+	if (copy_from_user(tmp.data(), buf, n))
+		return -EFAULT;
+	u64 bad = 0;
+	for (size_t i = 0; i < n; i++)
+		bad += tmp[i] != mig_pattern(f->pos + i);
+	f->drv->resume_bad_bytes += bad;
+	f->pos += n;
+	return static_cast<ssize_t>(n);
+}
+
+inline long mig_file_ioctl(struct file *filp, unsigned int cmd,
+			   unsigned long arg)
+{
+	auto *f = static_cast<mig_file *>(filp->private_data);
+	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vfio_precopy_info info = {};
+	void __user *uarg = reinterpret_cast<void __user *>(arg);
+
+	{
+		mutex_guard g(&f->lock);
+		if (f->disabled)
+			return mig_file_dead(f);
+		if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+			return -ENOTTY;
+		if (!f->saving || !f->precopy)
+			return -EINVAL;
+		info.initial_bytes = f->limit > f->pos ? f->limit - f->pos : 0;
+		info.dirty_bytes = 0;
+	}
+	struct vfio_precopy_info in = {};
+	if (copy_from_user(&in, uarg, minsz))
+		return -EFAULT;
+	if (in.argsz < minsz)
+		return -EINVAL;
+	info.argsz = in.argsz;
+	info.flags = 0;
+	if (copy_to_user(uarg, &info, minsz))
+		return -EFAULT;
+	return 0;
+}
+
+inline int mig_file_release(struct inode *, struct file *filp)
+{
+	auto *f = static_cast<mig_file *>(filp->private_data);
+	f->drv->files_released++;
+	delete f;
+	return 0;
+}
+
+inline const struct file_operations mig_file_fops = {
+	.read = mig_file_read,
+	.write = mig_file_write,
+	.unlocked_ioctl = mig_file_ioctl,
+	.mmap = nullptr,
+	.release = mig_file_release,
+};
+
+/* A new data file with one reference (the caller's); d->lock held. */
+inline mig_file *mig_new_file(MigDriver *d, bool saving, bool precopy)
+{
+	auto *f = new (std::nothrow) mig_file;
+	if (!f)
+		return nullptr;
+	f->drv = d;
+	f->saving = saving;
+	f->precopy = precopy;
+	f->limit = precopy ? d->k.precopy_len : d->k.save_len;
+	f->save_len = d->k.save_len;
+	f->fail_after = saving ? d->k.read_fail_after : d->k.write_fail_after;
+	f->fail_errno = saving ? d->k.read_errno : d->k.write_errno;
+	/* Access mode as a real driver's: the core checks it. */
+	struct file *filp = anon_inode_getfile("[mig-test]", &mig_file_fops, f,
+					       saving ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(filp)) {
+		delete f;
+		return nullptr;
+	}
+	stream_open(nullptr, filp);
+	f->filp = filp;
+	d->files_opened++;
+	return f;
+}
+
+/* Disable and drop the driver's files; d->lock held. */
+inline void mig_disable_files(MigDriver *d)
+{
+	for (mig_file **pf : {&d->saving, &d->resuming}) {
+		mig_file *f = *pf;
+		if (!f)
+			continue;
+		mutex_lock(&f->lock);
+		f->disabled = true;
+		mutex_unlock(&f->lock);
+		*pf = nullptr;
+		fput(f->filp);	/* may release f */
+	}
+}
+
+/* Open the stream of state next; the driver keeps a reference. */
+inline struct file *mig_open_stream(MigDriver *d, state next)
+{
+	bool saving = next != RESUMING;
+	mig_file **slot = saving ? &d->saving : &d->resuming;
+
+	/* A stale file (only after ERROR) would be lost: disable it. */
+	mig_disable_files(d);
+	mig_file *f = mig_new_file(d, saving, is_precopy(next));
+	if (!f)
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	*slot = f;
+	return get_file(f->filp);
+}
+
+/* -------- the migration ops -------- */
+
+inline struct file *mig_set_state(struct vfio_device *vdev, state next)
+{
+	MigDriver *d = to_mig(vdev);
+	mutex_guard g(&d->lock);
+	const state cur = d->cur;
+	struct file *res = nullptr;
+
+	d->arc_log.emplace_back(cur, next);
+	/* The core promised one arc per call. */
+	if (!is_arc(d->flags, cur, next)) {
+		d->illegal_arcs++;
+		return static_cast<struct file *>(ERR_PTR(-EINVAL));
+	}
+	if (next == d->k.fail_into) {
+		if (d->k.fail_to_error)
+			d->cur = ERROR;
+		return static_cast<struct file *>(ERR_PTR(-d->k.fail_errno));
+	}
+
+	if (arc_opens_stream(cur, next)) {
+		res = mig_open_stream(d, next);
+		if (IS_ERR(res))
+			return res;
+	} else if (is_precopy(cur) && next == STOP_COPY) {
+		/* The pre-copy file goes on and now has an end. */
+		if (mig_file *f = d->saving) {
+			mutex_guard fg(&f->lock);
+			f->precopy = false;
+			f->limit += f->save_len;
+		}
+	} else if (arc_ends_stream(cur, next)) {
+		if (mig_file *f = d->resuming) {
+			mutex_guard fg(&f->lock);
+			d->received_at_resume_end = f->pos;
+		}
+		mig_disable_files(d);
+	}
+
+	if (!res && next == d->k.bug_file_into) {
+		/* Not kept: the core must release it. */
+		mig_file *f = mig_new_file(d, true, false);
+		if (f)
+			res = f->filp;
+	}
+	d->cur = next;
+	return res;
+}
+
+inline int mig_get_state(struct vfio_device *vdev, state *curr)
+{
+	MigDriver *d = to_mig(vdev);
+	mutex_guard g(&d->lock);
+	*curr = d->cur;
+	return 0;
+}
+
+inline int mig_get_data_size(struct vfio_device *vdev, unsigned long *len)
+{
+	MigDriver *d = to_mig(vdev);
+	mutex_guard g(&d->lock);
+	*len = d->k.save_len;
+	return 0;
+}
+
+inline const struct vfio_migration_ops mig_driver_mig_ops = {
+	.migration_set_state = mig_set_state,
+	.migration_get_state = mig_get_state,
+	.migration_get_data_size = mig_get_data_size,
+};
+
+/* -------- the device ops -------- */
+
+inline int mig_open_device(struct vfio_device *vdev)
+{
+	MigDriver *d = to_mig(vdev);
+	mutex_guard g(&d->lock);
+	d->cur = RUNNING;
+	d->opens++;
+	return 0;
+}
+
+inline void mig_close_device(struct vfio_device *vdev)
+{
+	MigDriver *d = to_mig(vdev);
+	mutex_guard g(&d->lock);
+	mig_disable_files(d);
+	d->closes++;
+}
+
+/* A function reset returns the FSM to RUNNING and disables the files. */
+inline long mig_ioctl(struct vfio_device *vdev, unsigned int cmd,
+		      unsigned long)
+{
+	MigDriver *d = to_mig(vdev);
+
+	if (cmd != VFIO_DEVICE_RESET)
+		return -ENOTTY;
+	mutex_guard g(&d->lock);
+	d->cur = RUNNING;
+	mig_disable_files(d);
+	d->resets++;
+	return 0;
+}
+
+inline const struct vfio_device_ops mig_driver_ops = {
+	.name = "mig-test",
+	.open_device = mig_open_device,
+	.close_device = mig_close_device,
+	.ioctl = mig_ioctl,
+};
+
+/*
+ * A registered mig_driver device for one test: the parent device outlives
+ * the vfio_device; unregister() waits for every user, so close all fds
+ * first.
+ */
+class MigDevice
+{
+public:
+	explicit MigDevice(u32 flags)
+	{
+		parent_.name = next_bdf();
+		drv.flags = flags;
+		d_ = vfio_alloc_device(mig_device, vdev, &parent_,
+				       &mig_driver_ops);
+		if (IS_ERR(d_)) {
+			d_ = nullptr;
+			return;
+		}
+		d_->drv = &drv;
+		d_->vdev.mig_ops = &mig_driver_mig_ops;
+		d_->vdev.migration_flags = flags;
+		registered_ = !vfio_register_group_dev(&d_->vdev);
+	}
+	~MigDevice()
+	{
+		unregister();
+		if (d_)
+			vfio_put_device(&d_->vdev);
+	}
+	MigDevice(const MigDevice &) = delete;
+	MigDevice &operator=(const MigDevice &) = delete;
+
+	bool ok() const { return registered_; }
+	const char *name() const { return parent_.name.c_str(); }
+	void unregister()
+	{
+		if (registered_)
+			vfio_unregister_group_dev(&d_->vdev);
+		registered_ = false;
+	}
+
+	MigDriver drv;
+
+private:
+	struct device parent_;
+	mig_device *d_ = nullptr;
+	bool registered_ = false;
+};
+
+} // namespace uvfio_test
+
+#endif /* UVFIO_TESTS_MIG_DRIVER_H */
