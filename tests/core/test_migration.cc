@@ -11,7 +11,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <random>
 #include <string>
@@ -517,6 +520,54 @@ TEST(MigrationDataFd, DeviceCloseWithDataFdOpen)
 		EXPECT_EQ(precopy_info(data_fd, &info), -ENODEV);
 		EXPECT_EQ(uvfio_close(data_fd), 0);
 	}
+	EXPECT_EQ(count_open_fds(), base);
+}
+
+// Contract: removing a device (unregister) while a stream is open waits for
+// the user to close the device fd; that last close ends the stream, the
+// removal completes, the reader sees end of stream and nothing leaks.
+TEST(MigrationDataFd, UnregisterEndsTheStream)
+{
+	int base = count_open_fds();
+	std::string bdf = next_bdf();
+	ASSERT_EQ(uvfio_sim_add(("testdev,bdf=" + bdf +
+				 ",mig=stop_copy,mem=16M").c_str()),
+		  0);
+	int fd = uvfio_open(bdf.c_str());
+	ASSERT_GE(fd, 0);
+	int data_fd = -1;
+	{
+		alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
+					     sizeof(struct vfio_device_feature_mig_state)] = {};
+		auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
+		auto *m = reinterpret_cast<struct vfio_device_feature_mig_state *>(
+			buf + sizeof(*f));
+		f->argsz = sizeof(buf);
+		f->flags = VFIO_DEVICE_FEATURE_SET |
+			   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+		m->device_state = STOP_COPY;
+		ASSERT_EQ(uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f), 0);
+		data_fd = m->data_fd;
+	}
+	ASSERT_GE(data_fd, 0);
+
+	std::atomic<bool> removed{false};
+	std::thread remover([&] {
+		EXPECT_EQ(uvfio_sim_remove(bdf.c_str()), 0);
+		removed = true;
+	});
+	/* Removal waits for the device fd, not for the data fd. */
+	std::this_thread::sleep_for(std::chrono::milliseconds(50));
+	EXPECT_FALSE(removed.load());
+	EXPECT_EQ(uvfio_close(fd), 0);
+	remover.join();
+	EXPECT_TRUE(removed.load());
+
+	bytes rest;
+	EXPECT_GE(read_to_eof(data_fd, &rest), 0);
+	struct vfio_precopy_info info;
+	EXPECT_EQ(precopy_info(data_fd, &info), -ENODEV);
+	EXPECT_EQ(uvfio_close(data_fd), 0);
 	EXPECT_EQ(count_open_fds(), base);
 }
 
