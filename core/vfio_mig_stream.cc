@@ -478,6 +478,18 @@ int mig_fops_release(struct inode *, struct file *filp)
 	if (!s.saving)
 		vfio_mig_stream_quiesce(s);
 	vfio_mig_stream_end(s);
+	/*
+	 * Nobody reads or writes through this file again: give back its fds
+	 * and buffer now, not when the device drops its handle at the next
+	 * SET, reset or close.
+	 */
+	{
+		std::lock_guard<std::mutex> life(s.life);
+		std::lock_guard<std::mutex> l(s.m);
+		s.user_end.reset();
+		s.wake.reset();
+		s.buf.reset();
+	}
 	delete ref;
 	return 0;
 }

@@ -66,6 +66,8 @@ struct MigKnobs {
 	int fail_errno = EIO;
 	/* ... and enter ERROR instead of staying in the current state. */
 	bool fail_to_error = false;
+	/* ... and on entering ERROR disable the data files at once. */
+	bool disable_on_error = false;
 
 	/* A saving file's read fails with -read_errno at this offset. */
 	u64 read_fail_after = MIG_NEVER;
@@ -347,6 +349,8 @@ inline struct file *mig_set_state(struct vfio_device *vdev, state next)
 	if (next == d->k.fail_into) {
 		if (d->k.fail_to_error)
 			d->cur = ERROR;
+		if (d->k.fail_to_error && d->k.disable_on_error)
+			mig_disable_files(d);
 		return static_cast<struct file *>(ERR_PTR(-d->k.fail_errno));
 	}
 

@@ -319,9 +319,9 @@ struct Corruption {
 };
 
 const Corruption corruptions[] = {
-	{"truncated_mid_record", [](bytes &s) { s.resize(s.size() / 2); },
+	{"truncated_mid_record", [](bytes &s) { s.erase(s.begin() + s.size() / 2, s.end()); },
 	 "truncated"},
-	{"truncated_before_end", [](bytes &s) { s.resize(s.size() - 40); },
+	{"truncated_before_end", [](bytes &s) { s.erase(s.end() - 40, s.end()); },
 	 "truncated"},
 	{"one_byte_short", [](bytes &s) { s.pop_back(); }, "truncated"},
 	{"payload_bit_flip", [](bytes &s) { s[100000] ^= 0x10; }, "checksum"},

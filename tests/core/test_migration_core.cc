@@ -1100,11 +1100,12 @@ TEST_F(MigrationCoreTest, ConcurrentSetGet)
 }
 
 /*
- * -------- CORE BUG reproducers --------
+ * -------- regressions for core bugs --------
  *
- * These fail against the current core/ on purpose: each documents a core
- * bug found while writing this file (see the comment on each). They are
- * not test mistakes; fix core/, not the test.
+ * Both failed against core/ as it was when this file was written (see the
+ * comment on each) and pass since the concurrent rework of
+ * vfio_mig_set_state(), which stops the pump across every arc and reports
+ * the error of a stream whose fd was already closed.
  */
 
 // Contract: a driver write error on the resuming stream fails the next SET
@@ -1113,11 +1114,11 @@ TEST_F(MigrationCoreTest, ConcurrentSetGet)
 // write(2) on the socket cannot report the driver's error, so the SET is
 // the only place left to report it.
 //
-// CORE BUG: mig_fops_release() quiesces and ends the stream, and
-// vfio_mig_set_state() drops an ended stream without looking at its error;
-// the SET succeeds and RESUMING -> STOP runs on a truncated stream (the
-// driver saw 1000 of 4096 bytes).
-TEST_F(MigrationCoreTest, CoreBug_ResumeWriteErrorLostOnClose)
+// Was a core bug: mig_fops_release() ended the stream and
+// vfio_mig_set_state() dropped an ended stream without looking at its
+// error; the SET succeeded and RESUMING -> STOP ran on a truncated stream
+// (the driver had 1000 of 4096 bytes).
+TEST_F(MigrationCoreTest, ResumeWriteErrorSurvivesClose)
 {
 	MigKnobs k;
 	k.write_fail_after = 1000;
@@ -1144,13 +1145,12 @@ TEST_F(MigrationCoreTest, CoreBug_ResumeWriteErrorLostOnClose)
 // then end of stream, as for a failing arc out of STOP_COPY
 // (FailureIntoErrorEndsStream).
 //
-// CORE BUG: vfio_mig_set_state() settles the stream after a failed arc only
-// when it had quiesced it. PRE_COPY_P2P -> STOP_COPY continues the stream,
-// so after that arc fails into ERROR the pre-copy stream stays live on a
-// device in ERROR: uvfio_read answers ENOMSG ("more may come") and the pump
-// keeps calling the driver's read every 10 ms until a reset. A driver that
-// disables its files on entering ERROR gets read calls on disabled files.
-TEST_F(MigrationCoreTest, CoreBug_ErrorFromContinuingArcKeepsStream)
+// Was a core bug: vfio_mig_set_state() settled the stream after a failed
+// arc only when it had quiesced it. PRE_COPY_P2P -> STOP_COPY continues the
+// stream, so after that arc failed into ERROR the pre-copy stream stayed
+// live on a device in ERROR: uvfio_read answered ENOMSG ("more may come")
+// and the pump kept calling the driver's read every 10 ms until a reset.
+TEST_F(MigrationCoreTest, ErrorFromContinuingArcEndsStream)
 {
 	MigKnobs k;
 	k.precopy_len = 5000;
@@ -1171,6 +1171,40 @@ TEST_F(MigrationCoreTest, CoreBug_ErrorFromContinuingArcKeepsStream)
 	Drained d = drain(dfd, 0, false);
 	EXPECT_EQ(d.err, 0) << "the stream outlived the arc into ERROR";
 	EXPECT_EQ(d.bad, 0u);
+	close_fd(dfd);
+	close_fd(fd);
+}
+
+// Contract: a driver may disable its data files in an arc, even in a
+// failing arc into ERROR that the stream would have survived had it
+// succeeded (PRE_COPY_P2P -> STOP_COPY): the core never calls the file
+// afterwards (TearDown checks) and the reader sees the end of the stream.
+TEST_F(MigrationCoreTest, FilesDisabledInFailingArcNeverCalled)
+{
+	MigKnobs k;
+	k.precopy_len = 5000;
+	MigDriver &drv = make(SC | P2P | PRE, k);
+	ASSERT_TRUE(dev_->ok());
+	int fd = open_dev();
+	ASSERT_GE(fd, 0);
+	int dfd;
+	ASSERT_EQ(set(fd, PRE_COPY_P2P, &dfd), 0);
+	ASSERT_GE(dfd, 0);
+
+	k.fail_into = STOP_COPY;
+	k.fail_to_error = true;
+	k.disable_on_error = true;
+	drv.set_knobs(k);
+	EXPECT_EQ(set(fd, STOP_COPY), EIO);
+	EXPECT_EQ(get_state(fd), static_cast<u32>(VFIO_DEVICE_STATE_ERROR));
+	EXPECT_EQ(drv.files_released.load(), drv.files_opened.load());
+
+	/* Reading asks the pump to try the driver again, if it still runs. */
+	Drained d = drain(dfd, 0, false);
+	EXPECT_EQ(d.err, 0);
+	EXPECT_EQ(d.bad, 0u);
+	EXPECT_EQ(drv.calls_after_disable.load(), 0);
+	EXPECT_EQ(reset_dev(fd), 0);
 	close_fd(dfd);
 	close_fd(fd);
 }
