@@ -567,10 +567,14 @@ static long vfio_ioctl_device_feature(struct vfio_device *device,
 		return vfio_ioctl_device_feature_migration_data_size(
 			device, flags, data, argsz);
 	case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
+		return vfio_ioctl_device_feature_logging_start(device, flags,
+							       data, argsz);
 	case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
+		return vfio_ioctl_device_feature_logging_stop(device, flags,
+							      data, argsz);
 	case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
-		return vfio_ioctl_device_feature_logging(device, flags, data,
-							 argsz);
+		return vfio_ioctl_device_feature_logging_report(device, flags,
+								data, argsz);
 	default:
 		if (unlikely(!device->ops->device_feature))
 			return -ENOTTY;

@@ -4,7 +4,7 @@
  * VFIO_DEVICE_FEATURE_MIGRATION (GET), MIG_DEVICE_STATE (GET and SET, with
  * the data fds of vfio_mig_stream.cc) and MIG_DATA_SIZE (GET); and what
  * VFIO_DEVICE_RESET and the last close do to a live data stream. The DMA
- * logging features are not here yet (EOPNOTSUPP; see Documentation/uapi.md).
+ * logging features are in vfio_dma_logging.cc.
  *
  * SET walks the FSM here, one arc per migration_set_state call, so that the
  * core can deliver pending resume data before an arc, stop the pump before
@@ -231,14 +231,6 @@ int vfio_ioctl_device_feature_migration_data_size(struct vfio_device *device,
 	if (copy_to_user(arg, &data_size, sizeof(data_size)))
 		return -EFAULT;
 	return 0;
-}
-
-int vfio_ioctl_device_feature_logging(struct vfio_device *device, u32, void *,
-				      size_t)
-{
-	if (!device->log_ops)
-		return -ENOTTY;
-	return -EOPNOTSUPP; /* arrives with the dirty-tracking core */
 }
 
 long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,

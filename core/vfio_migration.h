@@ -13,8 +13,16 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 int vfio_ioctl_device_feature_migration_data_size(struct vfio_device *device,
 						  u32 flags, void __user *arg,
 						  size_t argsz);
-int vfio_ioctl_device_feature_logging(struct vfio_device *device, u32 flags,
-				      void __user *arg, size_t argsz);
+/* vfio_dma_logging.cc: the DMA logging features. */
+int vfio_ioctl_device_feature_logging_start(struct vfio_device *device,
+					    u32 flags, void __user *arg,
+					    size_t argsz);
+int vfio_ioctl_device_feature_logging_stop(struct vfio_device *device,
+					   u32 flags, void __user *arg,
+					   size_t argsz);
+int vfio_ioctl_device_feature_logging_report(struct vfio_device *device,
+					     u32 flags, void __user *arg,
+					     size_t argsz);
 
 /*
  * VFIO_DEVICE_RESET on a device with migration: the live data stream ends

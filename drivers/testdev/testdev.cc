@@ -144,6 +144,7 @@ struct testdev_device {
 
 	/* BAR2 pages written since pre-copy started. */
 	std::mutex dirty_lock;
+	bool logging = false;	/* a DMA logging session is open */
 	bool tracking = false;
 	std::vector<u64> dirty;
 	u64 dirty_count = 0;
@@ -793,18 +794,36 @@ const struct vfio_migration_ops testdev_mig_ops = {
 	.migration_get_data_size = testdev_get_data_size,
 };
 
-int testdev_log_start(struct vfio_device *, struct rb_root_cached *, u32,
-		      u64 *)
+/*
+ * DMA logging: testdev performs no DMA, so there is never a dirty page to
+ * report; what it keeps is the session rule the real drivers have (one
+ * START at a time, REPORT only inside a session).
+ */
+int testdev_log_start(struct vfio_device *vdev, struct rb_root_cached *,
+		      u32, u64 *)
 {
+	testdev_device *tdev = to_testdev(vdev);
+	std::lock_guard<std::mutex> l(tdev->dirty_lock);
+	if (tdev->logging)
+		return -EINVAL;
+	tdev->logging = true;
 	return 0;
 }
 
-int testdev_log_stop(struct vfio_device *) { return 0; }
+int testdev_log_stop(struct vfio_device *vdev)
+{
+	testdev_device *tdev = to_testdev(vdev);
+	std::lock_guard<std::mutex> l(tdev->dirty_lock);
+	tdev->logging = false;
+	return 0;
+}
 
-int testdev_log_read_and_clear(struct vfio_device *, unsigned long,
+int testdev_log_read_and_clear(struct vfio_device *vdev, unsigned long,
 			       unsigned long, struct iova_bitmap *)
 {
-	return 0;
+	testdev_device *tdev = to_testdev(vdev);
+	std::lock_guard<std::mutex> l(tdev->dirty_lock);
+	return tdev->logging ? 0 : -EINVAL;
 }
 
 const struct vfio_log_ops testdev_log_ops = {
@@ -846,6 +865,7 @@ void testdev_close_device(struct vfio_device *vdev)
 	td_disable_fds(tdev);
 	staging_buffer().swap(tdev->staging);
 	td_state_mutex_unlock(tdev);
+	testdev_log_stop(vdev);
 	vfio_pci_core_close_device(vdev);
 }
 

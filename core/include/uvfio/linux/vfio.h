@@ -15,6 +15,7 @@
 #include <uvfio/linux/completion.h>
 #include <uvfio/linux/device.h>
 #include <uvfio/linux/fs.h>
+#include <uvfio/linux/interval_tree.h>
 #include <uvfio/linux/kernel.h>
 #include <uvfio/linux/list.h>
 #include <uvfio/linux/mm.h>
@@ -275,6 +276,21 @@ int vfio_info_add_capability(struct vfio_info_cap *caps,
  */
 int vfio_set_irqs_validate_and_prepare(struct vfio_irq_set *hdr, int num_irqs,
 				       int max_irq_type, size_t *data_size);
+
+/*
+ * Reduce the cur_nodes disjoint ranges in root to req_nodes for a device
+ * that tracks fewer ranges than were asked for: while too many remain, the
+ * two neighbours (in address order) with the smallest gap between them are
+ * joined, the lower-addressed pair on a tie. The first keeps its start and
+ * takes the second's last, so every address covered stays covered; the
+ * second is only unlinked (its memory is the caller's). Nothing happens when
+ * req_nodes >= cur_nodes. req_nodes == 0 is a caller bug: it WARNs and
+ * leaves the tree unchanged (the kernel, which WARNs too, would first have
+ * folded everything into one range). Overlapping input ranges are bridged
+ * first and never shortened.
+ */
+void vfio_combine_iova_ranges(struct rb_root_cached *root, u32 cur_nodes,
+			      u32 req_nodes);
 
 /* -------- migration FSM -------- */
 

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * iova_bitmap: record dirty IOVA pages into a caller's (__user) bitmap, as
+ * the kernel's <linux/iova_bitmap.h>.
+ *
+ * The bitmap describes [iova, iova + length) with one bit per page_size
+ * page: bit i (u64 word i / 64, bit i % 64, words little-endian, starting at
+ * bit 0 of the byte at data whatever data's alignment) stands for the page at
+ * iova + i * page_size. It covers ((length - 1) / page_size) + 1 bits, and
+ * only the ceil(bits / 8) bytes holding them are ever read or written.
+ *
+ * The bitmap is walked in windows: iova_bitmap_for_each() calls fn once per
+ * window, in increasing IOVA order, with the IOVA range of a bounded chunk of
+ * the bitmap; the windows together cover [iova, iova + length) exactly. From
+ * fn, the driver calls iova_bitmap_set() for the dirty ranges it finds.
+ * Bits are only ever set, never cleared: what the user's bitmap already
+ * holds is kept.
+ *
+ * Not thread-safe: one walk at a time, and iova_bitmap_set() is called from
+ * fn (or otherwise serialized with the walk).
+ */
+#ifndef UVFIO_LINUX_IOVA_BITMAP_H
+#define UVFIO_LINUX_IOVA_BITMAP_H
+
+#include <uvfio/linux/types.h>
+
+struct iova_bitmap;
+
+/* Called once per window; non-zero stops the walk and is returned. */
+typedef int (*iova_bitmap_fn_t)(struct iova_bitmap *bitmap,
+				unsigned long iova, size_t length,
+				void *opaque);
+
+/*
+ * A bitmap for [iova, iova + length) at page_size granularity backed by the
+ * user memory at data. ERR_PTR(-EINVAL) when length is 0 or page_size is not
+ * a power of two, ERR_PTR(-EOVERFLOW) when iova + length - 1 wraps,
+ * ERR_PTR(-ENOMEM). data is not touched here: a bad pointer makes
+ * iova_bitmap_for_each() fail with -EFAULT.
+ */
+struct iova_bitmap *iova_bitmap_alloc(unsigned long iova, size_t length,
+				      unsigned long page_size,
+				      u64 __user *data);
+void iova_bitmap_free(struct iova_bitmap *bitmap);
+
+/*
+ * Walk the whole bitmap, calling fn(bitmap, window_iova, window_length,
+ * opaque) per window. Each window's bits are read from the user before fn
+ * and written back after it (also when fn fails). Returns 0, fn's non-zero
+ * result, or -EFAULT when the user's bitmap cannot be read or written. Each
+ * call walks the whole bitmap from its first window.
+ */
+int iova_bitmap_for_each(struct iova_bitmap *bitmap, void *opaque,
+			 iova_bitmap_fn_t fn);
+
+/*
+ * Mark [iova, iova + length) dirty. The range is clipped to the bitmap; the
+ * parts outside the current window are not lost (later windows get them
+ * when mapped, earlier ones are written to the user's memory directly).
+ * Called outside a walk, it writes to the user's memory directly; a fault
+ * there is then not reported.
+ */
+void iova_bitmap_set(struct iova_bitmap *bitmap, unsigned long iova,
+		     size_t length);
+
+#endif /* UVFIO_LINUX_IOVA_BITMAP_H */
