@@ -68,41 +68,8 @@ int device_open(const char *name)
 	struct vfio_device *device = vfio_device_get_registered(bdf.c_str());
 	if (IS_ERR(device))
 		return static_cast<int>(PTR_ERR(device));
-
-	int ret = vfio_device_open(device);
-	if (ret)
-		goto err_put_registration;
-
-	{
-		auto *df = new (std::nothrow) vfio_device_file{device};
-		if (!df) {
-			ret = -ENOMEM;
-			goto err_close;
-		}
-		struct file *filp = anon_inode_getfile("[vfio-device]",
-						       &vfio_device_fops, df,
-						       O_RDWR);
-		if (IS_ERR(filp)) {
-			delete df;
-			ret = static_cast<int>(PTR_ERR(filp));
-			goto err_close;
-		}
-		/*
-		 * From here the file's release balances open and registration.
-		 * The fd is a memfd: a real, unique number that is not mistaken
-		 * for an eventfd or a data stream.
-		 */
-		int real_fd = memfd_create("[vfio-device]", MFD_CLOEXEC);
-		if (real_fd < 0)
-			real_fd = -errno;
-		return uvfio_fd_install(filp, real_fd);
-	}
-
-err_close:
-	vfio_device_close(device);
-err_put_registration:
-	vfio_device_put_registration(device);
-	return ret;
+	/* Takes over the registration reference, success or not. */
+	return vfio_device_fd_open(device, nullptr);
 }
 
 /*
@@ -161,8 +128,11 @@ int uvfio_open(const char *name)
 	if (!name)
 		return fail(-EFAULT, -1);
 	long ret = no_throw([&] {
-		return !strcmp(name, "/dev/vfio/vfio") ? vfio_container_open()
-						       : device_open(name);
+		if (!strcmp(name, "/dev/vfio/vfio"))
+			return vfio_container_open();
+		if (!strncmp(name, "/dev/vfio/", 10))
+			return vfio_group_open(name + 10);
+		return device_open(name);
 	});
 	return ret < 0 ? fail(ret, -1) : static_cast<int>(ret);
 }
@@ -245,6 +215,19 @@ void *uvfio_mmap(void *addr, size_t length, int prot, int flags, int fd,
 	/* mmap(2) sets errno itself on failure. */
 	return mmap(addr, length, prot, flags, vma.backing_fd,
 		    vma.backing_offset);
+}
+
+int uvfio_sim_iommu_group(const char *bdf)
+{
+	if (!bdf)
+		return fail(-EFAULT, -1);
+	long ret = no_throw([&] {
+		std::string name;
+		if (uvfio_parse_bdf(bdf, &name, nullptr, nullptr, nullptr))
+			return -ENOENT;
+		return vfio_group_id_of(name.c_str());
+	});
+	return ret < 0 ? fail(ret, -1) : static_cast<int>(ret);
 }
 
 int uvfio_close(int fd)

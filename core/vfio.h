@@ -13,6 +13,7 @@
 #include <uvfio/linux/vfio.h>
 
 struct vfio_mig_stream;
+struct vfio_group;
 
 /* Core state hung off each vfio_device. */
 struct vfio_device_private {
@@ -25,11 +26,15 @@ struct vfio_device_private {
 	std::mutex mig_lock;
 	/* The live data stream, if any (protected by mig_lock). */
 	std::shared_ptr<vfio_mig_stream> mig_stream;
+	/* The device's IOMMU group, from registration to unregistration. */
+	std::shared_ptr<vfio_group> group;
 };
 
 /* What a device fd's struct file points to. */
 struct vfio_device_file {
 	struct vfio_device *device;
+	/* The group file it was opened through (a reference), or NULL. */
+	struct file *group_file;
 };
 
 /* -------- vfio_main.cc -------- */
@@ -43,6 +48,29 @@ int vfio_device_open(struct vfio_device *device);
 void vfio_device_close(struct vfio_device *device);
 
 extern const struct file_operations vfio_device_fops;
+
+/*
+ * A device fd for device, whose registration reference the caller passes
+ * on (it is dropped on failure). Opened through a group, the fd holds a
+ * reference to group_file, as in the kernel. Returns the fd or -errno.
+ */
+int vfio_device_fd_open(struct vfio_device *device, struct file *group_file);
+
+/* -------- vfio_group.cc: groups and containers -------- */
+
+/* Registration gives a device its group; unregistration takes it. */
+int vfio_group_register(struct vfio_device *device);
+void vfio_group_unregister(struct vfio_device *device);
+
+/* The group number of the registered device named name, or -ENOENT. */
+int vfio_group_id_of(const char *name);
+
+/* Open "/dev/vfio/N" (number is "N"): a new fd or -errno. */
+int vfio_group_open(const char *number);
+
+/* A device fd opened through / closed from the group behind group_file. */
+void vfio_group_device_opened(struct file *group_file);
+void vfio_group_device_closed(struct file *group_file);
 
 /* -------- file.cc: the fd table -------- */
 
@@ -64,8 +92,6 @@ int uvfio_fd_close(int fd);
 
 /* Number of fds in the table (tests check for leaks). */
 size_t uvfio_fd_count(void);
-
-/* -------- container.cc -------- */
 
 /* Open the IOMMU container: a new fd or -errno. */
 int vfio_container_open(void);

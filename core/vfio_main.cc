@@ -256,6 +256,16 @@ static int __vfio_register_dev(struct vfio_device *device,
 		r.devices.emplace(device->dev->name, device);
 		device->priv->registered = true;
 	}
+	/* Each device is alone in its IOMMU group, numbered by its index. */
+	ret = vfio_group_register(device);
+	if (ret) {
+		{
+			std::lock_guard<std::mutex> l(r.lock);
+			r.devices.erase(device->dev->name);
+			device->priv->registered = false;
+		}
+		return ret;
+	}
 	/* The registry's pointer keeps the object alive while registered. */
 	get_device(&device->device);
 	dev_dbg(device->dev, "registered as %s (%s)", dev_name(&device->device),
@@ -317,6 +327,7 @@ void vfio_unregister_group_dev(struct vfio_device *device)
 			       registry().request_interval_ms.load()) > 0;
 	}
 	device->priv->registered = false;
+	vfio_group_unregister(device);
 	/* Balances the get_device() of __vfio_register_dev(). */
 	put_device(&device->device);
 }
@@ -350,6 +361,48 @@ void vfio_device_close(struct vfio_device *device)
 	}
 	device->open_count--;
 	mutex_unlock(&device->dev_set->lock);
+}
+
+int vfio_device_fd_open(struct vfio_device *device, struct file *group_file)
+{
+	int ret = vfio_device_open(device);
+	if (ret)
+		goto err_put_registration;
+
+	{
+		auto *df = new (std::nothrow) vfio_device_file{device, nullptr};
+		if (!df) {
+			ret = -ENOMEM;
+			goto err_close;
+		}
+		struct file *filp = anon_inode_getfile("[vfio-device]",
+						       &vfio_device_fops, df,
+						       O_RDWR);
+		if (IS_ERR(filp)) {
+			delete df;
+			ret = static_cast<int>(PTR_ERR(filp));
+			goto err_close;
+		}
+		/*
+		 * From here the file's release balances open, registration
+		 * and the group reference. The fd is a memfd: a real, unique
+		 * number that is not mistaken for an eventfd or a data stream.
+		 */
+		if (group_file) {
+			df->group_file = get_file(group_file);
+			vfio_group_device_opened(group_file);
+		}
+		int real_fd = memfd_create("[vfio-device]", MFD_CLOEXEC);
+		if (real_fd < 0)
+			real_fd = -errno;
+		return uvfio_fd_install(filp, real_fd);
+	}
+
+err_close:
+	vfio_device_close(device);
+err_put_registration:
+	vfio_device_put_registration(device);
+	return ret;
 }
 
 /* -------- uAPI helpers -------- */
@@ -650,6 +703,10 @@ static int vfio_device_fops_release(struct inode *, struct file *filp)
 	vfio_device_close(device);
 	/* Balances vfio_device_get_registered() in the open path. */
 	vfio_device_put_registration(device);
+	if (df->group_file) {
+		vfio_group_device_closed(df->group_file);
+		fput(df->group_file);
+	}
 	delete df;
 	return 0;
 }

@@ -53,14 +53,27 @@ int uvfio_sim_add(const char *spec);
 int uvfio_sim_remove(const char *bdf);
 
 /*
- * Open a device by BDF ("0000:00:01.0"; "00:01.0" is accepted), or the IOMMU
- * container "/dev/vfio/vfio".
+ * Open a device by BDF ("0000:00:01.0"; "00:01.0" is accepted), the IOMMU
+ * container "/dev/vfio/vfio", or the group "/dev/vfio/N" (see
+ * uvfio_sim_iommu_group()). A device opened by BDF is not behind any
+ * container; open it through its group to give it an IOMMU.
  *
  * Return: a new fd, or -1 with errno ENOENT (nothing by that name, or a device
- * being removed), EFAULT (name is NULL), EMFILE, ENOMEM, or the driver's
- * open_device error.
+ * being removed), EBUSY (the group is already open), EFAULT (name is NULL),
+ * EMFILE, ENOMEM, or the driver's open_device error.
  */
 int uvfio_open(const char *name);
+
+/*
+ * The IOMMU group number of the device at bdf: the N of "/dev/vfio/N", which
+ * uvfio_open() opens as a group fd (VFIO_GROUP_SET_CONTAINER,
+ * VFIO_GROUP_GET_DEVICE_FD), as sysfs's iommu_group link tells on a real
+ * machine. Each device is alone in its group.
+ *
+ * Return: the number, or -1 with errno ENOENT (no device registered at bdf)
+ * or EFAULT (bdf is NULL).
+ */
+int uvfio_sim_iommu_group(const char *bdf);
 
 /* ioctl(2) on a uvfio fd. Returns the ioctl's non-negative result, or -1. */
 int uvfio_ioctl(int fd, unsigned long request, void *arg);

@@ -23,6 +23,17 @@
 #define VM_WRITE 0x2UL
 #define VM_SHARED 0x8UL
 
+/*
+ * A pinned page of user memory (vfio_pin_pages()). In uvfio it stands for
+ * the page's address in this process; page_address() gives it back.
+ */
+struct page;
+
+static inline void *page_address(struct page *page)
+{
+	return page;
+}
+
 struct vm_area_struct {
 	unsigned long vm_start;
 	unsigned long vm_end;

@@ -25,11 +25,17 @@ using s64 = std::int64_t;
 using fmode_t = unsigned int;
 using gfp_t = unsigned int;
 using __poll_t = unsigned int;
+/* An address a device uses for DMA: an IOVA behind an IOMMU. */
+using dma_addr_t = u64;
 
 #define __user
 #define __must_check [[nodiscard]]
 
 #define GFP_KERNEL 0u
 #define GFP_KERNEL_ACCOUNT 0u
+
+/* Access a mapping or a pin allows (the kernel's <linux/iommu.h>). */
+#define IOMMU_READ (1 << 0)
+#define IOMMU_WRITE (1 << 1)
 
 #endif /* UVFIO_LINUX_TYPES_H */

@@ -292,6 +292,28 @@ int vfio_set_irqs_validate_and_prepare(struct vfio_irq_set *hdr, int num_irqs,
 void vfio_combine_iova_ranges(struct rb_root_cached *root, u32 cur_nodes,
 			      u32 req_nodes);
 
+/* -------- DMA through the device's IOMMU -------- */
+
+/*
+ * Copy len bytes between data and the device's IOVA space through the
+ * container's mappings (the simulated device's DMA, or an emulated-IOMMU
+ * driver's access to guest memory). 0, or -EINVAL when the device is behind
+ * no container with an IOMMU model, -EFAULT when any byte is unmapped or
+ * not permitted (nothing is copied then). A write is dirty-tracked.
+ */
+int vfio_dma_rw(struct vfio_device *device, dma_addr_t iova, void *data,
+		size_t len, bool write);
+
+/*
+ * Pin npage pages from iova (page aligned) with prot (IOMMU_READ/WRITE) and
+ * return them in pages[] (page_address() gives the memory). The driver must
+ * have ops->dma_unmap, where it unpins when userspace unmaps the range.
+ * Returns npage or -errno.
+ */
+int vfio_pin_pages(struct vfio_device *device, dma_addr_t iova, int npage,
+		   int prot, struct page **pages);
+void vfio_unpin_pages(struct vfio_device *device, dma_addr_t iova, int npage);
+
 /* -------- migration FSM -------- */
 
 /*
