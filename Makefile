@@ -44,6 +44,7 @@ build: deps $(BUILD)/build.ninja
 
 demo: build
 	./$(BUILD)/tools/uvfio-device-info
+	./$(BUILD)/tools/uvfio-migrate-example
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
