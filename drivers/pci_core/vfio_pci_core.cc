@@ -52,20 +52,57 @@ void vfio_pci_core_release_dev(struct vfio_device *core_vdev)
 	mutex_destroy(&vdev->igate);
 }
 
-/* Standard config header fields the reset image starts from. */
-static void vfio_pci_core_init_config(struct vfio_pci_core_device *vdev)
+/* Function reset, as seen by the device model: registers in BAR0 clear. */
+static void vfio_pci_core_flr_hook(struct sim_pci_config *, void *arg)
 {
-	u8 *c = vdev->config_reset;
+	auto *vdev = static_cast<struct vfio_pci_core_device *>(arg);
 
-	std::memset(c, 0, sizeof(vdev->config_reset));
-	c[0x00] = vdev->vendor_id & 0xff;
-	c[0x01] = vdev->vendor_id >> 8;
-	c[0x02] = vdev->device_id & 0xff;
-	c[0x03] = vdev->device_id >> 8;
-	c[0x0b] = 0x02;	/* class: network controller */
-	c[0x0e] = 0x00;	/* header type 0 */
-	c[0x3d] = vdev->has_intx ? 1 : 0;	/* interrupt pin INTA# */
-	std::memcpy(vdev->config, c, sizeof(vdev->config));
+	/* Registers reset; device memory (BAR2 and up) keeps content. */
+	if (vdev->bars[0].map)
+		std::memset(vdev->bars[0].map, 0, vdev->bars[0].size);
+}
+
+/* A config write set Initiate FLR: done once igate is dropped. */
+static void vfio_pci_core_flr_request(struct sim_pci_config *, void *arg)
+{
+	static_cast<struct vfio_pci_core_device *>(arg)->flr_pending = true;
+}
+
+/* Build the simulated function's config space from the description. */
+static int vfio_pci_core_init_config(struct vfio_pci_core_device *vdev)
+{
+	struct sim_pci_config_desc desc;
+
+	desc.vendor_id = vdev->vendor_id;
+	desc.device_id = vdev->device_id;
+	desc.subsys_vendor_id = vdev->vendor_id;
+	desc.subsys_id = vdev->device_id;
+	desc.class_code = 0x020000;	/* network controller */
+	desc.has_intx = vdev->has_intx;
+	for (int i = 0; i < PCI_STD_NUM_BARS; i++) {
+		desc.bars[i].size = vdev->bars[i].size;
+		desc.bars[i].is_64 = vdev->bars[i].is_64;
+		desc.bars[i].prefetch = vdev->bars[i].prefetch;
+	}
+	/* 0x40-0x4f: device-specific registers (scratch for the driver). */
+	desc.dev_specific_end = 0x50;
+	desc.msix_count = vdev->msix_count;
+	desc.msix_table_bar = vdev->msix_bar;
+	desc.msix_pba_bar = vdev->msix_bar;
+	desc.msix_table_offset = vdev->msix_table_offset;
+	desc.msix_pba_offset = vdev->msix_pba_offset;
+	if (vdev->msix_count && !vdev->msix_pba_offset)
+		desc.msix_pba_offset = (vdev->msix_table_offset +
+					16 * vdev->msix_count + 7) & ~7u;
+	desc.is_pcie = vdev->is_pcie;
+
+	int ret = sim_pci_config_init(&vdev->config, &desc);
+	if (ret)
+		return ret;
+	vdev->config.reset_hook = vfio_pci_core_flr_hook;
+	vdev->config.flr_request = vfio_pci_core_flr_request;
+	vdev->config.hook_arg = vdev;
+	return 0;
 }
 
 int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
@@ -103,7 +140,12 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 		}
 		bar->map = static_cast<u8 *>(map);
 	}
-	vfio_pci_core_init_config(vdev);
+	ret = vfio_pci_core_init_config(vdev);
+	if (ret) {
+		dev_err(&vdev->pdev->dev,
+			"the hardware description does not fit config space");
+		goto err_free;
+	}
 
 	ret = vfio_register_group_dev(&vdev->vdev);
 	if (ret)
@@ -440,10 +482,19 @@ int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev)
 
 /* -------- open / close -------- */
 
+/* What pci_enable_device leaves in the command register at open. */
+static void vfio_pci_core_enable_command(struct vfio_pci_core_device *vdev)
+{
+	sim_pci_config_set_command(&vdev->config, SIM_PCI_COMMAND_MEMORY,
+				   SIM_PCI_COMMAND_MASTER);
+}
+
 int vfio_pci_core_enable(struct vfio_pci_core_device *vdev)
 {
 	mutex_guard g(&vdev->igate);
 	vfio_pci_irq_disable_all(vdev);
+	vfio_pci_core_enable_command(vdev);
+	vdev->enabled = true;
 	return 0;
 }
 
@@ -457,6 +508,11 @@ void vfio_pci_core_close_device(struct vfio_device *core_vdev)
 	vfio_pci_irq_disable_all(vdev);
 	irq_ctx_put(&vdev->err_trigger);
 	irq_ctx_put(&vdev->req_trigger);
+	/* pci_disable_device: no more DMA or memory decoding. */
+	sim_pci_config_set_command(&vdev->config, 0,
+				   SIM_PCI_COMMAND_MEMORY |
+					   SIM_PCI_COMMAND_MASTER);
+	vdev->enabled = false;
 }
 
 void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
@@ -484,11 +540,9 @@ int vfio_pci_core_reset(struct vfio_pci_core_device *vdev)
 		return -EINVAL;
 	{
 		mutex_guard g(&vdev->igate);
-		std::memcpy(vdev->config, vdev->config_reset,
-			    sizeof(vdev->config));
-		/* Registers reset; device memory (BAR2 and up) keeps content. */
-		if (vdev->bars[0].map)
-			std::memset(vdev->bars[0].map, 0, vdev->bars[0].size);
+		sim_pci_config_flr(&vdev->config);
+		if (vdev->enabled)
+			vfio_pci_core_enable_command(vdev);
 		vdev->resets++;
 	}
 	if (vdev->err_handler && vdev->err_handler->reset_done)
@@ -663,6 +717,49 @@ int vfio_pci_core_ioctl_feature(struct vfio_device *, u32, void __user *,
 
 /* -------- region access -------- */
 
+/*
+ * Config space goes through the simulated function: its masks keep
+ * read-only fields, BAR sizing and W1C bits as the hardware has them. A
+ * write that initiates FLR resets the function like VFIO_DEVICE_RESET,
+ * once igate is dropped.
+ */
+static ssize_t vfio_pci_config_rw(struct vfio_pci_core_device *vdev,
+				  char __user *buf, size_t count, loff_t *ppos,
+				  u64 off, bool iswrite)
+{
+	u8 tmp[PCI_CFG_SPACE_EXP_SIZE];
+	bool flr;
+
+	if (iswrite && copy_from_user(tmp, buf, count))
+		return -EFAULT;
+	{
+		mutex_guard g(&vdev->igate);
+		if (iswrite) {
+			sim_pci_config_write(&vdev->config,
+					     static_cast<u32>(off), tmp, count);
+		} else {
+			sim_pci_config_read(&vdev->config,
+					    static_cast<u32>(off), tmp, count);
+		}
+		flr = vdev->flr_pending;
+		vdev->flr_pending = false;
+	}
+	if (!iswrite && copy_to_user(buf, tmp, count))
+		return -EFAULT;
+	if (flr) {
+		/* As a function reset: config to the reset image only. */
+		{
+			mutex_guard g(&vdev->igate);
+			sim_pci_config_flr(&vdev->config);
+			vdev->resets++;
+		}
+		if (vdev->err_handler && vdev->err_handler->reset_done)
+			vdev->err_handler->reset_done(vdev);
+	}
+	*ppos += count;
+	return static_cast<ssize_t>(count);
+}
+
 static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
 			   size_t count, loff_t *ppos, bool iswrite)
 {
@@ -677,7 +774,7 @@ static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
 
 	switch (index) {
 	case VFIO_PCI_CONFIG_REGION_INDEX:
-		base = vdev->config;
+		base = nullptr;
 		size = PCI_CFG_SPACE_EXP_SIZE;
 		break;
 	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX:
@@ -697,8 +794,14 @@ static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
 		count = std::min<u64>(count, size - off);
 	}
 
+	if (index == VFIO_PCI_CONFIG_REGION_INDEX)
+		return vfio_pci_config_rw(vdev, buf, count, ppos, off, iswrite);
+
 	/* Config and register accesses race with the device: under igate. */
 	mutex_guard g(&vdev->igate);
+	/* A function not decoding memory: the kernel answers EIO. */
+	if (!sim_pci_config_mem_enabled(&vdev->config))
+		return -EIO;
 	if (iswrite) {
 		if (copy_from_user(base + off, buf, count))
 			return -EFAULT;

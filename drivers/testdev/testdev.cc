@@ -924,8 +924,8 @@ const struct vfio_device_ops testdev_ops = {
 
 /* -------- probe / remove -------- */
 
-const char *const testdev_keys[] = {"mem",   "msix", "mig", "log",
-				    "state", "seed", nullptr};
+const char *const testdev_keys[] = {"mem",   "msix", "mig",     "log",
+				    "state", "seed", "errstat", nullptr};
 const char *const mig_names[] = {"none", "stop_copy", "p2p", "pre_copy",
 				 nullptr};
 const u32 mig_values[] = {0, VFIO_MIGRATION_STOP_COPY, VFIO_MIGRATION_P2P,
@@ -933,7 +933,7 @@ const u32 mig_values[] = {0, VFIO_MIGRATION_STOP_COPY, VFIO_MIGRATION_P2P,
 
 int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 {
-	u64 mem, msix, log, state, seed;
+	u64 mem, msix, log, state, seed, errstat;
 	u32 mig;
 	int ret;
 	const char *bdf = pdev->dev.name.c_str();
@@ -947,6 +947,8 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	    (ret = uvfio_spec_get_u64(spec, "seed",
 				      XXH3_64bits(bdf, strlen(bdf)), 0,
 				      ~0ULL, &seed)) ||
+	    (ret = uvfio_spec_get_u64(spec, "errstat", 0, 0, 0xffff,
+				      &errstat)) ||
 	    (ret = uvfio_spec_get_flags(spec, "mig", mig_names, mig_values, 0,
 					&mig)))
 		return ret;
@@ -988,6 +990,8 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	core->bars[0].size = 4096;
 	core->bars[2].size = mem;
 	core->bars[2].mmap = true;
+	core->bars[2].is_64 = true;	/* device memory: 64-bit, prefetchable */
+	core->bars[2].prefetch = true;
 	core->err_handler = &testdev_err_handlers;
 	if (mig) {
 		core->vdev.mig_ops = &testdev_mig_ops;
@@ -1001,6 +1005,12 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 		vfio_put_device(&core->vdev);
 		return ret;
 	}
+	/*
+	 * errstat: Status error bits the function has latched before the
+	 * user sees it (errors logged since power-on; FLR clears them).
+	 */
+	sim_pci_config_set_status_errors(&core->config,
+					 static_cast<u16>(errstat));
 	pci_set_drvdata(pdev, tdev);
 	return 0;
 }

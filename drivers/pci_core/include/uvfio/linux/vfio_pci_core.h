@@ -22,6 +22,7 @@
 #include <uvfio/linux/pci.h>
 #include <uvfio/linux/unique_fd.h>
 #include <uvfio/linux/vfio.h>
+#include <uvfio/sim/pci_config.h>
 
 #define PCI_STD_NUM_BARS 6
 #define PCI_CFG_SPACE_EXP_SIZE 4096
@@ -35,6 +36,8 @@
 struct vfio_pci_bar {
 	u64 size = 0;		/* 0: BAR not implemented */
 	bool mmap = false;	/* userspace may mmap it */
+	bool is_64 = false;	/* 64-bit BAR: the next BAR must be absent */
+	bool prefetch = false;	/* prefetchable memory */
 	UniqueFD memfd;
 	u8 *map = nullptr;	/* the core's own mapping of memfd */
 };
@@ -63,13 +66,21 @@ struct vfio_pci_core_device {
 	u16 vendor_id = 0x1b36;
 	u16 device_id = 0x0001;
 	u32 msix_count = 0;
+	/* Where the MSI-X capability says the table and PBA live. */
+	u8 msix_bar = 0;
+	u32 msix_table_offset = 0;
+	u32 msix_pba_offset = 0;	/* 0: right after the table */
 	bool has_intx = true;
 	bool is_pcie = true;
 	struct vfio_pci_bar bars[PCI_STD_NUM_BARS];
 
-	/* Config space; the simulated function replaces this storage. */
-	u8 config[PCI_CFG_SPACE_EXP_SIZE] = {};
-	u8 config_reset[PCI_CFG_SPACE_EXP_SIZE] = {};
+	/*
+	 * The simulated function's config space, built at register time
+	 * from the description above. Under igate.
+	 */
+	struct sim_pci_config config;
+	bool flr_pending = false;	/* a config write asked for FLR */
+	bool enabled = false;		/* between open_device and close */
 
 	/* Interrupt state, protected by igate. */
 	struct mutex igate;
@@ -126,8 +137,11 @@ int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector);
 int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev);
 
 /*
- * Reset the function (VFIO_DEVICE_RESET): config space and BARs return to
- * their reset values, then the driver's err_handler->reset_done runs.
+ * Reset the function (VFIO_DEVICE_RESET): a function-level reset of the
+ * simulated function (config space to its reset image, BAR0 registers to
+ * zero; device memory in BAR2 and up keeps its content), after which an
+ * open device is enabled again as at open (memory space on, bus master
+ * off); then the driver's err_handler->reset_done runs.
  */
 int vfio_pci_core_reset(struct vfio_pci_core_device *vdev);
 
