@@ -11,9 +11,41 @@
 #include <string>
 #include <vector>
 
+#include <cerrno>
+
+#include <uvfio/uapi/vfio.h>
 #include <uvfio/uvfio.h>
 
 namespace uvfio_test {
+
+/*
+ * A VFIO_DEVICE_FEATURE argument: the header followed by one payload T,
+ * argsz covering both (tests change it to probe the checks).
+ */
+template <typename T> struct FeatureArg {
+	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
+				     sizeof(T)] = {};
+
+	explicit FeatureArg(__u32 flags)
+	{
+		f()->argsz = sizeof(buf);
+		f()->flags = flags;
+	}
+	struct vfio_device_feature *f()
+	{
+		return reinterpret_cast<struct vfio_device_feature *>(buf);
+	}
+	T *d()
+	{
+		return reinterpret_cast<T *>(buf +
+					     sizeof(struct vfio_device_feature));
+	}
+	/* The ioctl on fd: 0 or the errno. */
+	int ioctl(int fd)
+	{
+		return uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f()) ? errno : 0;
+	}
+};
 
 /* Open file descriptors of this process. */
 inline int count_open_fds()

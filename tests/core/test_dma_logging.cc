@@ -180,32 +180,9 @@ private:
 
 using range = struct vfio_device_feature_dma_logging_range;
 
-/* A feature header followed by a payload of T (argsz adjustable). */
-template <typename T> struct Feature {
-	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
-				     sizeof(T)] = {};
-	explicit Feature(u32 flags)
-	{
-		f()->argsz = sizeof(buf);
-		f()->flags = flags;
-	}
-	struct vfio_device_feature *f()
-	{
-		return reinterpret_cast<struct vfio_device_feature *>(buf);
-	}
-	T *d()
-	{
-		return reinterpret_cast<T *>(buf +
-					     sizeof(struct vfio_device_feature));
-	}
-	int ioctl(int fd)
-	{
-		return uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f()) ? errno : 0;
-	}
-};
 
-using StartArg = Feature<struct vfio_device_feature_dma_logging_control>;
-using ReportArg = Feature<struct vfio_device_feature_dma_logging_report>;
+using StartArg = FeatureArg<struct vfio_device_feature_dma_logging_control>;
+using ReportArg = FeatureArg<struct vfio_device_feature_dma_logging_report>;
 
 int start(int fd, u64 page_size, const std::vector<range> &ranges,
 	  u64 *page_size_out = nullptr)

@@ -40,25 +40,6 @@ constexpr off_t BAR2 = static_cast<off_t>(VFIO_PCI_BAR2_REGION_INDEX) << 40;
 
 using bytes = std::vector<unsigned char>;
 
-/* struct vfio_device_feature followed by a feature's payload T. */
-template <typename T> struct FeatureArg {
-	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
-				     sizeof(T)] = {};
-	explicit FeatureArg(__u32 flags, __u32 argsz = sizeof(buf))
-	{
-		f()->argsz = argsz;
-		f()->flags = flags;
-	}
-	struct vfio_device_feature *f()
-	{
-		return reinterpret_cast<struct vfio_device_feature *>(buf);
-	}
-	T *d()
-	{
-		return reinterpret_cast<T *>(buf +
-					     sizeof(struct vfio_device_feature));
-	}
-};
 
 /* One testdev, added and opened for a test. */
 class MigDevice

@@ -32,58 +32,39 @@ namespace {
 
 using arc_list = std::vector<std::pair<state, state>>;
 
-/* A VFIO_DEVICE_FEATURE header followed by one payload T. */
-template <typename T> struct Feature {
-	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
-				     sizeof(T)] = {};
-
-	explicit Feature(u32 flags)
-	{
-		hdr()->argsz = sizeof(buf);
-		hdr()->flags = flags;
-	}
-	struct vfio_device_feature *hdr()
-	{
-		return reinterpret_cast<struct vfio_device_feature *>(buf);
-	}
-	T *p()
-	{
-		return reinterpret_cast<T *>(buf + sizeof(*hdr()));
-	}
-};
 
 /* MIG_DEVICE_STATE SET: 0 or the errno. *data_fd gets the returned fd. */
 int set_state(int fd, u32 target, int *data_fd)
 {
-	Feature<struct vfio_device_feature_mig_state> f(
+	FeatureArg<struct vfio_device_feature_mig_state> f(
 		VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
-	f.p()->device_state = target;
-	f.p()->data_fd = -1;
+	f.d()->device_state = target;
+	f.d()->data_fd = -1;
 	*data_fd = -1;
 	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f.buf))
 		return errno;
-	*data_fd = f.p()->data_fd;
+	*data_fd = f.d()->data_fd;
 	return 0;
 }
 
 /* MIG_DEVICE_STATE GET: the state, or ~0u on failure. */
 u32 get_state(int fd)
 {
-	Feature<struct vfio_device_feature_mig_state> f(
+	FeatureArg<struct vfio_device_feature_mig_state> f(
 		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
 	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f.buf))
 		return ~0u;
-	return f.p()->device_state;
+	return f.d()->device_state;
 }
 
 /* MIG_DATA_SIZE GET: 0 or the errno. */
 int data_size(int fd, u64 *len)
 {
-	Feature<struct vfio_device_feature_mig_data_size> f(
+	FeatureArg<struct vfio_device_feature_mig_data_size> f(
 		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE);
 	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f.buf))
 		return errno;
-	*len = f.p()->stop_copy_length;
+	*len = f.d()->stop_copy_length;
 	return 0;
 }
 
