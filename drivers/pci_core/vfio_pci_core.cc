@@ -52,11 +52,31 @@ void vfio_pci_core_release_dev(struct vfio_device *core_vdev)
 	mutex_destroy(&vdev->igate);
 }
 
-/* Function reset, as seen by the device model: registers in BAR0 clear. */
+/*
+ * Tell the device model what the command register now says about bus
+ * mastering. Under igate, after anything that may change it.
+ */
+static void vfio_pci_core_sync_command(struct vfio_pci_core_device *vdev)
+{
+	bool on = sim_pci_config_bus_master(&vdev->config);
+	if (on == vdev->bus_master)
+		return;
+	vdev->bus_master = on;
+	if (vdev->hw_ops)
+		vdev->hw_ops->set_bus_master(vdev, on);
+}
+
+/* Function reset, as seen by the device model. Under igate. */
 static void vfio_pci_core_flr_hook(struct sim_pci_config *, void *arg)
 {
 	auto *vdev = static_cast<struct vfio_pci_core_device *>(arg);
 
+	/* The reset image has bus mastering off: no DMA from here on. */
+	vfio_pci_core_sync_command(vdev);
+	if (vdev->hw_ops) {
+		vdev->hw_ops->flr(vdev);
+		return;
+	}
 	/* Registers reset; device memory (BAR2 and up) keeps content. */
 	if (vdev->bars[0].map)
 		std::memset(vdev->bars[0].map, 0, vdev->bars[0].size);
@@ -123,6 +143,14 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 				i, (unsigned long long)bar->size);
 			ret = -EINVAL;
 			goto err_free;
+		}
+		if (bar->regs) {
+			/* Emulated registers: the model needs its hooks. */
+			if (!vdev->hw_ops || bar->mmap) {
+				ret = -EINVAL;
+				goto err_free;
+			}
+			continue;
 		}
 		std::string name = std::string(pci_name(vdev->pdev)) + "-bar" +
 				   std::to_string(i);
@@ -228,7 +256,8 @@ static u32 vfio_pci_get_irq_count(struct vfio_pci_core_device *vdev,
 	}
 }
 
-static void vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
+/* Under igate and irq_lock. */
+static void __vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
 {
 	irq_ctx_put(&vdev->intx);
 	for (auto &ctx : vdev->msix)
@@ -239,6 +268,13 @@ static void vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
 	vdev->irq_type = VFIO_PCI_NUM_IRQS;
 }
 
+/* Under igate. */
+static void vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
+{
+	std::lock_guard<std::mutex> g(vdev->irq_lock);
+	__vfio_pci_irq_disable_all(vdev);
+}
+
 static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
 				     u32 start, u32 count, u32 flags,
 				     void *data)
@@ -247,7 +283,7 @@ static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
 	bool is_none = vdev->irq_type == VFIO_PCI_NUM_IRQS;
 
 	if (is_intx && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
-		vfio_pci_irq_disable_all(vdev);
+		__vfio_pci_irq_disable_all(vdev);
 		return 0;
 	}
 	if (!(is_intx || is_none) || start != 0 || count != 1)
@@ -317,7 +353,7 @@ static int vfio_pci_set_msix_trigger(struct vfio_pci_core_device *vdev,
 	bool is_none = vdev->irq_type == VFIO_PCI_NUM_IRQS;
 
 	if (is_msix && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
-		vfio_pci_irq_disable_all(vdev);
+		__vfio_pci_irq_disable_all(vdev);
 		return 0;
 	}
 	if (!(is_msix || is_none))
@@ -448,7 +484,7 @@ static int vfio_pci_set_irqs_ioctl(struct vfio_pci_core_device *vdev,
 
 int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector)
 {
-	mutex_guard g(&vdev->igate);
+	std::lock_guard<std::mutex> g(vdev->irq_lock);
 	if (vdev->irq_type != VFIO_PCI_MSIX_IRQ_INDEX ||
 	    vector >= vdev->msix.size() || !vdev->msix[vector].trigger.is_valid())
 		return -EINVAL;
@@ -494,6 +530,7 @@ int vfio_pci_core_enable(struct vfio_pci_core_device *vdev)
 	mutex_guard g(&vdev->igate);
 	vfio_pci_irq_disable_all(vdev);
 	vfio_pci_core_enable_command(vdev);
+	vfio_pci_core_sync_command(vdev);
 	vdev->enabled = true;
 	return 0;
 }
@@ -512,6 +549,7 @@ void vfio_pci_core_close_device(struct vfio_device *core_vdev)
 	sim_pci_config_set_command(&vdev->config, 0,
 				   SIM_PCI_COMMAND_MEMORY |
 					   SIM_PCI_COMMAND_MASTER);
+	vfio_pci_core_sync_command(vdev);
 	vdev->enabled = false;
 }
 
@@ -543,6 +581,7 @@ int vfio_pci_core_reset(struct vfio_pci_core_device *vdev)
 		sim_pci_config_flr(&vdev->config);
 		if (vdev->enabled)
 			vfio_pci_core_enable_command(vdev);
+		vfio_pci_core_sync_command(vdev);
 		vdev->resets++;
 	}
 	if (vdev->err_handler && vdev->err_handler->reset_done)
@@ -678,8 +717,11 @@ static long vfio_pci_ioctl_set_irqs(struct vfio_pci_core_device *vdev,
 	}
 
 	mutex_lock(&vdev->igate);
-	ret = vfio_pci_set_irqs_ioctl(vdev, hdr.flags, hdr.index, hdr.start,
-				      hdr.count, data);
+	{
+		std::lock_guard<std::mutex> g(vdev->irq_lock);
+		ret = vfio_pci_set_irqs_ioctl(vdev, hdr.flags, hdr.index,
+					      hdr.start, hdr.count, data);
+	}
 	mutex_unlock(&vdev->igate);
 	kfree(data);
 	return ret;
@@ -737,6 +779,7 @@ static ssize_t vfio_pci_config_rw(struct vfio_pci_core_device *vdev,
 		if (iswrite) {
 			sim_pci_config_write(&vdev->config,
 					     static_cast<u32>(off), tmp, count);
+			vfio_pci_core_sync_command(vdev);
 		} else {
 			sim_pci_config_read(&vdev->config,
 					    static_cast<u32>(off), tmp, count);
@@ -751,11 +794,52 @@ static ssize_t vfio_pci_config_rw(struct vfio_pci_core_device *vdev,
 		{
 			mutex_guard g(&vdev->igate);
 			sim_pci_config_flr(&vdev->config);
+			vfio_pci_core_sync_command(vdev);
 			vdev->resets++;
 		}
 		if (vdev->err_handler && vdev->err_handler->reset_done)
 			vdev->err_handler->reset_done(vdev);
 	}
+	*ppos += count;
+	return static_cast<ssize_t>(count);
+}
+
+/*
+ * A register BAR: the device model answers, except for the MSI-X table,
+ * which belongs to the host (the kernel's vfio-pci hides it the same way:
+ * reads give all ones, writes are dropped). Under igate.
+ */
+static ssize_t vfio_pci_regs_rw(struct vfio_pci_core_device *vdev, int bar,
+				char __user *buf, size_t count, loff_t *ppos,
+				u64 off, bool iswrite)
+{
+	std::vector<u8> tmp(count);
+	u64 x_start = 0, x_end = 0;
+
+	if (vdev->msix_count && vdev->msix_bar == bar) {
+		x_start = vdev->msix_table_offset;
+		x_end = x_start + 16ULL * vdev->msix_count;
+	}
+	if (iswrite && copy_from_user(tmp.data(), buf, count))
+		return -EFAULT;
+	/* Up to the table, the table, past it: at most three pieces. */
+	for (u64 pos = off; pos < off + count;) {
+		u8 *p = tmp.data() + (pos - off);
+		u64 end = off + count;
+		if (pos >= x_start && pos < x_end) {
+			end = std::min(end, x_end);
+			if (!iswrite)
+				std::memset(p, 0xff, end - pos);
+		} else {
+			if (pos < x_start)
+				end = std::min(end, x_start);
+			vdev->hw_ops->bar_rw(vdev, bar, pos, p, end - pos,
+					     iswrite);
+		}
+		pos = end;
+	}
+	if (!iswrite && copy_to_user(buf, tmp.data(), count))
+		return -EFAULT;
 	*ppos += count;
 	return static_cast<ssize_t>(count);
 }
@@ -802,6 +886,9 @@ static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
 	/* A function not decoding memory: the kernel answers EIO. */
 	if (!sim_pci_config_mem_enabled(&vdev->config))
 		return -EIO;
+	if (vdev->bars[index].regs)
+		return vfio_pci_regs_rw(vdev, static_cast<int>(index), buf,
+					count, ppos, off, iswrite);
 	if (iswrite) {
 		if (copy_from_user(base + off, buf, count))
 			return -EFAULT;

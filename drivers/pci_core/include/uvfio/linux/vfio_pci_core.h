@@ -17,6 +17,7 @@
 #ifndef UVFIO_LINUX_VFIO_PCI_CORE_H
 #define UVFIO_LINUX_VFIO_PCI_CORE_H
 
+#include <mutex>
 #include <vector>
 
 #include <uvfio/linux/pci.h>
@@ -32,10 +33,14 @@
 #define VFIO_PCI_INDEX_TO_OFFSET(index) ((u64)(index) << VFIO_PCI_OFFSET_SHIFT)
 #define VFIO_PCI_OFFSET_MASK (((u64)(1) << VFIO_PCI_OFFSET_SHIFT) - 1)
 
-/* One BAR: a memfd the driver and userspace mappings share. */
+/*
+ * One BAR: a memfd the driver and userspace mappings share, or registers
+ * the device model emulates (hw_ops) with no memory behind them.
+ */
 struct vfio_pci_bar {
 	u64 size = 0;		/* 0: BAR not implemented */
 	bool mmap = false;	/* userspace may mmap it */
+	bool regs = false;	/* accesses go to hw_ops->bar_rw; no mmap */
 	bool is_64 = false;	/* 64-bit BAR: the next BAR must be absent */
 	bool prefetch = false;	/* prefetchable memory */
 	UniqueFD memfd;
@@ -48,6 +53,28 @@ struct vfio_pci_irq_ctx {
 };
 
 struct vfio_pci_core_device;
+
+/*
+ * The device model behind a function with register BARs and DMA (what
+ * the kernel reaches through the PCI bus and the device's own MMIO).
+ * pci_core calls every member with igate held; none may take igate, and
+ * the model's own threads must not either (they signal MSI-X through
+ * vfio_pci_core_signal_msix, which does not).
+ *
+ * @bar_rw: an access to a BAR marked regs, inside the BAR and outside the
+ *	MSI-X table.
+ * @set_bus_master: the command register's bus-master bit changed (by the
+ *	user, open, close or reset). Turning it off returns only when no DMA
+ *	is in flight.
+ * @flr: function-level reset of the model (config space is reset by
+ *	pci_core); returns once the model is idle and reset.
+ */
+struct vfio_pci_hw_ops {
+	void (*bar_rw)(struct vfio_pci_core_device *vdev, int bar, u64 off,
+		       void *buf, size_t count, bool iswrite);
+	void (*set_bus_master)(struct vfio_pci_core_device *vdev, bool on);
+	void (*flr)(struct vfio_pci_core_device *vdev);
+};
 
 /*
  * Hooks a variant driver gives the PCI core (the kernel's
@@ -82,8 +109,17 @@ struct vfio_pci_core_device {
 	bool flr_pending = false;	/* a config write asked for FLR */
 	bool enabled = false;		/* between open_device and close */
 
-	/* Interrupt state, protected by igate. */
+	const struct vfio_pci_hw_ops *hw_ops = nullptr;
+	void *hw_data = nullptr;	/* the model, for hw_ops */
+	bool bus_master = false;	/* last value told to hw_ops, igate */
+
+	/*
+	 * Interrupt state, protected by igate. irq_lock, taken inside igate,
+	 * also guards irq_type and msix so that the device model can signal
+	 * MSI-X while an igate holder waits for it.
+	 */
 	struct mutex igate;
+	std::mutex irq_lock;
 	int irq_type = VFIO_PCI_NUM_IRQS;	/* none */
 	struct vfio_pci_irq_ctx intx;
 	bool intx_masked = false;
@@ -132,14 +168,17 @@ void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count);
 /*
  * Signal an interrupt as the hardware would: MSI-X vector, or INTx (held
  * pending while masked). Returns 0, or -EINVAL when no trigger is set.
+ * signal_msix takes only irq_lock: callable from a device-model thread
+ * while another thread holds igate.
  */
 int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector);
 int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev);
 
 /*
  * Reset the function (VFIO_DEVICE_RESET): a function-level reset of the
- * simulated function (config space to its reset image, BAR0 registers to
- * zero; device memory in BAR2 and up keeps its content), after which an
+ * simulated function (config space to its reset image; the device model's
+ * flr, or for a function without one, BAR0 memory to zero; device memory
+ * in BAR2 and up keeps its content), after which an
  * open device is enabled again as at open (memory space on, bus master
  * off); then the driver's err_handler->reset_done runs.
  */

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * pci_core's binding to the simulated DMA function: the hooks pci_core
+ * calls (BAR0, bus master, FLR) and the bus the function's engine uses
+ * (DMA through the IOMMU, MSI-X to eventfds).
+ */
+#include <uvfio/linux/vfio_pci_simdev.h>
+
+namespace {
+
+struct simdev *to_simdev(struct vfio_pci_core_device *core)
+{
+	return static_cast<struct simdev *>(core->hw_data);
+}
+
+void simdev_hw_bar_rw(struct vfio_pci_core_device *core, int bar, u64 off,
+		      void *buf, size_t count, bool iswrite)
+{
+	if (bar != 0)
+		return;
+	if (iswrite)
+		simdev_bar0_write(to_simdev(core), off, buf, count);
+	else
+		simdev_bar0_read(to_simdev(core), off, buf, count);
+}
+
+void simdev_hw_set_bus_master(struct vfio_pci_core_device *core, bool on)
+{
+	simdev_set_bus_master(to_simdev(core), on);
+}
+
+void simdev_hw_flr(struct vfio_pci_core_device *core)
+{
+	simdev_reset(to_simdev(core));
+}
+
+const struct vfio_pci_hw_ops simdev_hw_ops = {
+	.bar_rw = simdev_hw_bar_rw,
+	.set_bus_master = simdev_hw_set_bus_master,
+	.flr = simdev_hw_flr,
+};
+
+int simdev_bus_dma_rw(void *opaque, u64 iova, void *buf, size_t len,
+		      bool write)
+{
+	auto *core = static_cast<struct vfio_pci_core_device *>(opaque);
+	int ret = vfio_dma_rw(&core->vdev, iova, buf, len, write);
+	/* No container is no translation: to the device, a fault. */
+	return ret == -EINVAL ? -EFAULT : ret;
+}
+
+void simdev_bus_msix(void *opaque, u32 vector)
+{
+	auto *core = static_cast<struct vfio_pci_core_device *>(opaque);
+	/* No trigger for the vector: the message is lost, as with MSI-X
+	 * disabled on real hardware. */
+	vfio_pci_core_signal_msix(core, vector);
+}
+
+} // namespace
+
+void vfio_pci_simdev_describe(struct vfio_pci_core_device *core,
+			      struct simdev *sd, u64 mem_size, u32 msix)
+{
+	core->msix_count = msix;
+	core->msix_bar = 0;
+	core->msix_table_offset = SIMDEV_MSIX_TABLE_OFFSET;
+	core->msix_pba_offset = SIMDEV_MSIX_PBA_OFFSET;
+	core->bars[0].size = SIMDEV_BAR0_SIZE;
+	core->bars[0].regs = true;
+	core->bars[2].size = mem_size;
+	core->bars[2].mmap = true;
+	core->bars[2].is_64 = true;
+	core->bars[2].prefetch = true;
+	core->hw_ops = &simdev_hw_ops;
+	core->hw_data = sd;
+	sd->dev = &core->pdev->dev;
+	sd->mem_size = mem_size;
+	sd->msix_count = msix;
+}
+
+int vfio_pci_simdev_start(struct vfio_pci_core_device *core,
+			  struct simdev *sd)
+{
+	sd->mem = core->bars[2].map;
+	sd->bus.dma_rw = simdev_bus_dma_rw;
+	sd->bus.msix = simdev_bus_msix;
+	sd->bus.opaque = core;
+	return simdev_init(sd);
+}
+
+void vfio_pci_simdev_stop(struct simdev *sd)
+{
+	simdev_exit(sd);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/sim/simdev.h> - the simulated DMA function behind BAR0 and BAR2:
+ * its registers, its DMA engine (a thread), its own DMA dirty tracker and
+ * the device-internal state that migrates. The programming model a guest
+ * driver sees is in <uvfio/sim/simdev_regs.h>.
+ *
+ * The function sits on a platform the driver provides (struct simdev_bus):
+ * DMA goes through it (the IOMMU: the device sees only IOVAs) and so do
+ * MSI-X messages. The engine calls the bus with no lock of its own held.
+ *
+ * Locking: every call takes the device's lock. Callers may hold their own
+ * locks (pci_core's igate) around register access and reset, as long as the
+ * bus callbacks never take them: the engine may be inside one while the
+ * caller waits for it to go idle.
+ */
+#ifndef UVFIO_SIM_SIMDEV_H
+#define UVFIO_SIM_SIMDEV_H
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <uvfio/linux/types.h>
+#include <uvfio/sim/simdev_regs.h>
+
+struct device;
+
+/* What the function reaches outside itself. */
+struct simdev_bus {
+	/* DMA to or from guest memory at an IOVA: 0 or -errno (-EFAULT for
+	 * an IOVA the IOMMU does not map). */
+	int (*dma_rw)(void *opaque, u64 iova, void *buf, size_t len,
+		      bool write);
+	/* An MSI-X message for vector. */
+	void (*msix)(void *opaque, u32 vector);
+	void *opaque;
+};
+
+/* The registers that are state (counters included), in BAR0 order. */
+struct simdev_regs {
+	u32 r[SIMDEV_NUM_REGS];
+};
+
+/*
+ * Device-internal state that migrates beside device memory: the register
+ * file, the descriptors fetched but not yet executed, and interrupts held
+ * back while the device was quiesced.
+ */
+struct simdev_state {
+	struct simdev_regs regs;
+	u32 nr_fetched;
+	u32 pending_irqs;	/* bit per vector below 32 */
+	struct simdev_desc fetched[SIMDEV_PREFETCH];
+	u32 fetched_index[SIMDEV_PREFETCH];
+};
+
+struct simdev {
+	/* Set before simdev_init. */
+	struct device *dev = nullptr;	/* for log lines */
+	u8 *mem = nullptr;		/* device memory (BAR2) */
+	u64 mem_size = 0;
+	u32 msix_count = 0;
+	struct simdev_bus bus = {};
+	/* Extra time an in-flight descriptor takes to finish once a quiesce
+	 * has been asked for: a slow device. Microseconds. */
+	u32 drain_us = 0;
+
+	/* Internal: under lock. */
+	std::mutex lock;
+	std::condition_variable wake;	/* the engine: work or exit */
+	std::condition_variable idle;	/* quiescers: nothing in flight */
+	struct simdev_regs regs = {};
+	std::deque<std::pair<u32, struct simdev_desc>> fetched;
+	u32 pending_irqs = 0;
+	bool bus_master = false;
+	bool quiesce = false;		/* migration: no new DMA */
+	bool in_flight = false;		/* the engine is executing one */
+	bool exiting = false;
+	bool draining = false;		/* a quiesce waits on in_flight */
+	std::thread engine;
+
+	/* DMA logging: the device's own tracker of guest pages it wrote. */
+	bool logging = false;
+	u64 log_page_size = 0;
+	std::vector<std::pair<u64, u64>> log_ranges;	/* [start, end) */
+	std::set<u64> log_dirty;			/* page numbers */
+};
+
+/* Start the engine. 0 or -errno. */
+int simdev_init(struct simdev *sd);
+/* Stop and join the engine. */
+void simdev_exit(struct simdev *sd);
+
+/* BAR0 access, any length and alignment inside the BAR. */
+void simdev_bar0_read(struct simdev *sd, u64 off, void *buf, size_t len);
+void simdev_bar0_write(struct simdev *sd, u64 off, const void *buf,
+		       size_t len);
+
+/* The command register's bus-master bit, as the platform sets it. */
+void simdev_set_bus_master(struct simdev *sd, bool on);
+
+/*
+ * Quiesce: no new DMA or interrupt after return; an in-flight descriptor
+ * completes first (after drain_us). Interrupts raised meanwhile are held
+ * and sent on unquiesce. Idempotent.
+ */
+void simdev_quiesce(struct simdev *sd);
+void simdev_unquiesce(struct simdev *sd);
+
+/*
+ * Function-level reset: waits for the engine to be idle, then clears the
+ * registers, fetched descriptors and held interrupts. Device memory keeps
+ * its content, and logging is the driver's, so it stays as it is.
+ */
+void simdev_reset(struct simdev *sd);
+
+/* Device-internal state, for migration. Load expects a quiesced device
+ * and returns -EINVAL for a state it cannot hold (bad ring size, too many
+ * fetched descriptors). */
+void simdev_save_state(struct simdev *sd, struct simdev_state *st);
+int simdev_load_state(struct simdev *sd, const struct simdev_state *st);
+
+/* Wait until nothing is in flight and nothing fetched is executable. */
+void simdev_wait_idle(struct simdev *sd);
+
+/*
+ * DMA logging: record guest pages of page_size inside ranges that DMA
+ * writes touch. Start replaces nothing: -EBUSY if logging is on.
+ */
+int simdev_log_start(struct simdev *sd,
+		     std::vector<std::pair<u64, u64>> ranges, u64 page_size);
+void simdev_log_stop(struct simdev *sd);
+/* Calls fn(iova) for each dirty page in [iova, iova + length), clearing it.
+ * -EINVAL when logging is off. */
+int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
+			      void (*fn)(void *arg, u64 page_iova),
+			      void *arg);
+
+#endif /* UVFIO_SIM_SIMDEV_H */
