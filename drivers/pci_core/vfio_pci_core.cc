@@ -18,6 +18,8 @@
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_core.h>
 
+#include "vfio_pci_priv.h"
+
 static struct vfio_pci_core_device *to_core(struct vfio_device *core_vdev)
 {
 	return container_of(core_vdev, struct vfio_pci_core_device, vdev);
@@ -82,12 +84,6 @@ static void vfio_pci_core_flr_hook(struct sim_pci_config *, void *arg)
 		std::memset(vdev->bars[0].map, 0, vdev->bars[0].size);
 }
 
-/* A config write set Initiate FLR: done once igate is dropped. */
-static void vfio_pci_core_flr_request(struct sim_pci_config *, void *arg)
-{
-	static_cast<struct vfio_pci_core_device *>(arg)->flr_pending = true;
-}
-
 /* Build the simulated function's config space from the description. */
 static int vfio_pci_core_init_config(struct vfio_pci_core_device *vdev)
 {
@@ -119,8 +115,8 @@ static int vfio_pci_core_init_config(struct vfio_pci_core_device *vdev)
 	int ret = sim_pci_config_init(&vdev->config, &desc);
 	if (ret)
 		return ret;
+	vfio_pci_init_perm_bits(vdev);
 	vdev->config.reset_hook = vfio_pci_core_flr_hook;
-	vdev->config.flr_request = vfio_pci_core_flr_request;
 	vdev->config.hook_arg = vdev;
 	return 0;
 }
@@ -531,7 +527,7 @@ int vfio_pci_core_enable(struct vfio_pci_core_device *vdev)
 	vfio_pci_irq_disable_all(vdev);
 	vfio_pci_core_enable_command(vdev);
 	vfio_pci_core_sync_command(vdev);
-	vdev->enabled = true;
+	vfio_config_init(vdev);
 	return 0;
 }
 
@@ -550,7 +546,6 @@ void vfio_pci_core_close_device(struct vfio_device *core_vdev)
 				   SIM_PCI_COMMAND_MEMORY |
 					   SIM_PCI_COMMAND_MASTER);
 	vfio_pci_core_sync_command(vdev);
-	vdev->enabled = false;
 }
 
 void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
@@ -572,20 +567,33 @@ void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
 
 /* -------- reset -------- */
 
-int vfio_pci_core_reset(struct vfio_pci_core_device *vdev)
+/*
+ * A function-level reset as pci_try_reset_function does it: save the
+ * config state, reset the function, restore the state, then tell the
+ * variant driver. What the reset clears for good is the device's own
+ * state (registers behind the BARs, error bits, device-specific config);
+ * the user's vconfig is untouched.
+ */
+static void vfio_pci_core_function_reset(struct vfio_pci_core_device *vdev)
 {
-	if (!vdev->reset_works)
-		return -EINVAL;
 	{
 		mutex_guard g(&vdev->igate);
+		struct vfio_pci_saved_state st;
+		vfio_pci_save_state(vdev, &st);
 		sim_pci_config_flr(&vdev->config);
-		if (vdev->enabled)
-			vfio_pci_core_enable_command(vdev);
+		vfio_pci_restore_state(vdev, &st);
 		vfio_pci_core_sync_command(vdev);
 		vdev->resets++;
 	}
 	if (vdev->err_handler && vdev->err_handler->reset_done)
 		vdev->err_handler->reset_done(vdev);
+}
+
+int vfio_pci_core_reset(struct vfio_pci_core_device *vdev)
+{
+	if (!vdev->reset_works)
+		return -EINVAL;
+	vfio_pci_core_function_reset(vdev);
 	return 0;
 }
 
@@ -777,29 +785,19 @@ static ssize_t vfio_pci_config_rw(struct vfio_pci_core_device *vdev,
 	{
 		mutex_guard g(&vdev->igate);
 		if (iswrite) {
-			sim_pci_config_write(&vdev->config,
-					     static_cast<u32>(off), tmp, count);
+			flr = vfio_pci_config_write(
+				vdev, static_cast<u32>(off), tmp, count);
 			vfio_pci_core_sync_command(vdev);
 		} else {
-			sim_pci_config_read(&vdev->config,
-					    static_cast<u32>(off), tmp, count);
+			vfio_pci_config_read(vdev, static_cast<u32>(off), tmp,
+					     count);
+			flr = false;
 		}
-		flr = vdev->flr_pending;
-		vdev->flr_pending = false;
 	}
 	if (!iswrite && copy_to_user(buf, tmp, count))
 		return -EFAULT;
-	if (flr) {
-		/* As a function reset: config to the reset image only. */
-		{
-			mutex_guard g(&vdev->igate);
-			sim_pci_config_flr(&vdev->config);
-			vfio_pci_core_sync_command(vdev);
-			vdev->resets++;
-		}
-		if (vdev->err_handler && vdev->err_handler->reset_done)
-			vdev->err_handler->reset_done(vdev);
-	}
+	if (flr)
+		vfio_pci_core_function_reset(vdev);
 	*ppos += count;
 	return static_cast<ssize_t>(count);
 }

@@ -420,7 +420,8 @@ TEST_F(DeviceRegionTest, ReadWriteRoundTrip)
 		{VFIO_PCI_BAR0_REGION_INDEX, 0, kBar0Size},
 		{VFIO_PCI_BAR2_REGION_INDEX, 0x80000, 64 << 10},
 		{VFIO_PCI_BAR2_REGION_INDEX, kBar2Size - 3, 3},
-		{VFIO_PCI_CONFIG_REGION_INDEX, 0x40, 4},
+		/* The interrupt line: config the core emulates for the user. */
+		{VFIO_PCI_CONFIG_REGION_INDEX, 0x3c, 1},
 	};
 	uint8_t seed = 1;
 	for (const auto &c : cases) {
@@ -1439,8 +1440,11 @@ TEST_F(DeviceIrqTest, CloseDropsEventfds)
 
 /* ======================= VFIO_DEVICE_RESET ======================= */
 
-// Contract: RESET succeeds; afterwards BAR0 registers read zero, config space
-// bytes are back at their initial values, and BAR2 memory keeps its content.
+// Contract: RESET succeeds; afterwards BAR0 registers read zero, BAR2 memory
+// keeps its content, and config space reads as before the user touched it
+// but for what a reset saves and restores (the command register) or the
+// core emulates (the interrupt line): device-specific config (the vendor
+// capability's data) is back at its reset value.
 TEST_F(DeviceResetTest, ResetRestoresRegistersKeepsMemory)
 {
 	off_t bar0 = RegionOffset(VFIO_PCI_BAR0_REGION_INDEX);
@@ -1460,8 +1464,18 @@ TEST_F(DeviceResetTest, ResetRestoresRegistersKeepsMemory)
 	ASSERT_EQ(uvfio_pwrite(fd_, pat, 16, bar0 + 0x100), 16);
 	ASSERT_EQ(uvfio_pwrite(fd_, pat, 16, bar0 + kBar0Size - 16), 16);
 	ASSERT_EQ(uvfio_pwrite(fd_, pat, 16, bar2 + 0x2000), 16);
-	ASSERT_EQ(uvfio_pwrite(fd_, pat, 8, cfg + 0x40), 8);
-	ASSERT_EQ(uvfio_pwrite(fd_, pat, 2, cfg + 0x04), 2);
+	/* The vendor-specific capability (ID 0x09): its data is the device's. */
+	unsigned vndr = cfg_initial[0x34];
+	while (vndr && cfg_initial[vndr] != 0x09)
+		vndr = cfg_initial[vndr + 1];
+	ASSERT_NE(vndr, 0u);
+	ASSERT_EQ(uvfio_pwrite(fd_, pat, 8, cfg + vndr + 4), 8);
+	const uint8_t cmd[2] = {0x06, 0x04};	/* memory, master, INTx off */
+	ASSERT_EQ(uvfio_pwrite(fd_, cmd, 2, cfg + 0x04), 2);
+	ASSERT_EQ(uvfio_pwrite(fd_, pat, 1, cfg + 0x3c), 1);
+	cfg_initial[0x04] = cmd[0];
+	cfg_initial[0x05] = cmd[1];
+	cfg_initial[0x3c] = pat[0];
 
 	ASSERT_EQ(ErrOf(uvfio_ioctl(fd_, VFIO_DEVICE_RESET, nullptr)), 0);
 

@@ -3,8 +3,9 @@
  * The simulated function's PCI config space as the user sees it through the
  * config region: read-only IDs, the command register, W1C status bits, BAR
  * sizing, the capability list, memory-space enable gating BAR access, and
- * FLR through the PCI Express Device Control register. Driven through the
- * public syscall surface only.
+ * FLR through the PCI Express Device Control register, and what vfio-pci's
+ * config virtualization lets the user change. Driven through the public
+ * syscall surface only.
  */
 #include <gtest/gtest.h>
 
@@ -109,41 +110,22 @@ public:
 	/* MIG_DEVICE_STATE: SET returns 0 or errno; GET returns the state. */
 	int set_state(uint32_t state)
 	{
-		Feature f(VFIO_DEVICE_FEATURE_SET |
-			  VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
-		f.mig()->device_state = state;
-		return ErrOf(uvfio_ioctl(fd_, VFIO_DEVICE_FEATURE, f.hdr()));
+		FeatureArg<struct vfio_device_feature_mig_state> f(
+			VFIO_DEVICE_FEATURE_SET |
+			VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+		f.d()->device_state = state;
+		return f.ioctl(fd_);
 	}
 	uint32_t get_state()
 	{
-		Feature f(VFIO_DEVICE_FEATURE_GET |
-			  VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
-		EXPECT_EQ(ErrOf(uvfio_ioctl(fd_, VFIO_DEVICE_FEATURE, f.hdr())),
-			  0);
-		return f.mig()->device_state;
+		FeatureArg<struct vfio_device_feature_mig_state> f(
+			VFIO_DEVICE_FEATURE_GET |
+			VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+		EXPECT_EQ(f.ioctl(fd_), 0);
+		return f.d()->device_state;
 	}
 
 private:
-	struct Feature {
-		explicit Feature(uint32_t flags)
-		{
-			hdr()->argsz = sizeof(buf);
-			hdr()->flags = flags;
-		}
-		struct vfio_device_feature *hdr()
-		{
-			return reinterpret_cast<struct vfio_device_feature *>(buf);
-		}
-		struct vfio_device_feature_mig_state *mig()
-		{
-			return reinterpret_cast<
-				struct vfio_device_feature_mig_state *>(
-				buf + sizeof(struct vfio_device_feature));
-		}
-		alignas(8) uint8_t buf[sizeof(struct vfio_device_feature) +
-				       sizeof(struct vfio_device_feature_mig_state)] = {};
-	};
-
 	static off_t cfg() { return RegionOffset(VFIO_PCI_CONFIG_REGION_INDEX); }
 
 	SimDevice dev_;
@@ -311,10 +293,12 @@ TEST(PciConfigTest, MemoryDisableBlocksBarAccess)
 	EXPECT_EQ(uvfio_pwrite(d.fd(), &v, 4, bar0), 4);
 }
 
-// Contract: setting Initiate FLR in PCIe Device Control resets config space
-// (command to 0, vendor capability data to 0, status errors cleared, FLR bit
-// reads 0), zeroes BAR0 registers, keeps BAR2 memory and runs the driver's
-// reset_done (migration state back to RUNNING).
+// Contract: setting Initiate FLR in PCIe Device Control resets the function
+// as vfio-pci does (pci_try_reset_function): the command register is saved
+// and restored, the device's own config (vendor capability data, latched
+// status errors) is cleared, the FLR bit reads 0, BAR0 registers are
+// zeroed, BAR2 memory is kept and the driver's reset_done runs (migration
+// state back to RUNNING).
 TEST(PciConfigTest, FlrThroughDeviceControl)
 {
 	CfgDevice d("mig=stop_copy,errstat=0x8000");
@@ -337,13 +321,12 @@ TEST(PciConfigTest, FlrThroughDeviceControl)
 
 	d.wr<uint16_t>(exp + kExpDevCtl, devctl | kDevCtlFlr);
 
-	EXPECT_EQ(d.rd16(kCommand), 0);
+	EXPECT_EQ(d.rd16(kCommand), kCmdMemory | kCmdMaster | kCmdIntxDisable);
 	EXPECT_EQ(d.rd32(vndr + 4), 0u);
 	EXPECT_EQ(d.rd16(kStatus), kStatusCapList);
-	EXPECT_EQ(d.rd16(exp + kExpDevCtl), devctl);	/* reset value */
+	EXPECT_EQ(d.rd16(exp + kExpDevCtl), devctl);
 	EXPECT_EQ(d.get_state(), (uint32_t)VFIO_DEVICE_STATE_RUNNING);
 
-	d.wr<uint16_t>(kCommand, kCmdMemory);
 	uint8_t in[8];
 	ASSERT_EQ(uvfio_pread(d.fd(), in, 8, bar2 + 0x3000), 8);
 	EXPECT_EQ(std::memcmp(in, pat, 8), 0);
@@ -352,9 +335,10 @@ TEST(PciConfigTest, FlrThroughDeviceControl)
 	EXPECT_EQ(std::memcmp(in, zero, 8), 0);
 }
 
-// Contract: VFIO_DEVICE_RESET resets config space the same way but leaves an
-// open device enabled as at open (memory on, bus master off).
-TEST(PciConfigTest, DeviceResetReenables)
+// Contract: VFIO_DEVICE_RESET resets the function the same way: the
+// command register as the user left it (memory off included), the
+// device's own config cleared.
+TEST(PciConfigTest, DeviceResetRestoresCommand)
 {
 	CfgDevice d;
 	ASSERT_TRUE(d.ok());
@@ -363,9 +347,82 @@ TEST(PciConfigTest, DeviceResetReenables)
 	d.wr<uint32_t>(vndr + 4, 0x5a5a5a5a);
 	d.wr<uint16_t>(kCommand, kCmdMaster | kCmdIntxDisable);
 	ASSERT_EQ(ErrOf(uvfio_ioctl(d.fd(), VFIO_DEVICE_RESET, nullptr)), 0);
-	EXPECT_EQ(d.rd16(kCommand), kCmdMemory);
+	EXPECT_EQ(d.rd16(kCommand), kCmdMaster | kCmdIntxDisable);
 	EXPECT_EQ(d.rd32(vndr + 4), 0u);
+	d.wr<uint16_t>(kCommand, kCmdMemory);
 	uint8_t b;
 	EXPECT_EQ(uvfio_pread(d.fd(), &b, 1,
 			      RegionOffset(VFIO_PCI_BAR2_REGION_INDEX)), 1);
 }
+
+namespace {
+
+// Contract: vfio-pci's config virtualization. Emulated for the user: BAR
+// addresses (kept, with size and type bits fixed), the interrupt line, the
+// MSI-X enable and mask-all bits; read-only: the interrupt pin, the
+// capability IDs and next pointers, the MSI-X table size and location, and
+// bytes in no capability (writes dropped); written through to the
+// function: the vendor capability's data. A new open starts from the
+// function's config again.
+TEST(PciConfigTest, ConfigVirtualization)
+{
+	SimDevice dev("msix=4");
+	ASSERT_TRUE(dev.added());
+	{
+		int fd = uvfio_open(dev.name());
+		ASSERT_GE(fd, 0);
+		auto rd = [fd](uint32_t off) {
+			uint32_t v = 0;
+			EXPECT_EQ(uvfio_pread(fd, &v, 4, RegionOffset(7) + off), 4);
+			return v;
+		};
+		auto wr = [fd](uint32_t off, uint32_t v, size_t len = 4) {
+			EXPECT_EQ(uvfio_pwrite(fd, &v, len, RegionOffset(7) + off),
+				  ssize_t(len));
+		};
+		wr(kBar0, 0xfebc1234);
+		EXPECT_EQ(rd(kBar0), 0xfebc1000u);
+		wr(kBar2, 0xe0012345);
+		wr(kBar3, 0x12);
+		EXPECT_EQ(rd(kBar2), 0xe0000000u | 0xc);	/* 1M, 64-bit */
+		EXPECT_EQ(rd(kBar3), 0x12u);
+		uint32_t line = rd(0x3c);
+		wr(0x3c, 0xffff0b, 3);	/* line takes it, pin does not */
+		EXPECT_EQ(rd(0x3c), (line & ~0xffu) | 0x0b);
+
+		wr(0x40, 0xdeadbeef);
+		EXPECT_EQ(rd(0x40), 0u);
+
+		uint8_t pos = rd(kCapPtr) & 0xfc;
+		ASSERT_NE(pos, 0);
+		uint32_t hdr = rd(pos);
+		wr(pos, hdr ^ 0xffff);
+		EXPECT_EQ(rd(pos), hdr);
+
+		uint8_t msix = 0, vndr = 0;
+		for (uint8_t p = pos; p; p = (rd(p) >> 8) & 0xfc) {
+			if ((rd(p) & 0xff) == kCapMsix)
+				msix = p;
+			if ((rd(p) & 0xff) == kCapVndr)
+				vndr = p;
+		}
+		ASSERT_NE(msix, 0);
+		ASSERT_NE(vndr, 0);
+		uint32_t table = rd(msix + 4);
+		wr(msix, 0xffffffff);
+		EXPECT_EQ(rd(msix) >> 16, 0xc003u);	/* enable|maskall, 4 */
+		wr(msix + 4, ~table);
+		EXPECT_EQ(rd(msix + 4), table);
+		wr(vndr + 4, 0x01020304);
+		EXPECT_EQ(rd(vndr + 4), 0x01020304u);
+		ASSERT_EQ(uvfio_close(fd), 0);
+	}
+	int fd = uvfio_open(dev.name());
+	ASSERT_GE(fd, 0);
+	uint32_t v = 1;
+	ASSERT_EQ(uvfio_pread(fd, &v, 4, RegionOffset(7) + kBar0), 4);
+	EXPECT_EQ(v, 0u);	/* emulated state does not outlive the open */
+	uvfio_close(fd);
+}
+
+} // namespace

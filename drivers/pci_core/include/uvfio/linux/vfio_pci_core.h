@@ -106,8 +106,16 @@ struct vfio_pci_core_device {
 	 * from the description above. Under igate.
 	 */
 	struct sim_pci_config config;
-	bool flr_pending = false;	/* a config write asked for FLR */
-	bool enabled = false;		/* between open_device and close */
+	/*
+	 * vfio-pci's view of it (vfio_pci_config.cc), under igate: per byte,
+	 * perm_virt says which bits the core emulates in vconfig, perm_write
+	 * which bits the user may write (to vconfig if emulated, else to the
+	 * function). Everything else reads from the function and ignores
+	 * writes.
+	 */
+	u8 vconfig[PCI_CFG_SPACE_EXP_SIZE] = {};
+	u8 perm_virt[PCI_CFG_SPACE_EXP_SIZE] = {};
+	u8 perm_write[PCI_CFG_SPACE_EXP_SIZE] = {};
 
 	const struct vfio_pci_hw_ops *hw_ops = nullptr;
 	void *hw_data = nullptr;	/* the model, for hw_ops */
@@ -175,12 +183,13 @@ int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector);
 int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev);
 
 /*
- * Reset the function (VFIO_DEVICE_RESET): a function-level reset of the
- * simulated function (config space to its reset image; the device model's
- * flr, or for a function without one, BAR0 memory to zero; device memory
- * in BAR2 and up keeps its content), after which an
- * open device is enabled again as at open (memory space on, bus master
- * off); then the driver's err_handler->reset_done runs.
+ * Reset the function (VFIO_DEVICE_RESET) as pci_try_reset_function does:
+ * save the config state (header, PM, MSI-X and PCIe control registers),
+ * reset the function (the device model's flr, or for a function without
+ * one BAR0 memory to zero; device memory in BAR2 and up keeps its content;
+ * status error bits and device-specific config clear), restore the saved
+ * state, then run the driver's err_handler->reset_done. A config write of
+ * Initiate FLR does the same. The user's emulated config (vconfig) stays.
  */
 int vfio_pci_core_reset(struct vfio_pci_core_device *vdev);
 
