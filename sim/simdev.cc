@@ -542,7 +542,9 @@ void simdev_log_stop(struct simdev *sd)
 }
 
 int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
-			      void (*fn)(void *arg, u64 page_iova), void *arg)
+			      void (*fn)(void *arg, u64 page_iova,
+					 u64 page_size),
+			      void *arg)
 {
 	std::lock_guard<std::mutex> l(sd->lock);
 	if (!sd->logging)
@@ -553,7 +555,7 @@ int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
 	auto it = sd->log_dirty.lower_bound(iova / ps);
 	u64 last = (iova + length - 1) / ps;
 	while (it != sd->log_dirty.end() && *it <= last) {
-		fn(arg, *it * ps);
+		fn(arg, *it * ps, ps);
 		it = sd->log_dirty.erase(it);
 	}
 	return 0;

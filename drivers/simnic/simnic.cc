@@ -13,6 +13,9 @@
  *   drain_us  extra time an in-flight descriptor takes to finish once the
  *             device is asked to quiesce (a slow device), default 0
  *
+ * DMA logging: log_ops over the function's own tracker of the guest pages
+ * its DMA writes; at most 4 ranges (more are combined).
+ *
  * Migration: STOP_COPY and P2P. Entering STOP or RUNNING_P2P quiesces the
  * function: no new DMA or interrupt, the in-flight descriptor finishes
  * before the arc returns. The STOP_COPY stream is a 48-byte header
@@ -32,6 +35,8 @@
 
 #include <xxhash.h>
 
+#include <uvfio/linux/interval_tree.h>
+#include <uvfio/linux/iova_bitmap.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_simdev.h>
 
@@ -447,6 +452,63 @@ const struct vfio_migration_ops simnic_mig_ops = {
 	.migration_get_data_size = simnic_get_data_size,
 };
 
+/*
+ * DMA logging: the function's own tracker records the guest pages its DMA
+ * writes touch. Like real devices it tracks a few ranges only: more are
+ * combined (vfio_combine_iova_ranges), so pages in the gaps may be
+ * reported too, never fewer than were written.
+ */
+constexpr u32 SIMNIC_LOG_MAX_RANGES = 4;
+
+int simnic_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges,
+		     u32 nnodes, u64 *page_size)
+{
+	simnic_device *snic = to_simnic(vdev);
+	std::vector<std::pair<u64, u64>> spans;
+
+	if (nnodes > SIMNIC_LOG_MAX_RANGES) {
+		vfio_combine_iova_ranges(ranges, nnodes, SIMNIC_LOG_MAX_RANGES);
+		nnodes = SIMNIC_LOG_MAX_RANGES;
+	}
+	try {
+		for (struct interval_tree_node *n =
+			     interval_tree_iter_first(ranges, 0, ULONG_MAX);
+		     n; n = interval_tree_iter_next(n, 0, ULONG_MAX))
+			spans.emplace_back(n->start, u64(n->last) + 1);
+	} catch (...) {
+		return -ENOMEM;
+	}
+	/* The tracker's granule is at least a page. */
+	*page_size = std::max<u64>(*page_size, PAGE_SIZE);
+	int ret = simdev_log_start(&snic->sd, std::move(spans), *page_size);
+	return ret == -EBUSY ? -EINVAL : ret;	/* one session at a time */
+}
+
+int simnic_log_stop(struct vfio_device *vdev)
+{
+	simdev_log_stop(&to_simnic(vdev)->sd);
+	return 0;
+}
+
+void simnic_report_page(void *arg, u64 page_iova, u64 page_size)
+{
+	iova_bitmap_set(static_cast<struct iova_bitmap *>(arg), page_iova,
+			page_size);
+}
+
+int simnic_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
+			      unsigned long length, struct iova_bitmap *dirty)
+{
+	return simdev_log_read_and_clear(&to_simnic(vdev)->sd, iova, length,
+					 simnic_report_page, dirty);
+}
+
+const struct vfio_log_ops simnic_log_ops = {
+	.log_start = simnic_log_start,
+	.log_stop = simnic_log_stop,
+	.log_read_and_clear = simnic_log_read_and_clear,
+};
+
 /* -------- device ops -------- */
 
 int simnic_init_dev(struct vfio_device *vdev)
@@ -554,6 +616,7 @@ int simnic_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	core->vdev.mig_ops = &simnic_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
 				     VFIO_MIGRATION_P2P;
+	core->vdev.log_ops = &simnic_log_ops;
 
 	ret = vfio_pci_core_register_device(core);
 	if (ret) {

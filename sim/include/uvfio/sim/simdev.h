@@ -136,10 +136,11 @@ void simdev_wait_idle(struct simdev *sd);
 int simdev_log_start(struct simdev *sd,
 		     std::vector<std::pair<u64, u64>> ranges, u64 page_size);
 void simdev_log_stop(struct simdev *sd);
-/* Calls fn(iova) for each dirty page in [iova, iova + length), clearing it.
+/* Calls fn for each dirty page in [iova, iova + length), clearing it.
  * -EINVAL when logging is off. */
 int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
-			      void (*fn)(void *arg, u64 page_iova),
+			      void (*fn)(void *arg, u64 page_iova,
+					 u64 page_size),
 			      void *arg);
 
 #endif /* UVFIO_SIM_SIMDEV_H */
