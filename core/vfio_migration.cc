@@ -14,6 +14,7 @@
  */
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio.h>
@@ -233,16 +234,20 @@ int vfio_ioctl_device_feature_migration_data_size(struct vfio_device *device,
 	return 0;
 }
 
-long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
-				 unsigned long arg)
+/*
+ * Any function reset of a device with migration: the live data stream is
+ * quiesced before (the reset disables the driver's file, which must not be
+ * called after) and ends with the reset.
+ */
+static long vfio_migration_reset(struct vfio_device *device,
+				 const std::function<long()> &do_reset)
 {
 	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
 
-	/* The reset disables the driver's file: stop calling it first. */
 	if (stream)
 		vfio_mig_stream_quiesce(*stream);
-	long ret = device->ops->ioctl(device, cmd, arg);
+	long ret = do_reset();
 	if (stream) {
 		/* A failed reset leaves the device, and its stream, as they were. */
 		if (ret) {
@@ -253,6 +258,23 @@ long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
 		}
 	}
 	return ret;
+}
+
+long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
+				 unsigned long arg)
+{
+	return vfio_migration_reset(device, [&] {
+		return device->ops->ioctl(device, cmd, arg);
+	});
+}
+
+int uvfio_device_reset(struct vfio_device *device,
+		       int (*reset)(struct vfio_device *device))
+{
+	if (!device->mig_ops)
+		return reset(device);
+	return static_cast<int>(
+		vfio_migration_reset(device, [&] { return reset(device); }));
 }
 
 void vfio_migration_device_close(struct vfio_device *device)

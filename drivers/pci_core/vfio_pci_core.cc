@@ -589,6 +589,13 @@ static void vfio_pci_core_function_reset(struct vfio_pci_core_device *vdev)
 		vdev->err_handler->reset_done(vdev);
 }
 
+/* The reset a config write of Initiate FLR asks for. */
+static int vfio_pci_core_flr_reset(struct vfio_device *core_vdev)
+{
+	vfio_pci_core_function_reset(to_core(core_vdev));
+	return 0;
+}
+
 int vfio_pci_core_reset(struct vfio_pci_core_device *vdev)
 {
 	if (!vdev->reset_works)
@@ -797,7 +804,7 @@ static ssize_t vfio_pci_config_rw(struct vfio_pci_core_device *vdev,
 	if (!iswrite && copy_to_user(buf, tmp, count))
 		return -EFAULT;
 	if (flr)
-		vfio_pci_core_function_reset(vdev);
+		uvfio_device_reset(&vdev->vdev, vfio_pci_core_flr_reset);
 	*ppos += count;
 	return static_cast<ssize_t>(count);
 }

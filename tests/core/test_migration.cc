@@ -483,6 +483,45 @@ TEST(MigrationDataFd, ResetEndsTheStream)
 	}
 }
 
+// Contract: an FLR the user starts through config space (PCIe Device
+// Control) while a stream is live ends the stream as VFIO_DEVICE_RESET
+// does: the device is back in RUNNING, the driver is not called on its
+// disabled file, and the next SET works (a stream the reset ended is not
+// a failed stream that refuses the next state change).
+TEST(MigrationDataFd, ConfigFlrEndsTheStream)
+{
+	const off_t cfg = off_t(VFIO_PCI_CONFIG_REGION_INDEX) << 40;
+	for (unsigned st : {STOP_COPY, PRE_COPY, RESUMING}) {
+		SCOPED_TRACE(st);
+		MigDevice d("mig=stop_copy|p2p|pre_copy,mem=16M");
+		ASSERT_TRUE(d.ok());
+		if (st == RESUMING) {
+			ASSERT_EQ(d.set(STOP), 0);
+		}
+		int data_fd = d.set_ok(st);
+		ASSERT_GE(data_fd, 0);
+		if (st == RESUMING) {
+			bytes junk = random_bytes(4096, 1);
+			EXPECT_EQ(write_all(data_fd, junk, 4096), 0);
+		}
+		LogCapture log;
+		unsigned char pos = d.pread_region(cfg, 1, 0x34)[0];
+		while (pos && d.pread_region(cfg, 1, pos)[0] != 0x10)
+			pos = d.pread_region(cfg, 1, pos + 1)[0];
+		ASSERT_NE(pos, 0);
+		bytes devctl = d.pread_region(cfg, 2, pos + 8);
+		devctl[1] |= 0x80;	/* Initiate FLR */
+		d.pwrite_region(cfg, devctl, pos + 8);
+		EXPECT_EQ(d.get(), RUNNING);
+		EXPECT_EQ(d.set(STOP), 0);
+		EXPECT_EQ(d.get(), STOP);
+		EXPECT_EQ(d.set(RUNNING), 0);
+		EXPECT_FALSE(log.contains("disabled migration file"));
+		EXPECT_FALSE(log.contains("state change refused"));
+		uvfio_close(data_fd);
+	}
+}
+
 // Contract: closing the device with a data fd still open ends the stream
 // (end of stream, driver file released); closing the data fd afterwards
 // leaves no fd behind, and the device can be removed.

@@ -314,6 +314,18 @@ int vfio_pin_pages(struct vfio_device *device, dma_addr_t iova, int npage,
 		   int prot, struct page **pages);
 void vfio_unpin_pages(struct vfio_device *device, dma_addr_t iova, int npage);
 
+/*
+ * uvfio only (the kernel has no pump between a data fd and the driver):
+ * run a function reset the core did not start, such as an FLR the user
+ * asks for through config space, the way VFIO_DEVICE_RESET runs: the live
+ * migration data stream is quiesced first and ends with a successful
+ * reset, so the driver is never called on the file the reset disabled.
+ * Returns reset()'s result. Must not be called from a path that holds the
+ * core's migration lock (a migration arc or VFIO_DEVICE_RESET).
+ */
+int uvfio_device_reset(struct vfio_device *device,
+		       int (*reset)(struct vfio_device *device));
+
 /* -------- migration FSM -------- */
 
 /*
