@@ -525,6 +525,13 @@ int vfio_pci_core_enable(struct vfio_pci_core_device *vdev)
 {
 	mutex_guard g(&vdev->igate);
 	vfio_pci_irq_disable_all(vdev);
+	/*
+	 * As vfio_pci_core_enable resets the function before a new user
+	 * gets it: nothing the last user programmed (a ring, a DMA address)
+	 * survives into this open.
+	 */
+	if (vdev->reset_works)
+		sim_pci_config_flr(&vdev->config);
 	vfio_pci_core_enable_command(vdev);
 	vfio_pci_core_sync_command(vdev);
 	vfio_config_init(vdev);
@@ -546,6 +553,9 @@ void vfio_pci_core_close_device(struct vfio_device *core_vdev)
 				   SIM_PCI_COMMAND_MEMORY |
 					   SIM_PCI_COMMAND_MASTER);
 	vfio_pci_core_sync_command(vdev);
+	/* And reset, as vfio_pci_core_disable does when it can. */
+	if (vdev->reset_works)
+		sim_pci_config_flr(&vdev->config);
 }
 
 void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)

@@ -139,6 +139,7 @@ struct testdev_device {
 	staging_buffer staging;
 
 	u64 mem_size = 0;
+	u16 errstat = 0;	/* status error bits latched at each open */
 	u32 msix = 0;
 	std::vector<u8> state;	/* device-internal state */
 
@@ -850,6 +851,15 @@ int testdev_open_device(struct vfio_device *vdev)
 	int ret = vfio_pci_core_enable(&tdev->core_device);
 	if (ret)
 		return ret;
+	/*
+	 * errstat: Status error bits the function latches before the user
+	 * sees it, after the reset at enable (an FLR clears them again).
+	 */
+	{
+		mutex_guard g(&tdev->core_device.igate);
+		sim_pci_config_set_status_errors(&tdev->core_device.config,
+						 tdev->errstat);
+	}
 	mutex_lock(&tdev->state_mutex);
 	tdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	td_state_mutex_unlock(tdev);
@@ -970,6 +980,7 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 
 	struct vfio_pci_core_device *core = &tdev->core_device;
 	tdev->mem_size = mem;
+	tdev->errstat = static_cast<u16>(errstat);
 	tdev->msix = static_cast<u32>(msix);
 	try {
 		tdev->state.resize(state);
@@ -1005,12 +1016,6 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 		vfio_put_device(&core->vdev);
 		return ret;
 	}
-	/*
-	 * errstat: Status error bits the function has latched before the
-	 * user sees it (errors logged since power-on; FLR clears them).
-	 */
-	sim_pci_config_set_status_errors(&core->config,
-					 static_cast<u16>(errstat));
 	pci_set_drvdata(pdev, tdev);
 	return 0;
 }

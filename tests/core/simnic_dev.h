@@ -89,6 +89,15 @@ public:
 	SimnicDev &operator=(const SimnicDev &) = delete;
 
 	bool ok() const { return added_ && fd_ >= 0 && mapped_; }
+	/* Close the device fd (the last close) and get a new one. */
+	bool reopen()
+	{
+		uvfio_close(fd_);
+		fd_ = uvfio_ioctl(group_, VFIO_GROUP_GET_DEVICE_FD,
+				  const_cast<char *>(bdf_.c_str()));
+		tail_ = 0;
+		return fd_ >= 0;
+	}
 	int fd() const { return fd_; }
 	int container() const { return container_; }
 	const char *bdf() const { return bdf_.c_str(); }

@@ -493,6 +493,29 @@ TEST(Simnic, FlrResetsRegistersNotMemory)
 	}
 }
 
+// Contract: as vfio-pci resets a function at open and close, a new open
+// finds the registers the last user programmed (ring, engine enable,
+// scratch) cleared, memory decoding on and bus mastering off; device
+// memory keeps its content.
+TEST(Simnic, OpenStartsFromReset)
+{
+	SimnicDev d;
+	ASSERT_TRUE(d.ok());
+	d.setup_ring();
+	d.set_reg(SIMDEV_REG_SCRATCH, 7);
+	d.post(make(SIMDEV_OP_FILL, SIMDEV_DESC_DST_DEV, 0, 0x100, 16, 0x3c));
+	ASSERT_TRUE(d.wait_done(1));
+	ASSERT_TRUE(d.reopen());
+	for (__u32 off : {SIMDEV_REG_CTRL, SIMDEV_REG_RING_SIZE,
+			  SIMDEV_REG_RING_BASE_LO, SIMDEV_REG_RING_DONE,
+			  SIMDEV_REG_COUNTER_LO, SIMDEV_REG_SCRATCH})
+		EXPECT_EQ(d.reg(off), 0u) << off;
+	EXPECT_EQ(d.cfg16(0x04) & (CMD_MEM | CMD_MASTER), CMD_MEM);
+	unsigned char b = 0;
+	ASSERT_EQ(uvfio_pread(d.fd(), &b, 1, BAR2_OFF + 0x100), 1);
+	EXPECT_EQ(b, 0x3c);
+}
+
 /* A running workload on d: the whole guest memory, ring at the start. */
 sim_workload_config workload_cfg(SimnicDev &d, __u64 seed, __u64 count,
 				 __u32 max_len = 16 << 10, __u32 rate = 0)
