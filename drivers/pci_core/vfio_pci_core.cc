@@ -141,12 +141,14 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 			goto err_free;
 		}
 		if (bar->regs) {
-			/* Emulated registers: the model needs its hooks. */
-			if (!vdev->hw_ops || bar->mmap) {
+			/* Accesses go to the model, which needs its hooks. */
+			if (!vdev->hw_ops) {
 				ret = -EINVAL;
 				goto err_free;
 			}
-			continue;
+			/* Registers only: no memory behind the BAR. */
+			if (!bar->mmap)
+				continue;
 		}
 		std::string name = std::string(pci_name(vdev->pdev)) + "-bar" +
 				   std::to_string(i);

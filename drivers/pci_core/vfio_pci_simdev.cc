@@ -16,12 +16,16 @@ struct simdev *to_simdev(struct vfio_pci_core_device *core)
 void simdev_hw_bar_rw(struct vfio_pci_core_device *core, int bar, u64 off,
 		      void *buf, size_t count, bool iswrite)
 {
-	if (bar != 0)
-		return;
-	if (iswrite)
-		simdev_bar0_write(to_simdev(core), off, buf, count);
+	struct simdev *sd = to_simdev(core);
+
+	if (bar == 0 && iswrite)
+		simdev_bar0_write(sd, off, buf, count);
+	else if (bar == 0)
+		simdev_bar0_read(sd, off, buf, count);
+	else if (iswrite)	/* BAR2: device memory, seen by its tracker */
+		simdev_mem_write(sd, off, buf, count);
 	else
-		simdev_bar0_read(to_simdev(core), off, buf, count);
+		simdev_mem_read(sd, off, buf, count);
 }
 
 void simdev_hw_set_bus_master(struct vfio_pci_core_device *core, bool on)
@@ -70,6 +74,7 @@ void vfio_pci_simdev_describe(struct vfio_pci_core_device *core,
 	core->bars[0].regs = true;
 	core->bars[2].size = mem_size;
 	core->bars[2].mmap = true;
+	core->bars[2].regs = true;
 	core->bars[2].is_64 = true;
 	core->bars[2].prefetch = true;
 	core->hw_ops = &simdev_hw_ops;

@@ -778,8 +778,10 @@ TEST(Simnic, StopCopyCarriesInFlightWork)
 }
 
 // Contract: a damaged or foreign stream fails RESUMING -> STOP with EINVAL
-// and a log line naming the problem, and the destination keeps its state:
-// bad magic, another version, another device-memory size, truncation,
+// and a log line naming the problem, and the device never runs with what
+// it got (its registers are not loaded; it stays in RESUMING until reset):
+// bad magic, another version, another device-memory size, truncation (in
+// a header, after the configuration, before the end), a missing record,
 // trailing bytes, a flipped payload byte.
 TEST(Simnic, CorruptStreamRejected)
 {
@@ -809,7 +811,13 @@ TEST(Simnic, CorruptStreamRejected)
 	bad.resize(good.size() - 1);
 	cases.push_back({"truncated", "truncated", bad});
 	bad = std::vector<unsigned char>(good.begin(), good.begin() + 20);
-	cases.push_back({"truncated header", "truncated in its header", bad});
+	cases.push_back({"truncated in a header", "truncated", bad});
+	bad = std::vector<unsigned char>(good.begin(), good.begin() + 56);
+	cases.push_back({"only the configuration", "truncated", bad});
+	/* Drop the first MEM record (1 MiB + its header, after CONFIG). */
+	bad = good;
+	bad.erase(bad.begin() + 56, bad.begin() + 56 + 32 + (1 << 20));
+	cases.push_back({"record missing", "out of sequence", bad});
 	bad = good;
 	bad.push_back(0);
 	cases.push_back({"trailing", "trailing bytes", bad});

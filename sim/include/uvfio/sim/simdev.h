@@ -85,6 +85,18 @@ struct simdev {
 	bool draining = false;		/* a quiesce waits on in_flight */
 	std::thread engine;
 
+	/*
+	 * Device memory: the engine, the driver and region access go
+	 * through mem_lock (an mmap does not). While tracking is on, every
+	 * write through it marks its 4 KiB pages dirty (bit per page).
+	 */
+	std::mutex mem_lock;
+	bool mem_tracking = false;
+	bool mem_mapped = false;	/* userspace mmap()ed it: untrackable */
+	std::vector<u64> mem_dirty;
+	u64 mem_dirty_count = 0;
+	u64 mem_cursor = 0;		/* where the next dirty scan starts */
+
 	/* DMA logging: the device's own tracker of guest pages it wrote. */
 	bool logging = false;
 	u64 log_page_size = 0;
@@ -128,6 +140,32 @@ int simdev_load_state(struct simdev *sd, const struct simdev_state *st);
 
 /* Wait until nothing is in flight and nothing fetched is executable. */
 void simdev_wait_idle(struct simdev *sd);
+
+/*
+ * Device memory through mem_lock: what region access and a migration
+ * driver use. A write marks its pages dirty while tracking is on.
+ */
+#define SIMDEV_MEM_PAGE 4096
+void simdev_mem_read(struct simdev *sd, u64 off, void *buf, size_t len);
+void simdev_mem_write(struct simdev *sd, u64 off, const void *buf,
+		      size_t len);
+
+/*
+ * Device-memory dirty tracking, for pre-copy. Start clears the set (0 or
+ * -ENOMEM); take_dirty hands out the next run of dirty pages (at most
+ * max_len bytes, from a cursor that wraps) and clears them, false when
+ * none is left; dirty_bytes is what is dirty now. mark_all makes every
+ * page dirty, for writes the tracker cannot see (through an mmap, which
+ * simdev_mem_note_mapped records).
+ */
+int simdev_mem_track_start(struct simdev *sd);
+void simdev_mem_track_stop(struct simdev *sd);
+bool simdev_mem_take_dirty(struct simdev *sd, u64 max_len, u64 *off,
+			   u64 *len);
+u64 simdev_mem_dirty_bytes(struct simdev *sd);
+void simdev_mem_mark_all(struct simdev *sd);
+void simdev_mem_note_mapped(struct simdev *sd);
+bool simdev_mem_was_mapped(struct simdev *sd);
 
 /*
  * DMA logging: record guest pages of page_size inside ranges that DMA

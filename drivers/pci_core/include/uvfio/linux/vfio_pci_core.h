@@ -34,13 +34,15 @@
 #define VFIO_PCI_OFFSET_MASK (((u64)(1) << VFIO_PCI_OFFSET_SHIFT) - 1)
 
 /*
- * One BAR: a memfd the driver and userspace mappings share, or registers
- * the device model emulates (hw_ops) with no memory behind them.
+ * One BAR: a memfd the driver and userspace mappings share. With regs,
+ * region reads and writes go to the device model (hw_ops->bar_rw) instead:
+ * registers with no memory behind them, or, with mmap too, memory the
+ * model wants to see accessed (it then uses map itself).
  */
 struct vfio_pci_bar {
 	u64 size = 0;		/* 0: BAR not implemented */
 	bool mmap = false;	/* userspace may mmap it */
-	bool regs = false;	/* accesses go to hw_ops->bar_rw; no mmap */
+	bool regs = false;	/* region access goes to hw_ops->bar_rw */
 	bool is_64 = false;	/* 64-bit BAR: the next BAR must be absent */
 	bool prefetch = false;	/* prefetchable memory */
 	UniqueFD memfd;

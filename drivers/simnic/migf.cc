@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * simnic's migration files: the saving side produces records on demand as
+ * userspace reads, the resuming side checks each record as it arrives and
+ * applies device memory at once (the device is stopped in RESUMING), but
+ * loads the device state only at RESUMING -> STOP, after the whole stream
+ * proved good.
+ */
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include <xxhash.h>
+
+#include <uvfio/linux/uaccess.h>
+
+#include "simnic.h"
+
+namespace {
+
+u64 records(u64 bytes)
+{
+	return (bytes + SN_MEM_REC_MAX - 1) / SN_MEM_REC_MAX;
+}
+
+/* CONFIG and a full image of device memory. */
+u64 initial_size(const simnic_device *snic)
+{
+	return sizeof(sn_rec) + sizeof(sn_config) +
+	       records(snic->sd.mem_size) * sizeof(sn_rec) +
+	       snic->sd.mem_size;
+}
+
+/* STATE and END. */
+u64 tail_size()
+{
+	return 2 * sizeof(sn_rec) + sizeof(struct simdev_state);
+}
+
+u64 rec_hash(const sn_rec &r, const void *payload)
+{
+	u64 seed = XXH3_64bits(&r, offsetof(sn_rec, hash));
+	return XXH3_64bits_withSeed(payload, r.length, seed);
+}
+
+sn_config device_config(const simnic_device *snic)
+{
+	sn_config c = {};
+	c.mem_size = snic->sd.mem_size;
+	c.msix = snic->sd.msix_count;
+	c.page_size = SIMDEV_MEM_PAGE;
+	c.state_len = sizeof(struct simdev_state);
+	return c;
+}
+
+/* Start the next record in f->out: header, then length payload bytes. */
+u8 *rec_begin(simnic_migf *f, u16 type, u64 offset, u32 length)
+{
+	sn_rec r = {};
+	r.magic = SN_MAGIC;
+	r.version = SN_VERSION;
+	r.type = type;
+	r.offset = offset;
+	r.length = length;
+	r.seq = f->seq++;
+	f->out.resize(sizeof(r) + length);
+	f->out_off = 0;
+	std::memcpy(f->out.data(), &r, sizeof(r));
+	return f->out.data() + sizeof(r);
+}
+
+void rec_seal(simnic_migf *f)
+{
+	sn_rec r;
+	std::memcpy(&r, f->out.data(), sizeof(r));
+	r.hash = rec_hash(r, f->out.data() + sizeof(r));
+	std::memcpy(f->out.data(), &r, sizeof(r));
+}
+
+/* Produce the next record; false when there is nothing to send now. */
+bool produce(simnic_migf *f)
+{
+	simnic_device *snic = f->snic;
+	struct simdev *sd = &snic->sd;
+	u64 off, len;
+
+	switch (f->phase) {
+	case simnic_migf::CONFIG: {
+		sn_config c = device_config(snic);
+		std::memcpy(rec_begin(f, SN_REC_CONFIG, 0, sizeof(c)), &c,
+			    sizeof(c));
+		f->phase = simnic_migf::MEM_FULL;
+		break;
+	}
+	case simnic_migf::MEM_FULL:
+		len = std::min<u64>(SN_MEM_REC_MAX, sd->mem_size - f->mem_pos);
+		simdev_mem_read(sd, f->mem_pos,
+				rec_begin(f, SN_REC_MEM, f->mem_pos,
+					  static_cast<u32>(len)),
+				len);
+		f->mem_pos += len;
+		if (f->mem_pos == sd->mem_size)
+			f->phase = simnic_migf::DIRTY;
+		break;
+	case simnic_migf::DIRTY:
+		/*
+		 * Take the pages first, read them after: a write that lands
+		 * in between marks them again and they are sent again.
+		 */
+		if (f->precopy &&
+		    simdev_mem_take_dirty(sd, SN_MEM_REC_MAX, &off, &len)) {
+			simdev_mem_read(sd, off,
+					rec_begin(f, SN_REC_MEM, off,
+						  static_cast<u32>(len)),
+					len);
+			break;
+		}
+		if (!f->final)
+			return false;
+		f->phase = simnic_migf::STATE;
+		[[fallthrough]];
+	case simnic_migf::STATE: {
+		struct simdev_state st;
+		simdev_save_state(sd, &st);
+		std::memcpy(rec_begin(f, SN_REC_STATE, 0, sizeof(st)), &st,
+			    sizeof(st));
+		f->phase = simnic_migf::END;
+		break;
+	}
+	case simnic_migf::END:
+		rec_begin(f, SN_REC_END, 0, 0);
+		f->phase = simnic_migf::DONE;
+		break;
+	case simnic_migf::DONE:
+		return false;
+	}
+	rec_seal(f);
+	return true;
+}
+
+ssize_t simnic_save_read(struct file *filp, char __user *buf, size_t len,
+			 loff_t *pos)
+{
+	auto *f = static_cast<simnic_migf *>(filp->private_data);
+	size_t done = 0;
+
+	if (pos)
+		return -ESPIPE;
+	mutex_guard g(&f->lock);
+	if (f->disabled) {
+		dev_err(f->snic->core_device.vdev.dev,
+			"read on a disabled migration file");
+		return -ENODEV;
+	}
+	while (done < len) {
+		if (f->out_off == f->out.size() && !produce(f))
+			break;
+		size_t n = std::min(len - done, f->out.size() - f->out_off);
+		if (copy_to_user(buf + done, f->out.data() + f->out_off, n)) {
+			if (!done)
+				return -EFAULT;
+			break;
+		}
+		f->out_off += n;
+		done += n;
+	}
+	f->bytes_read += done;
+	if (done)
+		return static_cast<ssize_t>(done);
+	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
+	return f->final ? 0 : -ENOMSG;
+}
+
+/* Bytes the dirty pages would take, record headers included (bound). */
+u64 dirty_estimate(struct simdev *sd)
+{
+	u64 bytes = simdev_mem_dirty_bytes(sd);
+	return bytes + bytes / SIMDEV_MEM_PAGE * sizeof(sn_rec);
+}
+
+long simnic_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	auto *f = static_cast<simnic_migf *>(filp->private_data);
+	simnic_device *snic = f->snic;
+	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vfio_precopy_info info = {};
+	void __user *uarg = reinterpret_cast<void __user *>(arg);
+	long ret = 0;
+
+	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	if (copy_from_user(&info, uarg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	mutex_lock(&snic->state_mutex);
+	if (snic->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+	    snic->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+		ret = -EINVAL;
+	} else {
+		mutex_guard g(&f->lock);
+		if (f->disabled) {
+			ret = -ENODEV;
+		} else {
+			/* Produced but unread, past the initial data, is dirty
+			 * data already on its way. */
+			u64 produced = f->bytes_read + (f->out.size() - f->out_off);
+			u64 past = std::max(f->bytes_read, f->initial_size);
+			info.initial_bytes = f->initial_size > f->bytes_read ?
+				f->initial_size - f->bytes_read : 0;
+			info.dirty_bytes = (produced > past ? produced - past : 0) +
+					   dirty_estimate(&snic->sd);
+		}
+	}
+	simnic_state_mutex_unlock(snic);
+	if (!ret && copy_to_user(uarg, &info, minsz))
+		ret = -EFAULT;
+	return ret;
+}
+
+int simnic_migf_release(struct inode *, struct file *filp)
+{
+	delete static_cast<simnic_migf *>(filp->private_data);
+	return 0;
+}
+
+const struct file_operations simnic_save_fops = {
+	.read = simnic_save_read,
+	.write = nullptr,
+	.unlocked_ioctl = simnic_save_ioctl,
+	.mmap = nullptr,
+	.release = simnic_migf_release,
+};
+
+/* -------- resuming -------- */
+
+/* Keep the first problem; the rest of the stream is swallowed. */
+void resume_fail(simnic_migf *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void resume_fail(simnic_migf *f, const char *fmt, ...)
+{
+	if (f->error)
+		return;
+	char msg[200];
+	va_list ap;
+	va_start(ap, fmt);
+	std::vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	f->error = -EINVAL;
+	f->error_msg = msg;
+}
+
+/* Check the header of the record in f->in; its payload length or -1. */
+long check_header(simnic_migf *f, const sn_rec &r)
+{
+	if (r.magic != SN_MAGIC) {
+		resume_fail(f, "bad magic %#x in record %u", r.magic,
+			    f->expect_seq);
+		return -1;
+	}
+	if (r.version != SN_VERSION) {
+		resume_fail(f, "unsupported stream version %u (this driver "
+			    "reads %u)", r.version, SN_VERSION);
+		return -1;
+	}
+	if (r.seq != f->expect_seq) {
+		resume_fail(f, "record %u out of sequence (expected %u)",
+			    r.seq, f->expect_seq);
+		return -1;
+	}
+	u32 want;
+	switch (r.type) {
+	case SN_REC_CONFIG:
+		want = sizeof(sn_config);
+		break;
+	case SN_REC_STATE:
+		want = sizeof(struct simdev_state);
+		break;
+	case SN_REC_END:
+		want = 0;
+		break;
+	case SN_REC_MEM:
+		if (r.length && r.length <= SN_MEM_REC_MAX)
+			return r.length;
+		[[fallthrough]];
+	default:
+		resume_fail(f, "record %u: bad type %u or length %u", r.seq,
+			    r.type, r.length);
+		return -1;
+	}
+	if (r.length != want) {
+		resume_fail(f, "record %u: bad type %u or length %u", r.seq,
+			    r.type, r.length);
+		return -1;
+	}
+	return want;
+}
+
+/* A whole record with a good hash: apply it. */
+void apply_record(simnic_migf *f, const sn_rec &r, const u8 *payload)
+{
+	simnic_device *snic = f->snic;
+	struct simdev *sd = &snic->sd;
+
+	if ((r.seq == 0) != (r.type == SN_REC_CONFIG)) {
+		resume_fail(f, "record %u: the configuration record must come "
+			    "first, once", r.seq);
+		return;
+	}
+	switch (r.type) {
+	case SN_REC_CONFIG: {
+		sn_config c, mine = device_config(snic);
+		std::memcpy(&c, payload, sizeof(c));
+		if (std::memcmp(&c, &mine, sizeof(c)))
+			resume_fail(f, "device configuration mismatch: stream "
+				    "mem %llu msix %u page %u state %u, this "
+				    "device mem %llu msix %u page %u state %u",
+				    (unsigned long long)c.mem_size, c.msix,
+				    c.page_size, c.state_len,
+				    (unsigned long long)mine.mem_size,
+				    mine.msix, mine.page_size, mine.state_len);
+		break;
+	}
+	case SN_REC_MEM:
+		if (r.offset % SIMDEV_MEM_PAGE || r.offset > sd->mem_size ||
+		    r.length > sd->mem_size - r.offset) {
+			resume_fail(f, "record %u: device memory range %#llx+%u "
+				    "out of bounds", r.seq,
+				    (unsigned long long)r.offset, r.length);
+			break;
+		}
+		/* RESUMING: the device is stopped; memory can take it now. */
+		simdev_mem_write(sd, r.offset, payload, r.length);
+		break;
+	case SN_REC_STATE:
+		if (f->have_state) {
+			resume_fail(f, "record %u: a second device state",
+				    r.seq);
+			break;
+		}
+		std::memcpy(&f->state, payload, sizeof(f->state));
+		f->have_state = true;
+		break;
+	case SN_REC_END:
+		f->ended = true;
+		break;
+	}
+}
+
+/* Consume as many whole records from f->in as there are. */
+void parse(simnic_migf *f)
+{
+	size_t off = 0;
+
+	while (!f->error && f->in.size() - off >= sizeof(sn_rec)) {
+		if (f->ended) {
+			resume_fail(f, "trailing bytes after the end record");
+			break;
+		}
+		sn_rec r;
+		std::memcpy(&r, f->in.data() + off, sizeof(r));
+		long plen = check_header(f, r);
+		if (plen < 0)
+			break;
+		if (f->in.size() - off - sizeof(r) < size_t(plen))
+			break;	/* the payload is still coming */
+		const u8 *payload = f->in.data() + off + sizeof(r);
+		if (rec_hash(r, payload) != r.hash) {
+			resume_fail(f, "checksum mismatch in record %u", r.seq);
+			break;
+		}
+		apply_record(f, r, payload);
+		f->expect_seq++;
+		off += sizeof(r) + size_t(plen);
+	}
+	if (f->ended && !f->error && f->in.size() > off)
+		resume_fail(f, "trailing bytes after the end record");
+	if (f->error)
+		f->in.clear();
+	else
+		f->in.erase(f->in.begin(), f->in.begin() + off);
+}
+
+ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
+			    size_t len, loff_t *pos)
+{
+	auto *f = static_cast<simnic_migf *>(filp->private_data);
+	size_t done = 0;
+
+	if (pos)
+		return -ESPIPE;
+	mutex_guard g(&f->lock);
+	if (f->disabled) {
+		dev_err(f->snic->core_device.vdev.dev,
+			"write on a disabled migration file");
+		return -ENODEV;
+	}
+	/* In pieces: the buffer never holds more than one record. */
+	while (done < len) {
+		size_t n = std::min<size_t>(len - done, SN_MEM_REC_MAX);
+		if (!f->error) {
+			size_t old = f->in.size();
+			try {
+				f->in.resize(old + n);
+			} catch (...) {
+				return done ? static_cast<ssize_t>(done) : -ENOMEM;
+			}
+			if (copy_from_user(f->in.data() + old, buf + done, n)) {
+				f->in.resize(old);
+				return done ? static_cast<ssize_t>(done) : -EFAULT;
+			}
+			parse(f);
+		}
+		done += n;
+		f->bytes_in += n;
+	}
+	return static_cast<ssize_t>(done);
+}
+
+const struct file_operations simnic_resume_fops = {
+	.read = nullptr,
+	.write = simnic_resume_write,
+	.unlocked_ioctl = nullptr,
+	.mmap = nullptr,
+	.release = simnic_migf_release,
+};
+
+simnic_migf *migf_alloc(simnic_device *snic, bool saving)
+{
+	auto *f = new (std::nothrow) simnic_migf;
+	if (!f)
+		return nullptr;
+	f->snic = snic;
+	mutex_init(&f->lock);
+	struct file *filp = anon_inode_getfile(
+		"simnic_mig", saving ? &simnic_save_fops : &simnic_resume_fops,
+		f, saving ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(filp)) {
+		delete f;
+		return nullptr;
+	}
+	stream_open(nullptr, filp);
+	f->filp = filp;
+	return f;
+}
+
+} // namespace
+
+struct file *simnic_open_save(simnic_device *snic, bool precopy)
+{
+	simnic_migf *f = migf_alloc(snic, true);
+	if (!f)
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	f->precopy = precopy;
+	f->final = !precopy;
+	f->initial_size = initial_size(snic);
+	/* Before the first page is read: a write after it is seen. */
+	if (precopy && simdev_mem_track_start(&snic->sd)) {
+		fput(f->filp);
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	}
+	snic->saving_migf = f;
+	return get_file(f->filp);
+}
+
+struct file *simnic_open_resume(simnic_device *snic)
+{
+	simnic_migf *f = migf_alloc(snic, false);
+	if (!f)
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	snic->resuming_migf = f;
+	return get_file(f->filp);
+}
+
+void simnic_save_finalize(simnic_device *snic)
+{
+	simnic_migf *f = snic->saving_migf;
+	if (!f)
+		return;
+	/* Writes through an mmap were not tracked: send all of it again. */
+	if (simdev_mem_was_mapped(&snic->sd))
+		simdev_mem_mark_all(&snic->sd);
+	mutex_guard g(&f->lock);
+	f->final = true;
+}
+
+int simnic_resume_finish(simnic_device *snic)
+{
+	simnic_migf *f = snic->resuming_migf;
+	struct device *dev = snic->core_device.vdev.dev;
+
+	if (!f)
+		return 0;
+	mutex_guard g(&f->lock);
+	if (!f->error && !f->ended)
+		resume_fail(f, "stream truncated after %llu bytes (no end "
+			    "record)", (unsigned long long)f->bytes_in);
+	if (!f->error && !f->have_state)
+		resume_fail(f, "no device state in the stream");
+	if (f->error) {
+		dev_err(dev, "resume: %s", f->error_msg.c_str());
+		return f->error;
+	}
+	int ret = simdev_load_state(&snic->sd, &f->state);
+	if (ret)
+		dev_err(dev, "resume: device state out of range");
+	return ret;
+}
+
+void simnic_disable_fds(simnic_device *snic)
+{
+	for (simnic_migf **pf : {&snic->saving_migf, &snic->resuming_migf}) {
+		simnic_migf *f = *pf;
+		if (!f)
+			continue;
+		mutex_lock(&f->lock);
+		f->disabled = true;
+		std::vector<u8>().swap(f->out);
+		std::vector<u8>().swap(f->in);
+		mutex_unlock(&f->lock);
+		*pf = nullptr;
+		fput(f->filp);
+	}
+	simdev_mem_track_stop(&snic->sd);
+}
+
+u64 simnic_stop_copy_size(simnic_device *snic)
+{
+	simnic_migf *f = snic->saving_migf;
+	if (!f)
+		return initial_size(snic) + tail_size();
+	mutex_guard g(&f->lock);
+	/*
+	 * An upper bound of what is left to read: what is produced and
+	 * unread, the initial data not produced yet, the dirty pages (all of
+	 * memory if it was mapped), the state and END.
+	 */
+	u64 unread = f->out.size() - f->out_off;
+	u64 produced = f->bytes_read + unread;
+	u64 initial_left = f->initial_size > produced ?
+		f->initial_size - produced : 0;
+	u64 dirty = simdev_mem_was_mapped(&snic->sd) ?
+		records(snic->sd.mem_size) * sizeof(sn_rec) + snic->sd.mem_size :
+		dirty_estimate(&snic->sd);
+	return unread + initial_left + dirty + tail_size();
+}
