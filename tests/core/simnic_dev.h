@@ -18,6 +18,9 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <xxhash.h>
 
 #include <uvfio/sim/simdev_regs.h>
 #include <uvfio/uapi/vfio.h>
@@ -36,11 +39,12 @@ class SimnicDev
 {
 public:
 	explicit SimnicDev(const std::string &extra = "",
-			   size_t guest_size = 4 << 20)
+			   size_t guest_size = 4 << 20,
+			   const std::string &driver = "simnic")
 		: bdf_(next_bdf()), guest_size_(guest_size)
 	{
 		/* Small defaults for tests; extra may override mem=. */
-		std::string spec = "simnic,bdf=" + bdf_ + ",msix=4";
+		std::string spec = driver + ",bdf=" + bdf_ + ",msix=4";
 		if (extra.find("mem=") == std::string::npos)
 			spec += ",mem=1M";
 		if (!extra.empty())
@@ -99,6 +103,7 @@ public:
 		return fd_ >= 0;
 	}
 	int fd() const { return fd_; }
+	int group() const { return group_; }
 	int container() const { return container_; }
 	const char *bdf() const { return bdf_.c_str(); }
 	unsigned char *guest() { return guest_; }
@@ -175,6 +180,44 @@ public:
 		return true;
 	}
 	__u32 tail() const { return tail_; }
+
+	/* BAR2's size, from GET_REGION_INFO. */
+	__u64 mem_size()
+	{
+		struct vfio_region_info info = {};
+		info.argsz = sizeof(info);
+		info.index = VFIO_PCI_BAR2_REGION_INDEX;
+		EXPECT_EQ(uvfio_ioctl(fd_, VFIO_DEVICE_GET_REGION_INFO, &info), 0);
+		return info.size;
+	}
+
+	/*
+	 * Everything the device and its guest hold: guest memory, device
+	 * memory, and the registers but the time of the last DMA write and
+	 * STATUS's running/quiesced bits.
+	 */
+	__u64 digest()
+	{
+		XXH3_state_t *s = XXH3_createState();
+		XXH3_64bits_reset(s);
+		XXH3_64bits_update(s, guest_, guest_size_);
+		std::vector<unsigned char> mem(mem_size());
+		EXPECT_EQ(uvfio_pread(fd_, mem.data(), mem.size(), BAR2_OFF),
+			  ssize_t(mem.size()));
+		XXH3_64bits_update(s, mem.data(), mem.size());
+		for (__u32 off = 0; off < SIMDEV_NUM_REGS * 4; off += 4) {
+			if (off == SIMDEV_REG_LAST_WRITE_NS_LO ||
+			    off == SIMDEV_REG_LAST_WRITE_NS_HI)
+				continue;
+			__u32 v = reg(off);
+			if (off == SIMDEV_REG_STATUS)
+				v &= SIMDEV_STATUS_FAULT | SIMDEV_STATUS_BAD_DESC;
+			XXH3_64bits_update(s, &v, 4);
+		}
+		__u64 h = XXH3_64bits_digest(s);
+		XXH3_freeState(s);
+		return h;
+	}
 
 	/* Migration state through the uAPI; the errno or 0. */
 	int set_state(__u32 state, int *data_fd = nullptr)

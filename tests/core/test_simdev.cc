@@ -89,26 +89,6 @@ struct simdev_desc make(__u32 op, __u32 flags, __u64 src, __u64 dst,
 	return d;
 }
 
-/* Everything the device and its guest hold, timestamps aside. */
-__u64 device_digest(SimnicDev &d)
-{
-	XXH3_state_t *s = XXH3_createState();
-	XXH3_64bits_reset(s);
-	XXH3_64bits_update(s, d.guest(), d.guest_size());
-	auto mem = read_bar2(d);
-	XXH3_64bits_update(s, mem.data(), mem.size());
-	for (__u32 off = 0; off < SIMDEV_NUM_REGS * 4; off += 4) {
-		if (off == SIMDEV_REG_LAST_WRITE_NS_LO ||
-		    off == SIMDEV_REG_LAST_WRITE_NS_HI)
-			continue;
-		__u32 v = d.reg(off);
-		XXH3_64bits_update(s, &v, 4);
-	}
-	__u64 h = XXH3_64bits_digest(s);
-	XXH3_freeState(s);
-	return h;
-}
-
 // Contract: simnic's config space is a PCI function with the layout its
 // BARs need: BAR0 a 4 KiB 32-bit register BAR, BAR2 a 64-bit prefetchable
 // memory BAR of mem= bytes, both answering the sizing protocol; the MSI-X
@@ -613,7 +593,7 @@ __u64 seeded_run(__u64 seed, __u64 count, int stops)
 	}
 	EXPECT_EQ(w.wait_done(30000), 0);
 	EXPECT_EQ(w.completed(), count);
-	return device_digest(d);
+	return d.digest();
 }
 
 // Contract: the same seed gives the same guest memory, device memory and
@@ -774,7 +754,7 @@ TEST(Simnic, StopCopyCarriesInFlightWork)
 	ASSERT_EQ(src.set_state(VFIO_DEVICE_STATE_RUNNING), 0);
 	ASSERT_TRUE(src.wait_done(tail));
 	ASSERT_TRUE(dst.wait_done(tail));
-	EXPECT_EQ(device_digest(dst), device_digest(src));
+	EXPECT_EQ(dst.digest(), src.digest());
 }
 
 // Contract: a damaged or foreign stream fails RESUMING -> STOP with EINVAL
