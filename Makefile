@@ -52,6 +52,7 @@ test: build
 bench: build
 	./$(BUILD)/tests/bench/uvfio-bench
 	./$(BUILD)/tests/bench/uvfio-bench-stream
+	./$(BUILD)/tests/bench/uvfio-bench-downtime
 
 clean:
 	rm -rf $(BUILD)
