@@ -345,6 +345,14 @@ int uvfio_bus_add(const char *text)
 	pci_bus &b = bus();
 	std::lock_guard<std::mutex> probe(b.probe_lock);
 	const struct pci_driver *drv;
+	bool have;
+	{
+		std::lock_guard<std::mutex> l(b.lock);
+		have = b.drivers.count(spec.driver);
+	}
+	/* Not built in: a plugin, loaded without the bus lock (its
+	 * constructor registers through it). */
+	int plugin = have ? 0 : uvfio_plugin_load(spec.driver);
 	{
 		std::lock_guard<std::mutex> l(b.lock);
 		auto it = b.drivers.find(spec.driver);
@@ -352,8 +360,14 @@ int uvfio_bus_add(const char *text)
 			std::string known;
 			for (auto &[name, d] : b.drivers)
 				known += (known.empty() ? "" : ", ") + name;
-			spec_error(spec.text, "unknown driver '" + spec.driver +
-						      "' (known: " + known + ")");
+			std::string why = plugin == -ENOENT ?
+				"unknown driver '" + spec.driver + "'" :
+				plugin ? "driver plugin '" + spec.driver +
+						 ".so' failed to load" :
+				"driver plugin '" + spec.driver +
+					".so' did not register '" +
+					spec.driver + "'";
+			spec_error(spec.text, why + " (known: " + known + ")");
 			return -ENOENT;
 		}
 		drv = it->second;

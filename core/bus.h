@@ -17,4 +17,11 @@ int uvfio_bus_remove(const char *bdf);
 std::vector<const struct pci_driver *> uvfio_bus_drivers();
 std::vector<std::string> uvfio_bus_devices();
 
+/*
+ * Load the plugin NAME.so from UVFIO_DRIVER_PATH (plugin.cc). 0 when it
+ * loaded (whether it registered NAME is the caller's to check), -ENOENT
+ * when there is no such file, -EINVAL (logged) when dlopen() fails.
+ */
+int uvfio_plugin_load(const std::string &name);
+
 #endif /* UVFIO_CORE_BUS_H */

@@ -259,8 +259,8 @@ class LiveMigration : public ::testing::TestWithParam<std::string>
 // the destination's device state and guest memory identical to the
 // source's when it stopped, and both finish the remaining work alike:
 // no dirty page (guest or device memory) and no in-flight descriptor is
-// lost. simnic goes through PRE_COPY with DMA logging; simmin through
-// STOP_COPY with the IOMMU's dirty pages.
+// lost. simnic goes through PRE_COPY with DMA logging; simmin and the
+// skeleton driver through STOP_COPY with the IOMMU's dirty pages.
 TEST_P(LiveMigration, HundredSeededRunsNoMismatch)
 {
 	RunStats total;
@@ -285,7 +285,7 @@ TEST_P(LiveMigration, HundredSeededRunsNoMismatch)
 }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, LiveMigration,
-			 ::testing::Values("simnic", "simmin"),
+			 ::testing::Values("simnic", "simmin", "skeleton"),
 			 [](const auto &info) { return info.param; });
 
 } // namespace

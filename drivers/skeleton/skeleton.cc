@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * skeleton - the smallest complete variant driver, to copy when starting
+ * a new one (see Documentation/driver-guide.md). It drives the simulated
+ * DMA function through pci_core and offers STOP_COPY migration: what every
+ * migration driver must have, and nothing optional (no P2P, no PRE_COPY,
+ * no DMA logging: the VMM takes guest dirty pages from the IOMMU).
+ *
+ * It builds in the tree (spec name "skeleton") and, unchanged, out of it
+ * as a plugin against the installed library:
+ *
+ *   c++ -std=c++20 -fPIC -shared -DSKELETON_NAME='"mydrv"' \
+ *       $(pkg-config --cflags uvfio libxxhash) skeleton.cc \
+ *       $(pkg-config --libs uvfio libxxhash) -o mydrv.so
+ *   UVFIO_DRIVER_PATH=. ... uvfio_sim_add("mydrv,bdf=0000:00:09.0")
+ *
+ * Porting to the kernel: the callbacks, their order and the locking map
+ * one to one; the simdev_* calls are your hardware's commands, the data
+ * buffer would be pages, and anon_inode_getfile/stream_open/fput are the
+ * kernel's own.
+ *
+ * Spec: "skeleton,bdf=DDDD:BB:DD.F[,mem=SIZE][,msix=N][,seed=N]".
+ * Stream: struct skel_hdr (configuration and an XXH3 of the rest), the
+ * device state (struct simdev_state), device memory.
+ */
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include <xxhash.h>
+
+#include <uvfio/linux/uaccess.h>
+#include <uvfio/linux/vfio_pci_simdev.h>
+
+#ifndef SKELETON_NAME
+#define SKELETON_NAME "skeleton"
+#endif
+
+namespace {
+
+constexpr u32 SKEL_MAGIC = 0x4c454b53;	/* "SKEL" */
+constexpr u32 SKEL_VERSION = 1;
+
+struct skel_hdr {
+	u32 magic;
+	u32 version;
+	u64 mem_size;	/* the destination must match these */
+	u32 state_len;
+	u32 reserved;
+	u64 hash;	/* XXH3-64 of the state and memory that follow */
+};
+
+struct skel_device;
+
+/* A migration file. The driver holds a reference until it disables it. */
+struct skel_migf {
+	skel_device *skel = nullptr;
+	struct file *filp = nullptr;
+	struct mutex lock;
+	bool disabled = false;	/* after this, read/write return -ENODEV */
+	std::vector<u8> buf;	/* saving: header+state; resuming: all */
+	u64 pos = 0;		/* saving: bytes handed out */
+};
+
+struct skel_device {
+	struct vfio_pci_core_device core_device;	/* first, as in the kernel */
+	struct simdev sd;				/* the hardware */
+	struct mutex state_mutex;
+	enum vfio_device_mig_state mig_state = VFIO_DEVICE_STATE_RUNNING;
+	std::mutex reset_lock;
+	bool deferred_reset = false;
+	skel_migf *saving_migf = nullptr;
+	skel_migf *resuming_migf = nullptr;
+};
+
+skel_device *to_skel(struct vfio_device *vdev)
+{
+	return container_of(vdev, skel_device, core_device.vdev);
+}
+
+u64 stream_size(const skel_device *skel)
+{
+	return sizeof(skel_hdr) + sizeof(struct simdev_state) +
+	       skel->sd.mem_size;
+}
+
+/* -------- the data stream -------- */
+
+ssize_t skel_save_read(struct file *filp, char __user *buf, size_t len,
+		       loff_t *pos)
+{
+	auto *f = static_cast<skel_migf *>(filp->private_data);
+	skel_device *skel = f->skel;
+	size_t done = 0;
+
+	if (pos)		/* a stream: no offsets */
+		return -ESPIPE;
+	mutex_guard g(&f->lock);
+	if (f->disabled)
+		return -ENODEV;
+	while (done < len && f->pos < stream_size(skel)) {
+		size_t n;
+		if (f->pos < f->buf.size()) {	/* header and state */
+			n = std::min<size_t>(len - done, f->buf.size() - f->pos);
+			if (copy_to_user(buf + done, f->buf.data() + f->pos, n))
+				return done ? ssize_t(done) : -EFAULT;
+		} else {			/* device memory, read now */
+			u64 off = f->pos - f->buf.size();
+			u8 tmp[64 << 10];
+			n = std::min<size_t>({len - done, sizeof(tmp),
+					      size_t(skel->sd.mem_size - off)});
+			simdev_mem_read(&skel->sd, off, tmp, n);
+			if (copy_to_user(buf + done, tmp, n))
+				return done ? ssize_t(done) : -EFAULT;
+		}
+		done += n;
+		f->pos += n;
+	}
+	return ssize_t(done);	/* 0 at the end: end of stream */
+}
+
+ssize_t skel_resume_write(struct file *filp, const char __user *buf,
+			  size_t len, loff_t *pos)
+{
+	auto *f = static_cast<skel_migf *>(filp->private_data);
+
+	if (pos)
+		return -ESPIPE;
+	mutex_guard g(&f->lock);
+	if (f->disabled)
+		return -ENODEV;
+	/* One byte of room past the end, so trailing bytes can be named. */
+	if (len > stream_size(f->skel) + 1 - std::min<u64>(f->buf.size(),
+		  stream_size(f->skel) + 1))
+		return -EFBIG;
+	size_t old = f->buf.size();
+	try {
+		f->buf.resize(old + len);
+	} catch (...) {
+		return -ENOMEM;
+	}
+	if (copy_from_user(f->buf.data() + old, buf, len)) {
+		f->buf.resize(old);
+		return -EFAULT;
+	}
+	return ssize_t(len);
+}
+
+int skel_release(struct inode *, struct file *filp)
+{
+	delete static_cast<skel_migf *>(filp->private_data);
+	return 0;
+}
+
+const struct file_operations skel_save_fops = {
+	.read = skel_save_read,
+	.write = nullptr,
+	.unlocked_ioctl = nullptr,	/* no PRE_COPY: no PRECOPY_INFO */
+	.mmap = nullptr,
+	.release = skel_release,
+};
+
+const struct file_operations skel_resume_fops = {
+	.read = nullptr,
+	.write = skel_resume_write,
+	.unlocked_ioctl = nullptr,
+	.mmap = nullptr,
+	.release = skel_release,
+};
+
+skel_migf *skel_migf_alloc(skel_device *skel, bool saving)
+{
+	auto *f = new (std::nothrow) skel_migf;
+	if (!f)
+		return nullptr;
+	f->skel = skel;
+	mutex_init(&f->lock);
+	f->filp = anon_inode_getfile(SKELETON_NAME "_mig",
+				     saving ? &skel_save_fops : &skel_resume_fops,
+				     f, saving ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(f->filp)) {
+		delete f;
+		return nullptr;
+	}
+	stream_open(nullptr, f->filp);
+	return f;
+}
+
+/* STOP -> STOP_COPY: the device is stopped; describe and hash it now. */
+struct file *skel_open_save(skel_device *skel)
+{
+	skel_migf *f = skel_migf_alloc(skel, true);
+	if (!f)
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	skel_hdr h = {SKEL_MAGIC, SKEL_VERSION, skel->sd.mem_size,
+		      sizeof(struct simdev_state), 0, 0};
+	struct simdev_state st;
+	simdev_save_state(&skel->sd, &st);
+	XXH3_state_t *hs = XXH3_createState();
+	std::vector<u8> mem(std::min<u64>(skel->sd.mem_size, 1 << 20));
+	if (!hs) {
+		fput(f->filp);
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	}
+	XXH3_64bits_reset(hs);
+	XXH3_64bits_update(hs, &st, sizeof(st));
+	for (u64 off = 0; off < skel->sd.mem_size; off += mem.size()) {
+		simdev_mem_read(&skel->sd, off, mem.data(), mem.size());
+		XXH3_64bits_update(hs, mem.data(), mem.size());
+	}
+	h.hash = XXH3_64bits_digest(hs);
+	XXH3_freeState(hs);
+	f->buf.resize(sizeof(h) + sizeof(st));
+	std::memcpy(f->buf.data(), &h, sizeof(h));
+	std::memcpy(f->buf.data() + sizeof(h), &st, sizeof(st));
+	skel->saving_migf = f;
+	return get_file(f->filp);
+}
+
+/* RESUMING -> STOP: check all of it, then load; never half a state. */
+int skel_load(skel_device *skel, skel_migf *f)
+{
+	struct device *dev = skel->core_device.vdev.dev;
+	skel_hdr h;
+
+	if (f->buf.size() < sizeof(h)) {
+		dev_err(dev, "resume: stream truncated (%zu bytes)",
+			f->buf.size());
+		return -EINVAL;
+	}
+	std::memcpy(&h, f->buf.data(), sizeof(h));
+	if (h.magic != SKEL_MAGIC || h.version != SKEL_VERSION) {
+		dev_err(dev, "resume: bad magic or version (%#x, %u)", h.magic,
+			h.version);
+		return -EINVAL;
+	}
+	if (h.mem_size != skel->sd.mem_size ||
+	    h.state_len != sizeof(struct simdev_state)) {
+		dev_err(dev, "resume: device configuration mismatch (mem %llu, "
+			"this device %llu)", (unsigned long long)h.mem_size,
+			(unsigned long long)skel->sd.mem_size);
+		return -EINVAL;
+	}
+	if (f->buf.size() != stream_size(skel)) {
+		dev_err(dev, "resume: stream %s (%zu bytes, %llu expected)",
+			f->buf.size() < stream_size(skel) ? "truncated" :
+			"has trailing bytes", f->buf.size(),
+			(unsigned long long)stream_size(skel));
+		return -EINVAL;
+	}
+	const u8 *payload = f->buf.data() + sizeof(h);
+	if (XXH3_64bits(payload, f->buf.size() - sizeof(h)) != h.hash) {
+		dev_err(dev, "resume: checksum mismatch");
+		return -EINVAL;
+	}
+	struct simdev_state st;
+	std::memcpy(&st, payload, sizeof(st));
+	int ret = simdev_load_state(&skel->sd, &st);
+	if (ret) {
+		dev_err(dev, "resume: device state out of range");
+		return ret;
+	}
+	simdev_mem_write(&skel->sd, 0, payload + sizeof(st), skel->sd.mem_size);
+	return 0;
+}
+
+void skel_disable_fds(skel_device *skel)
+{
+	for (skel_migf **pf : {&skel->saving_migf, &skel->resuming_migf}) {
+		if (!*pf)
+			continue;
+		mutex_lock(&(*pf)->lock);
+		(*pf)->disabled = true;
+		std::vector<u8>().swap((*pf)->buf);
+		mutex_unlock(&(*pf)->lock);
+		fput((*pf)->filp);
+		*pf = nullptr;
+	}
+}
+
+/* -------- the FSM: one call per arc, the core walks the path -------- */
+
+struct file *skel_step(struct vfio_device *vdev,
+		       enum vfio_device_mig_state next)
+{
+	skel_device *skel = to_skel(vdev);
+	const int cur = skel->mig_state, nxt = next;
+
+	if (cur == VFIO_DEVICE_STATE_RUNNING && nxt == VFIO_DEVICE_STATE_STOP) {
+		simdev_quiesce(&skel->sd);	/* returns when DMA is done */
+		return nullptr;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP && nxt == VFIO_DEVICE_STATE_RUNNING) {
+		simdev_unquiesce(&skel->sd);
+		return nullptr;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP && nxt == VFIO_DEVICE_STATE_STOP_COPY)
+		return skel_open_save(skel);
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY && nxt == VFIO_DEVICE_STATE_STOP) {
+		skel_disable_fds(skel);
+		return nullptr;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP && nxt == VFIO_DEVICE_STATE_RESUMING) {
+		skel_migf *f = skel_migf_alloc(skel, false);
+		if (!f)
+			return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+		skel->resuming_migf = f;
+		return get_file(f->filp);
+	}
+	if (cur == VFIO_DEVICE_STATE_RESUMING && nxt == VFIO_DEVICE_STATE_STOP) {
+		skel_migf *f = skel->resuming_migf;
+		mutex_lock(&f->lock);
+		int ret = skel_load(skel, f);
+		mutex_unlock(&f->lock);
+		if (ret)
+			return static_cast<struct file *>(ERR_PTR(ret));
+		skel_disable_fds(skel);
+		return nullptr;
+	}
+	WARN_ON(true);	/* the core only asks for arcs our flags allow */
+	return static_cast<struct file *>(ERR_PTR(-EINVAL));
+}
+
+/* The deferred-reset pattern: a reset seen while state_mutex was held is
+ * carried out by its holder here. */
+void skel_state_mutex_unlock(skel_device *skel)
+{
+	for (;;) {
+		std::unique_lock<std::mutex> l(skel->reset_lock);
+		if (!skel->deferred_reset) {
+			mutex_unlock(&skel->state_mutex);
+			return;
+		}
+		skel->deferred_reset = false;
+		l.unlock();
+		skel->mig_state = VFIO_DEVICE_STATE_RUNNING;
+		skel_disable_fds(skel);
+		simdev_unquiesce(&skel->sd);
+	}
+}
+
+struct file *skel_set_state(struct vfio_device *vdev,
+			    enum vfio_device_mig_state new_state)
+{
+	skel_device *skel = to_skel(vdev);
+	mutex_lock(&skel->state_mutex);
+	struct file *res = vfio_mig_step_to_state(vdev, &skel->mig_state,
+						  new_state, skel_step);
+	skel_state_mutex_unlock(skel);
+	return res;
+}
+
+int skel_get_state(struct vfio_device *vdev, enum vfio_device_mig_state *st)
+{
+	skel_device *skel = to_skel(vdev);
+	mutex_lock(&skel->state_mutex);
+	*st = skel->mig_state;
+	skel_state_mutex_unlock(skel);
+	return 0;
+}
+
+int skel_get_data_size(struct vfio_device *vdev, unsigned long *len)
+{
+	*len = stream_size(to_skel(vdev));	/* exact */
+	return 0;
+}
+
+const struct vfio_migration_ops skel_mig_ops = {
+	.migration_set_state = skel_set_state,
+	.migration_get_state = skel_get_state,
+	.migration_get_data_size = skel_get_data_size,
+};
+
+void skel_reset_done(struct vfio_pci_core_device *core)
+{
+	skel_device *skel = container_of(core, skel_device, core_device);
+	{
+		std::lock_guard<std::mutex> l(skel->reset_lock);
+		skel->deferred_reset = true;
+		if (!mutex_trylock(&skel->state_mutex))
+			return;	/* the holder does it on unlock */
+	}
+	skel_state_mutex_unlock(skel);
+}
+
+const struct pci_error_handlers skel_err_handlers = {
+	.reset_done = skel_reset_done,
+};
+
+/* -------- device ops: pci_core does the PCI part -------- */
+
+int skel_init_dev(struct vfio_device *vdev)
+{
+	int ret = vfio_pci_core_init_dev(vdev);
+	if (!ret)
+		mutex_init(&to_skel(vdev)->state_mutex);
+	return ret;
+}
+
+int skel_open_device(struct vfio_device *vdev)
+{
+	skel_device *skel = to_skel(vdev);
+	int ret = vfio_pci_core_enable(&skel->core_device);
+	if (ret)
+		return ret;
+	mutex_lock(&skel->state_mutex);
+	skel->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	simdev_unquiesce(&skel->sd);
+	skel_state_mutex_unlock(skel);
+	vfio_pci_core_finish_enable(&skel->core_device);
+	return 0;
+}
+
+void skel_close_device(struct vfio_device *vdev)
+{
+	skel_device *skel = to_skel(vdev);
+	mutex_lock(&skel->state_mutex);
+	skel_disable_fds(skel);
+	skel_state_mutex_unlock(skel);
+	vfio_pci_core_close_device(vdev);
+}
+
+const struct vfio_device_ops skel_ops = {
+	.name = SKELETON_NAME "-vfio-pci",
+	.init = skel_init_dev,
+	.release = vfio_pci_core_release_dev,
+	.open_device = skel_open_device,
+	.close_device = skel_close_device,
+	.read = vfio_pci_core_read,
+	.write = vfio_pci_core_write,
+	.ioctl = vfio_pci_core_ioctl,
+	.mmap = vfio_pci_core_mmap,
+	.request = vfio_pci_core_request,
+	.match = nullptr,
+	.dma_unmap = nullptr,
+	.device_feature = vfio_pci_core_ioctl_feature,
+	.get_region_info_caps = vfio_pci_core_get_region_info_caps,
+};
+
+/* -------- probe / remove -------- */
+
+const char *const skel_keys[] = {"mem", "msix", "seed", nullptr};
+
+int skel_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
+{
+	u64 mem, msix, seed;
+	int ret;
+
+	if ((ret = uvfio_spec_get_size(spec, "mem", 1 << 20, PAGE_SIZE,
+				       1ULL << 32, &mem)) ||
+	    (ret = uvfio_spec_get_u64(spec, "msix", 4, 1, SIMDEV_MSIX_MAX,
+				      &msix)) ||
+	    (ret = uvfio_spec_get_u64(spec, "seed", 0, 0, ~0ULL, &seed)))
+		return ret;
+	if (mem & (mem - 1)) {
+		dev_err(&pdev->dev, "mem=%llu is not a power of two",
+			(unsigned long long)mem);
+		return -EINVAL;
+	}
+	skel_device *skel = vfio_alloc_device(skel_device, core_device.vdev,
+					      &pdev->dev, &skel_ops);
+	if (IS_ERR(skel))
+		return int(PTR_ERR(skel));
+	struct vfio_pci_core_device *core = &skel->core_device;
+	vfio_pci_simdev_describe(core, &skel->sd, mem, u32(msix));
+	core->device_id = 0x00ff;
+	core->err_handler = &skel_err_handlers;
+	core->vdev.mig_ops = &skel_mig_ops;
+	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
+
+	ret = vfio_pci_core_register_device(core);
+	if (ret) {
+		vfio_put_device(&core->vdev);
+		return ret;
+	}
+	if (uvfio_spec_get(spec, "seed"))
+		for (u64 i = 0; i < mem; i += 8) {
+			u64 w = simdev_pattern_word(seed, i / 8);
+			std::memcpy(core->bars[2].map + i, &w, 8);
+		}
+	ret = vfio_pci_simdev_start(core, &skel->sd);
+	if (ret) {
+		vfio_pci_core_unregister_device(core);
+		vfio_put_device(&core->vdev);
+		return ret;
+	}
+	pci_set_drvdata(pdev, skel);
+	return 0;
+}
+
+void skel_remove(struct pci_dev *pdev)
+{
+	auto *skel = static_cast<skel_device *>(pci_get_drvdata(pdev));
+	vfio_pci_core_unregister_device(&skel->core_device);
+	vfio_pci_simdev_stop(&skel->sd);
+	vfio_put_device(&skel->core_device.vdev);
+}
+
+const struct pci_driver skel_driver = {
+	.name = SKELETON_NAME "-vfio-pci",
+	.spec_name = SKELETON_NAME,
+	.spec_keys = skel_keys,
+	.description = "skeleton variant driver (STOP_COPY) to copy from",
+	.probe = skel_probe,
+	.remove = skel_remove,
+};
+
+} // namespace
+
+module_pci_driver(skel_driver)
