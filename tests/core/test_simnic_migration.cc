@@ -268,3 +268,42 @@ TEST(SimnicMigration, ResetRacingStateChanges)
 }
 
 } // namespace
+
+namespace {
+
+// Contract: simmin offers STOP_COPY only and the core filters for it:
+// MIGRATION reports just STOP_COPY; P2P and pre-copy targets are EINVAL
+// (nothing changes); RUNNING <-> STOP goes directly; there is no DMA
+// logging (ENOTTY), and MIG_DATA_SIZE is the exact stream length.
+TEST(SimminMigration, OnlyStopCopy)
+{
+	SimnicDev d("", 4 << 20, "simmin");
+	ASSERT_TRUE(d.ok());
+	FeatureArg<struct vfio_device_feature_migration> m(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION);
+	ASSERT_EQ(m.ioctl(d.fd()), 0);
+	EXPECT_EQ(m.d()->flags, __u64(VFIO_MIGRATION_STOP_COPY));
+	for (__u32 s : {__u32(VFIO_DEVICE_STATE_RUNNING_P2P),
+			__u32(VFIO_DEVICE_STATE_PRE_COPY),
+			__u32(VFIO_DEVICE_STATE_PRE_COPY_P2P)})
+		EXPECT_EQ(d.set_state(s), EINVAL) << s;
+	FeatureArg<struct vfio_device_feature_mig_state> g(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+	ASSERT_EQ(g.ioctl(d.fd()), 0);
+	EXPECT_EQ(g.d()->device_state, __u32(VFIO_DEVICE_STATE_RUNNING));
+	FeatureArg<struct vfio_device_feature_dma_logging_control> l(
+		VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
+		VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
+	EXPECT_EQ(l.ioctl(d.fd()), ENOTTY);
+
+	int fd, end;
+	EXPECT_EQ(data_size(d), INITIAL + 2 * REC + sizeof(struct simdev_state));
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	EXPECT_EQ(read_avail(fd, &end).size(),
+		  INITIAL + 2 * REC + sizeof(struct simdev_state));
+	EXPECT_EQ(end, 0);
+	uvfio_close(fd);
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_RUNNING), 0);
+}
+
+} // namespace
