@@ -11,8 +11,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include <xxhash.h>
-
 #include <uvfio/linux/uaccess.h>
 
 #include "simnic.h"
@@ -27,21 +25,15 @@ u64 records(u64 bytes)
 /* CONFIG and a full image of device memory. */
 u64 initial_size(const simnic_device *snic)
 {
-	return sizeof(sn_rec) + sizeof(sn_config) +
-	       records(snic->sd.mem_size) * sizeof(sn_rec) +
+	return sizeof(mig_rec) + sizeof(sn_config) +
+	       records(snic->sd.mem_size) * sizeof(mig_rec) +
 	       snic->sd.mem_size;
 }
 
 /* STATE and END. */
 u64 tail_size()
 {
-	return 2 * sizeof(sn_rec) + sizeof(struct simdev_state);
-}
-
-u64 rec_hash(const sn_rec &r, const void *payload)
-{
-	u64 seed = XXH3_64bits(&r, offsetof(sn_rec, hash));
-	return XXH3_64bits_withSeed(payload, r.length, seed);
+	return 2 * sizeof(mig_rec) + sizeof(struct simdev_state);
 }
 
 sn_config device_config(const simnic_device *snic)
@@ -54,30 +46,6 @@ sn_config device_config(const simnic_device *snic)
 	return c;
 }
 
-/* Start the next record in f->out: header, then length payload bytes. */
-u8 *rec_begin(simnic_migf *f, u16 type, u64 offset, u32 length)
-{
-	sn_rec r = {};
-	r.magic = SN_MAGIC;
-	r.version = SN_VERSION;
-	r.type = type;
-	r.offset = offset;
-	r.length = length;
-	r.seq = f->seq++;
-	f->out.resize(sizeof(r) + length);
-	f->out_off = 0;
-	std::memcpy(f->out.data(), &r, sizeof(r));
-	return f->out.data() + sizeof(r);
-}
-
-void rec_seal(simnic_migf *f)
-{
-	sn_rec r;
-	std::memcpy(&r, f->out.data(), sizeof(r));
-	r.hash = rec_hash(r, f->out.data() + sizeof(r));
-	std::memcpy(f->out.data(), &r, sizeof(r));
-}
-
 /* Produce the next record; false when there is nothing to send now. */
 bool produce(simnic_migf *f)
 {
@@ -88,7 +56,7 @@ bool produce(simnic_migf *f)
 	switch (f->phase) {
 	case simnic_migf::CONFIG: {
 		sn_config c = device_config(snic);
-		std::memcpy(rec_begin(f, SN_REC_CONFIG, 0, sizeof(c)), &c,
+		std::memcpy(mig_rec_begin(&f->w, SN_REC_CONFIG, 0, sizeof(c)), &c,
 			    sizeof(c));
 		f->phase = simnic_migf::MEM_FULL;
 		break;
@@ -96,7 +64,7 @@ bool produce(simnic_migf *f)
 	case simnic_migf::MEM_FULL:
 		len = std::min<u64>(SN_MEM_REC_MAX, sd->mem_size - f->mem_pos);
 		simdev_mem_read(sd, f->mem_pos,
-				rec_begin(f, SN_REC_MEM, f->mem_pos,
+				mig_rec_begin(&f->w, SN_REC_MEM, f->mem_pos,
 					  static_cast<u32>(len)),
 				len);
 		f->mem_pos += len;
@@ -111,7 +79,7 @@ bool produce(simnic_migf *f)
 		if (f->precopy &&
 		    simdev_mem_take_dirty(sd, SN_MEM_REC_MAX, &off, &len)) {
 			simdev_mem_read(sd, off,
-					rec_begin(f, SN_REC_MEM, off,
+					mig_rec_begin(&f->w, SN_REC_MEM, off,
 						  static_cast<u32>(len)),
 					len);
 			break;
@@ -123,27 +91,31 @@ bool produce(simnic_migf *f)
 	case simnic_migf::STATE: {
 		struct simdev_state st;
 		simdev_save_state(sd, &st);
-		std::memcpy(rec_begin(f, SN_REC_STATE, 0, sizeof(st)), &st,
+		std::memcpy(mig_rec_begin(&f->w, SN_REC_STATE, 0, sizeof(st)), &st,
 			    sizeof(st));
 		f->phase = simnic_migf::END;
 		break;
 	}
 	case simnic_migf::END:
-		rec_begin(f, SN_REC_END, 0, 0);
+		mig_rec_begin(&f->w, SN_REC_END, 0, 0);
 		f->phase = simnic_migf::DONE;
 		break;
 	case simnic_migf::DONE:
 		return false;
 	}
-	rec_seal(f);
+	mig_rec_seal(&f->w);
 	return true;
+}
+
+bool produce_cb(void *arg)
+{
+	return produce(static_cast<simnic_migf *>(arg));
 }
 
 ssize_t simnic_save_read(struct file *filp, char __user *buf, size_t len,
 			 loff_t *pos)
 {
 	auto *f = static_cast<simnic_migf *>(filp->private_data);
-	size_t done = 0;
 
 	if (pos)
 		return -ESPIPE;
@@ -153,30 +125,15 @@ ssize_t simnic_save_read(struct file *filp, char __user *buf, size_t len,
 			"read on a disabled migration file");
 		return -ENODEV;
 	}
-	while (done < len) {
-		if (f->out_off == f->out.size() && !produce(f))
-			break;
-		size_t n = std::min(len - done, f->out.size() - f->out_off);
-		if (copy_to_user(buf + done, f->out.data() + f->out_off, n)) {
-			if (!done)
-				return -EFAULT;
-			break;
-		}
-		f->out_off += n;
-		done += n;
-	}
-	f->bytes_read += done;
-	if (done)
-		return static_cast<ssize_t>(done);
 	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
-	return f->final ? 0 : -ENOMSG;
+	return mig_rec_read(&f->w, buf, len, produce_cb, f, f->final);
 }
 
 /* Bytes the dirty pages would take, record headers included (bound). */
 u64 dirty_estimate(struct simdev *sd)
 {
 	u64 bytes = simdev_mem_dirty_bytes(sd);
-	return bytes + bytes / SIMDEV_MEM_PAGE * sizeof(sn_rec);
+	return bytes + bytes / SIMDEV_MEM_PAGE * sizeof(mig_rec);
 }
 
 long simnic_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
@@ -201,18 +158,11 @@ long simnic_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		ret = -EINVAL;
 	} else {
 		mutex_guard g(&f->lock);
-		if (f->disabled) {
+		if (f->disabled)
 			ret = -ENODEV;
-		} else {
-			/* Produced but unread, past the initial data, is dirty
-			 * data already on its way. */
-			u64 produced = f->bytes_read + (f->out.size() - f->out_off);
-			u64 past = std::max(f->bytes_read, f->initial_size);
-			info.initial_bytes = f->initial_size > f->bytes_read ?
-				f->initial_size - f->bytes_read : 0;
-			info.dirty_bytes = (produced > past ? produced - past : 0) +
-					   dirty_estimate(&snic->sd);
-		}
+		else
+			mig_rec_precopy_info(&f->w, f->initial_size,
+					     dirty_estimate(&snic->sd), &info);
 	}
 	simnic_state_mutex_unlock(snic);
 	if (!ret && copy_to_user(uarg, &info, minsz))
@@ -253,7 +203,7 @@ void resume_fail(simnic_migf *f, const char *fmt, ...)
 }
 
 /* Check the header of the record in f->in; its payload length or -1. */
-long check_header(simnic_migf *f, const sn_rec &r)
+long check_header(simnic_migf *f, const mig_rec &r)
 {
 	if (r.magic != SN_MAGIC) {
 		resume_fail(f, "bad magic %#x in record %u", r.magic,
@@ -299,7 +249,7 @@ long check_header(simnic_migf *f, const sn_rec &r)
 }
 
 /* A whole record with a good hash: apply it. */
-void apply_record(simnic_migf *f, const sn_rec &r, const u8 *payload)
+void apply_record(simnic_migf *f, const mig_rec &r, const u8 *payload)
 {
 	simnic_device *snic = f->snic;
 	struct simdev *sd = &snic->sd;
@@ -354,12 +304,12 @@ void parse(simnic_migf *f)
 {
 	size_t off = 0;
 
-	while (!f->error && f->in.size() - off >= sizeof(sn_rec)) {
+	while (!f->error && f->in.size() - off >= sizeof(mig_rec)) {
 		if (f->ended) {
 			resume_fail(f, "trailing bytes after the end record");
 			break;
 		}
-		sn_rec r;
+		mig_rec r;
 		std::memcpy(&r, f->in.data() + off, sizeof(r));
 		long plen = check_header(f, r);
 		if (plen < 0)
@@ -367,7 +317,7 @@ void parse(simnic_migf *f)
 		if (f->in.size() - off - sizeof(r) < size_t(plen))
 			break;	/* the payload is still coming */
 		const u8 *payload = f->in.data() + off + sizeof(r);
-		if (rec_hash(r, payload) != r.hash) {
+		if (mig_rec_hash(r, payload) != r.hash) {
 			resume_fail(f, "checksum mismatch in record %u", r.seq);
 			break;
 		}
@@ -453,6 +403,8 @@ struct file *simnic_open_save(simnic_device *snic, bool precopy)
 	simnic_migf *f = migf_alloc(snic, true);
 	if (!f)
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	f->w.magic = SN_MAGIC;
+	f->w.version = SN_VERSION;
 	f->precopy = precopy;
 	f->final = !precopy;
 	f->initial_size = initial_size(snic);
@@ -517,7 +469,7 @@ void simnic_disable_fds(simnic_device *snic)
 			continue;
 		mutex_lock(&f->lock);
 		f->disabled = true;
-		std::vector<u8>().swap(f->out);
+		std::vector<u8>().swap(f->w.out);
 		std::vector<u8>().swap(f->in);
 		mutex_unlock(&f->lock);
 		*pf = nullptr;
@@ -537,12 +489,12 @@ u64 simnic_stop_copy_size(simnic_device *snic)
 	 * unread, the initial data not produced yet, the dirty pages (all of
 	 * memory if it was mapped), the state and END.
 	 */
-	u64 unread = f->out.size() - f->out_off;
-	u64 produced = f->bytes_read + unread;
+	u64 unread = f->w.out.size() - f->w.out_off;
+	u64 produced = f->w.bytes_read + unread;
 	u64 initial_left = f->initial_size > produced ?
 		f->initial_size - produced : 0;
 	u64 dirty = simdev_mem_was_mapped(&snic->sd) ?
-		records(snic->sd.mem_size) * sizeof(sn_rec) + snic->sd.mem_size :
+		records(snic->sd.mem_size) * sizeof(mig_rec) + snic->sd.mem_size :
 		dirty_estimate(&snic->sd);
 	return unread + initial_left + dirty + tail_size();
 }

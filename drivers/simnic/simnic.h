@@ -21,13 +21,13 @@
 
 #include <uvfio/linux/vfio_pci_simdev.h>
 
+#include "mig_rec.h"
+
 /*
- * The stream: a sequence of records, each a 32-byte header (struct
- * sn_rec) and its payload. CONFIG first (what the destination must
- * match), MEM records (a run of device memory at offset, at most 1 MiB),
- * one STATE (struct simdev_state), END. seq counts records from 0; hash
- * is an XXH3-64 of the payload seeded with the XXH3-64 of the header's
- * first 24 bytes, so a header and its payload check each other.
+ * The stream: records (struct mig_rec, drivers/common/mig_rec.h) with
+ * magic "UVSN". CONFIG first (what the destination must match), MEM
+ * records (a run of device memory at offset, at most 1 MiB), one STATE
+ * (struct simdev_state), END.
  */
 constexpr u32 SN_MAGIC = 0x4e535655;	/* "UVSN" */
 constexpr u16 SN_VERSION = 2;
@@ -39,17 +39,6 @@ enum sn_rec_type : u16 {
 	SN_REC_STATE = 3,
 	SN_REC_END = 4,
 };
-
-struct sn_rec {
-	u32 magic;
-	u16 version;
-	u16 type;
-	u64 offset;	/* MEM: where in device memory */
-	u32 length;	/* payload bytes */
-	u32 seq;
-	u64 hash;
-};
-static_assert(sizeof(sn_rec) == 32);
 
 struct sn_config {
 	u64 mem_size;
@@ -74,11 +63,8 @@ struct simnic_migf {
 	bool final = false;	/* the device is stopped: finish the stream */
 	enum { CONFIG, MEM_FULL, DIRTY, STATE, END, DONE } phase = CONFIG;
 	u64 mem_pos = 0;
-	u32 seq = 0;
-	std::vector<u8> out;	/* the record being read */
-	size_t out_off = 0;
+	mig_rec_writer w;	/* the record being read */
 	u64 initial_size = 0;	/* CONFIG and the full image, in bytes */
-	u64 bytes_read = 0;
 
 	/* Resuming: records are checked and applied as they arrive. */
 	std::vector<u8> in;	/* the record being received */

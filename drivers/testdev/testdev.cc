@@ -20,11 +20,12 @@
  * state. The stream is a sequence of records, each a 32-byte header and a
  * payload (see struct td_rec): CONFIG first (the device configuration the
  * destination must match), then MEM records for BAR2, BAR0, STATE records and
- * END. Every record carries a sequence number and an XXH3 hash over its
- * header and payload. The resume side buffers the stream and checks all of
- * it at RESUMING -> STOP before it changes any device state: wrong magic or
- * version, a configuration mismatch, a gap, a bad hash, truncation or
- * trailing bytes fail the arc with EINVAL and a log line naming the problem.
+ * END. Every record (the in-tree drivers' struct mig_rec) carries a
+ * sequence number and an XXH3 hash over its header and payload. The resume
+ * side buffers the stream and checks all of it at RESUMING -> STOP before
+ * it changes any device state: wrong magic or version, a configuration
+ * mismatch, a gap, a bad hash, truncation or trailing bytes fail the arc
+ * with EINVAL and a log line naming the problem.
  *
  * PRE_COPY: the initial data is CONFIG and a full BAR2 image; pages of BAR2
  * written through the region write path after that are tracked and sent
@@ -47,6 +48,8 @@
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_core.h>
 
+#include "mig_rec.h"
+
 namespace {
 
 constexpr u32 TD_MAGIC = 0x44545655;	/* "UVTD" */
@@ -62,16 +65,8 @@ enum td_rec_type : u16 {
 	TD_REC_END = 5,
 };
 
-struct td_rec {
-	u32 magic;
-	u16 version;
-	u16 type;
-	u64 offset;	/* where the payload goes */
-	u32 length;	/* payload bytes after the header */
-	u32 seq;	/* 0, 1, 2, ... */
-	u64 hash;	/* XXH3 of the payload, seeded with the header's hash */
-};
-static_assert(sizeof(td_rec) == 32);
+/* Records are the in-tree drivers' shared format (mig_rec.h). */
+using td_rec = mig_rec;
 
 struct td_config {
 	u64 mem_size;
@@ -112,11 +107,8 @@ struct td_migf {
 	enum { CONFIG, MEM_FULL, DIRTY, BAR0, STATE, END, DONE } phase = CONFIG;
 	u64 mem_pos = 0;
 	u64 state_pos = 0;
-	u32 seq = 0;
-	std::vector<u8> out;	/* the record being read */
-	size_t out_off = 0;
+	mig_rec_writer w;	/* the record being read */
 	u64 initial_size = 0;	/* CONFIG + the full image, in bytes */
-	u64 bytes_read = 0;
 
 	/* Resuming: the stream so far, in the device's staging buffer. */
 	staging_buffer *in = nullptr;
@@ -170,14 +162,6 @@ u64 td_stream_size(const testdev_device *tdev)
 	       tdev->mem_size + hdr + tdev->core_device.bars[0].size +
 	       records(tdev->state.size()) * hdr + tdev->state.size() + hdr +
 	       sizeof(u64);
-}
-
-u64 td_hash(const td_rec &r, const void *payload)
-{
-	td_rec h = r;
-	h.hash = 0;
-	return XXH3_64bits_withSeed(payload, r.length,
-				    XXH3_64bits(&h, sizeof(h)));
 }
 
 /* -------- dirty tracking of BAR2 writes -------- */
@@ -248,15 +232,10 @@ u64 td_dirty_count(testdev_device *tdev)
 
 void td_emit(td_migf *f, u16 type, u64 offset, const void *payload, u32 len)
 {
-	td_rec r = {TD_MAGIC, TD_VERSION, type, offset, len, f->seq++, 0};
-	f->out.resize(sizeof(r) + len);
-	std::memcpy(f->out.data() + sizeof(r), payload, len);
-	r.hash = td_hash(r, f->out.data() + sizeof(r));
-	std::memcpy(f->out.data(), &r, sizeof(r));
-	f->out_off = 0;
+	mig_rec_emit(&f->w, type, offset, payload, len);
 }
 
-/* Put the next record in f->out; false when there is none now. */
+/* Put the next record in f->w; false when there is none now. */
 bool td_produce(td_migf *f)
 {
 	testdev_device *tdev = f->tdev;
@@ -311,7 +290,7 @@ bool td_produce(td_migf *f)
 			f->phase = td_migf::END;
 			continue;
 		case td_migf::END: {
-			u64 nrec = f->seq;
+			u64 nrec = f->w.seq;
 			td_emit(f, TD_REC_END, 0, &nrec, sizeof(nrec));
 			f->phase = td_migf::DONE;
 			return true;
@@ -322,11 +301,15 @@ bool td_produce(td_migf *f)
 	}
 }
 
+bool td_produce_cb(void *arg)
+{
+	return td_produce(static_cast<td_migf *>(arg));
+}
+
 ssize_t td_save_read(struct file *filp, char __user *buf, size_t len,
 		     loff_t *pos)
 {
 	auto *f = static_cast<td_migf *>(filp->private_data);
-	size_t done = 0;
 
 	if (pos)
 		return -ESPIPE;
@@ -336,23 +319,8 @@ ssize_t td_save_read(struct file *filp, char __user *buf, size_t len,
 			"read on a disabled migration file");
 		return -ENODEV;
 	}
-	while (done < len) {
-		if (f->out_off == f->out.size() && !td_produce(f))
-			break;
-		size_t n = std::min(len - done, f->out.size() - f->out_off);
-		if (copy_to_user(buf + done, f->out.data() + f->out_off, n)) {
-			if (!done)
-				return -EFAULT;
-			break;
-		}
-		f->out_off += n;
-		done += n;
-	}
-	f->bytes_read += done;
-	if (done)
-		return static_cast<ssize_t>(done);
 	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
-	return f->final ? 0 : -ENOMSG;
+	return mig_rec_read(&f->w, buf, len, td_produce_cb, f, f->final);
 }
 
 void td_state_mutex_unlock(testdev_device *tdev);
@@ -385,15 +353,11 @@ long td_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 			ret = -ENODEV;
 			goto out;
 		}
-		u64 produced = f->bytes_read + (f->out.size() - f->out_off);
-		u64 past = std::max(f->bytes_read, f->initial_size);
-		info.initial_bytes = f->initial_size > f->bytes_read
-					     ? f->initial_size - f->bytes_read
-					     : 0;
 		/* Pages not taken yet: one record header per page at most. */
-		info.dirty_bytes = (produced > past ? produced - past : 0) +
-				   td_dirty_count(tdev) *
-					   (TD_PAGE + sizeof(td_rec));
+		mig_rec_precopy_info(&f->w, f->initial_size,
+				     td_dirty_count(tdev) *
+					     (TD_PAGE + sizeof(td_rec)),
+				     &info);
 	}
 out:
 	td_state_mutex_unlock(tdev);
@@ -496,7 +460,7 @@ int td_load(testdev_device *tdev, td_migf *f)
 			       "%zu are left", seq, r.length,
 			       n - off - sizeof(r));
 		const u8 *payload = p + off + sizeof(r);
-		if (td_hash(r, payload) != r.hash)
+		if (mig_rec_hash(r, payload) != r.hash)
 			td_bad("record %u (type %u) fails its checksum", seq,
 			       r.type);
 		if ((seq == 0) != (r.type == TD_REC_CONFIG))
@@ -633,8 +597,7 @@ void td_disable_fds(testdev_device *tdev)
 			continue;
 		mutex_lock(&f->lock);
 		f->disabled = true;
-		f->out.clear();
-		f->out.shrink_to_fit();
+		std::vector<u8>().swap(f->w.out);
 		if (f->in)
 			f->in->clear();
 		f->in = nullptr;
@@ -650,6 +613,8 @@ struct file *td_open_save(testdev_device *tdev, bool precopy)
 	td_migf *f = td_migf_alloc(tdev, true);
 	if (!f)
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	f->w.magic = TD_MAGIC;
+	f->w.version = TD_VERSION;
 	f->precopy = precopy;
 	f->final = !precopy;
 	f->initial_size = sizeof(td_rec) + sizeof(td_config) +

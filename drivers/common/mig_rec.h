@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The record stream the in-tree sim drivers (testdev, simnic) share for
+ * their migration data: each record is a 32-byte header and a payload,
+ * the header's hash an XXH3-64 of the payload seeded with the XXH3-64 of
+ * the header's first 24 bytes, so that header and payload vouch for each
+ * other. The saving side builds records one at a time on demand
+ * (struct mig_rec_writer); each driver has its own record types, magic
+ * and loader.
+ */
+#ifndef UVFIO_DRIVERS_MIG_REC_H
+#define UVFIO_DRIVERS_MIG_REC_H
+
+#include <cstddef>
+#include <vector>
+
+#include <uvfio/linux/uaccess.h>
+#include <uvfio/linux/vfio.h>
+
+struct mig_rec {
+	u32 magic;
+	u16 version;
+	u16 type;
+	u64 offset;	/* where the payload belongs, by record type */
+	u32 length;	/* payload bytes after the header */
+	u32 seq;	/* 0, 1, 2, ... */
+	u64 hash;
+};
+static_assert(sizeof(mig_rec) == 32);
+
+u64 mig_rec_hash(const mig_rec &r, const void *payload);
+
+/* The saving side: the record being read, and what was read so far. */
+struct mig_rec_writer {
+	u32 magic = 0;
+	u16 version = 0;
+	u32 seq = 0;
+	std::vector<u8> out;
+	size_t out_off = 0;
+	u64 bytes_read = 0;
+};
+
+/* Start the next record; returns where its length payload bytes go. */
+u8 *mig_rec_begin(mig_rec_writer *w, u16 type, u64 offset, u32 length);
+/* Hash the record started last, once its payload is in place. */
+void mig_rec_seal(mig_rec_writer *w);
+/* Both, with the payload copied from payload. */
+void mig_rec_emit(mig_rec_writer *w, u16 type, u64 offset,
+		  const void *payload, u32 length);
+
+/*
+ * A saving file's read: hand out records, calling produce(arg) for the
+ * next one when the current one is read; produce returns false when there
+ * is nothing to send now. Returns the bytes copied, or, with none: 0 when
+ * final (end of stream), -ENOMSG otherwise (more may come), -EFAULT.
+ */
+ssize_t mig_rec_read(mig_rec_writer *w, char __user *buf, size_t len,
+		     bool (*produce)(void *arg), void *arg, bool final);
+
+/*
+ * PRECOPY_INFO from the writer: initial_bytes is what is unread of the
+ * first initial_size bytes; dirty_bytes is what is produced and unread
+ * past them, plus dirty_estimate (what the driver still has to produce).
+ */
+void mig_rec_precopy_info(const mig_rec_writer *w, u64 initial_size,
+			  u64 dirty_estimate, struct vfio_precopy_info *info);
+
+#endif /* UVFIO_DRIVERS_MIG_REC_H */
