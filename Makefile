@@ -1,5 +1,5 @@
 # uvfio - top-level entry points. Quick start on a fresh Debian 12 machine:
-#     make demo     # a demonstration run
+#     make demo     # a live migration of a busy simulated NIC, with a report
 #     make test     # build and run every test
 #
 # Each target installs missing Debian packages (as root; otherwise it prints
@@ -42,9 +42,11 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
+# A live migration of a busy simulated NIC with pre-copy, and its report.
 demo: build
-	./$(BUILD)/tools/uvfio-device-info
-	./$(BUILD)/tools/uvfio-migrate-example
+	./$(BUILD)/tools/vfio-mig-ctl migrate --workload \
+		simnic,bdf=0000:00:02.0,mem=64M,seed=1 \
+		simnic,bdf=0000:00:03.0,mem=64M
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2

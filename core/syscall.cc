@@ -230,6 +230,25 @@ int uvfio_sim_iommu_group(const char *bdf)
 	return ret < 0 ? fail(ret, -1) : static_cast<int>(ret);
 }
 
+int uvfio_sim_driver(unsigned int idx, const char **spec_name,
+		     const char **name, const char **description)
+{
+	long ret = no_throw([&] {
+		auto drivers = uvfio_bus_drivers();
+		if (idx >= drivers.size())
+			return -ENOENT;
+		const struct pci_driver *d = drivers[idx];
+		if (spec_name)
+			*spec_name = d->spec_name;
+		if (name)
+			*name = d->name;
+		if (description)
+			*description = d->description ? d->description : "";
+		return 0;
+	});
+	return ret ? fail(ret, -1) : 0;
+}
+
 int uvfio_close(int fd)
 {
 	int ret = uvfio_fd_close(fd);

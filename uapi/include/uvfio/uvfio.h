@@ -75,6 +75,17 @@ int uvfio_open(const char *name);
  */
 int uvfio_sim_iommu_group(const char *bdf);
 
+/*
+ * The registered drivers, for listing: the idx-th (0, 1, ...) in spec-name
+ * order. Any output may be NULL; the strings live as long as the driver
+ * (built-in drivers and loaded plugins: the process). Plugins not used yet
+ * are not listed.
+ *
+ * Return: 0, or -1 with errno ENOENT past the last driver.
+ */
+int uvfio_sim_driver(unsigned int idx, const char **spec_name,
+		     const char **name, const char **description);
+
 /* ioctl(2) on a uvfio fd. Returns the ioctl's non-negative result, or -1. */
 int uvfio_ioctl(int fd, unsigned long request, void *arg);
 

@@ -1,0 +1,101 @@
+#!/bin/sh
+# Contract: vfio-mig-ctl's exit codes (0 done, 1 the operation failed,
+# 2 usage), one-line messages on bad input, --help on every subcommand,
+# save | load through a pipe round-tripping a device (the loaded state,
+# saved again, has the saved stream's digest), and migrate ending verified
+# for simnic (pre-copy, DMA logging) and simmin (stop-copy, IOMMU dirty
+# pages) with the workload running.
+#
+# usage: cli.sh PATH_TO_VFIO_MIG_CTL
+set -u
+ctl=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+
+# expect CODE DESCRIPTION -- COMMAND...: the exit code, and for failures a
+# single line on stderr.
+expect() {
+	want=$1; what=$2; shift 3
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" != "$want" ]; then
+		echo "FAIL: $what: exit $got, want $want"; cat "$tmp/err"
+		fails=$((fails + 1)); return
+	fi
+	if [ "$want" != 0 ] && [ "$(wc -l <"$tmp/err")" != 1 ] &&
+	   ! grep -q "Run with --help" "$tmp/err"; then
+		echo "FAIL: $what: not one line:"; cat "$tmp/err"
+		fails=$((fails + 1)); return
+	fi
+	echo "ok: $what"
+}
+
+S=simnic,bdf=00:02.0,mem=4M,seed=7
+D=simnic,bdf=00:03.0,mem=4M
+
+expect 0 "--help" -- "$ctl" --help
+for sub in drivers info state save load migrate; do
+	expect 0 "$sub --help" -- "$ctl" "$sub" --help
+done
+expect 2 "no subcommand" -- "$ctl"
+expect 2 "unknown option" -- "$ctl" info --frobnicate "$S"
+expect 2 "missing spec" -- "$ctl" info
+expect 2 "unknown driver" -- "$ctl" info nosuch,bdf=00:01.0
+expect 2 "malformed spec" -- "$ctl" info "simnic,bdf=zz:01.0"
+expect 2 "spec without bdf" -- "$ctl" info simnic,mem=4M
+expect 2 "bad key value" -- "$ctl" info "simnic,bdf=00:01.0,mem=3M"
+expect 2 "unknown state" -- "$ctl" state "$S" flying
+expect 0 "drivers --json" -- "$ctl" drivers --json
+grep -q '"spec_name": "simmin"' "$tmp/out" || { echo "FAIL: drivers"; fails=$((fails + 1)); }
+expect 0 "info --json" -- "$ctl" info "$S" --json
+grep -q '"migration_flags": "stop_copy|p2p|pre_copy"' "$tmp/out" ||
+	{ echo "FAIL: info json"; fails=$((fails + 1)); }
+expect 0 "state set" -- "$ctl" state "$S" stop_copy
+expect 1 "state unreachable" -- "$ctl" state simmin,bdf=00:02.0 pre_copy
+
+# save | load through a pipe, digests equal.
+"$ctl" save "$S" -o - --json 2>"$tmp/save.json" |
+	"$ctl" load "$D" -i - --json >"$tmp/load.json"
+rc=$?
+d1=$(grep -o '"digest": "[0-9a-f]*"' "$tmp/save.json")
+d2=$(grep -o '"digest": "[0-9a-f]*"' "$tmp/load.json")
+if [ $rc != 0 ] || [ -z "$d1" ] || [ "$d1" != "$d2" ]; then
+	echo "FAIL: save | load: rc $rc, '$d1' vs '$d2'"; fails=$((fails + 1))
+else
+	echo "ok: save | load round trip ($d1)"
+fi
+
+# Bad inputs to load: the device is never left running what it got.
+expect 0 "save to a file" -- "$ctl" save "$S" -o "$tmp/good.bin"
+head -c 100000 "$tmp/good.bin" >"$tmp/short.bin"
+expect 1 "truncated file" -- "$ctl" load "$D" -i "$tmp/short.bin"
+grep -q "truncated" "$tmp/err" || { echo "FAIL: truncation not named"; fails=$((fails + 1)); }
+cp "$tmp/good.bin" "$tmp/bad.bin"
+printf 'X' | dd of="$tmp/bad.bin" bs=1 seek=70000 conv=notrunc 2>/dev/null
+expect 1 "corrupted file" -- "$ctl" load "$D" -i "$tmp/bad.bin"
+grep -q "checksum" "$tmp/err" || { echo "FAIL: corruption not named"; fails=$((fails + 1)); }
+expect 1 "another device type" -- "$ctl" load "testdev,bdf=00:03.0,mig=stop_copy" -i "$tmp/good.bin"
+expect 1 "another memory size" -- "$ctl" load "simnic,bdf=00:03.0,mem=8M" -i "$tmp/good.bin"
+expect 1 "missing file" -- "$ctl" load "$D" -i "$tmp/nonexistent"
+chmod 000 "$tmp/good.bin"
+if [ "$(id -u)" != 0 ]; then
+	expect 1 "unreadable file" -- "$ctl" load "$D" -i "$tmp/good.bin"
+fi
+chmod 644 "$tmp/good.bin"
+expect 1 "unwritable output" -- "$ctl" save "$S" -o "$tmp/no/such/dir/x"
+
+# Live migration with the workload.
+for drv in simnic simmin; do
+	expect 0 "migrate $drv" -- "$ctl" migrate --workload --json \
+		"$drv,bdf=00:02.0,mem=8M,seed=3" "$drv,bdf=00:03.0,mem=8M"
+	grep -q '"verified": true' "$tmp/out" ||
+		{ echo "FAIL: $drv not verified"; fails=$((fails + 1)); }
+done
+expect 2 "migrate bad budget" -- "$ctl" migrate --downtime-budget -1 "$S" "$D"
+
+if [ $fails != 0 ]; then
+	echo "$fails check(s) failed"
+	exit 1
+fi
+echo "all checks passed"

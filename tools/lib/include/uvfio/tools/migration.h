@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/tools/migration.h> - a migration client that speaks only the
+ * VFIO uAPI, through a Transport: device probing and states, the data
+ * streams (save, load, device to device), and a live migration with
+ * pre-copy passes, a convergence policy and guest-memory dirty tracking,
+ * failing the way QEMU does (fall back to RUNNING, else reset).
+ *
+ * Functions return 0 or -errno; where a user needs to know what failed,
+ * an std::string *why gets one line (no trailing newline).
+ */
+#ifndef UVFIO_TOOLS_MIGRATION_H
+#define UVFIO_TOOLS_MIGRATION_H
+
+#include <linux/types.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <uvfio/tools/transport.h>
+
+namespace uvfio::tools {
+
+/* Names of VFIO_DEVICE_STATE_* ("running", "stop", "pre_copy_p2p"...). */
+const char *state_name(__u32 state);
+/* Parse a state name (case-insensitive, '-' or '_'); -EINVAL if unknown. */
+int parse_state(const std::string &name, __u32 *state);
+
+/* What a device offers, from VFIO_DEVICE_FEATURE probes. */
+struct DeviceCaps {
+	bool migration = false;
+	__u64 migration_flags = 0;
+	bool dma_logging = false;
+	bool data_size = false;		/* MIG_DATA_SIZE answers */
+	__u64 stop_copy_size = 0;
+};
+
+/* A device fd and the transport that reaches it. */
+class Device
+{
+public:
+	Device(Transport &t, int fd) : t_(t), fd_(fd) {}
+
+	Transport &transport() const { return t_; }
+	int fd() const { return fd_; }
+
+	int probe(DeviceCaps *caps);
+	int get_state(__u32 *state);
+	/* SET; *data_fd (if given) gets the new stream's fd or -1. */
+	int set_state(__u32 state, int *data_fd = nullptr);
+	int data_size(__u64 *bytes);
+	int precopy_info(int data_fd, __u64 *initial, __u64 *dirty);
+	int reset();
+
+private:
+	Transport &t_;
+	int fd_;
+};
+
+/* -------- streams -------- */
+
+/*
+ * One end of a stream: a migration data fd reached through a transport,
+ * or a plain fd (file, pipe, socket) when transport is NULL.
+ */
+struct Endpoint {
+	Transport *transport = nullptr;
+	int fd = -1;
+};
+
+struct StreamStats {
+	__u64 bytes = 0;
+	double seconds = 0;
+};
+
+/* Called now and then with the bytes moved so far. */
+using Progress = std::function<void(__u64 bytes)>;
+
+/*
+ * The plain engine: read() into one buffer, write() it all, as QEMU does
+ * (1 MiB reads from a data fd, 32 KiB writes into a resuming one). With
+ * until_pause, a -ENOMSG from the source ends the copy (pre-copy: nothing
+ * now); otherwise only EOF does. -errno on a failed read or write (a
+ * plain source or sink that ends early is -EPIPE / -EIO).
+ */
+int plain_copy(const Endpoint &src, const Endpoint &dst, bool until_pause,
+	       StreamStats *stats, const Progress &progress = {});
+
+/*
+ * Save a device's state into dst: to STOP_COPY (the core walks the path),
+ * the stream to EOF, then back to the state it had (leave_stopped: STOP).
+ * On failure the device is brought back to that state, or reset.
+ */
+int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
+		StreamStats *stats, std::string *why,
+		const Progress &progress = {});
+
+/*
+ * Load a device from src: STOP, RESUMING, the stream to EOF, STOP (where
+ * the driver checks it), then RUNNING if run. On a bad or short stream the
+ * device is reset (it is never left running what it half-loaded).
+ */
+int load_device(Device &dev, const Endpoint &src, bool run,
+		StreamStats *stats, std::string *why,
+		const Progress &progress = {});
+
+/* -------- live migration -------- */
+
+/* Guest memory as a VMM holds it: mapped into the device's container. */
+struct GuestMemory {
+	void *host = nullptr;
+	__u64 iova = 0;
+	__u64 size = 0;
+	int container = -1;	/* for the IOMMU's dirty tracking */
+};
+
+struct MigrateOptions {
+	bool precopy = true;		/* when the source offers it */
+	unsigned max_passes = 10;	/* pre-copy passes at most */
+	double downtime_budget_ms = 10;	/* switch over when it fits */
+	unsigned min_pass_ms = 5;	/* let the device dirty between passes */
+};
+
+struct PassReport {
+	__u64 device_bytes = 0;
+	__u64 guest_pages = 0;
+	double seconds = 0;
+};
+
+struct MigrateReport {
+	bool precopy = false;
+	std::string dirty_tracking;	/* "dma-logging", "iommu" or "none" */
+	std::vector<PassReport> passes;
+	__u64 stop_copy_bytes = 0;
+	__u64 final_guest_pages = 0;
+	double downtime_ms = 0;		/* source leaves RUNNING-like states
+					 * to destination RUNNING */
+	double total_seconds = 0;	/* start to destination loaded */
+	__u64 total_bytes = 0;
+	bool verified = false;		/* destination equal to source */
+	std::string verify_detail;
+};
+
+/*
+ * Migrate src into dst (both in this process; dst fresh). Guest memory
+ * follows the device's dirty tracking: DMA logging if src has it, else the
+ * IOMMU's; each pass copies the pages dirtied since the last. Before
+ * dst runs, its state is saved again and compared with the source's
+ * (outside the downtime), as is guest memory. on_stop runs when the
+ * source's vCPUs must stop (before the device leaves running), e.g. to
+ * stop a workload. Failure: the source goes back to RUNNING (else is
+ * reset), the destination is reset.
+ */
+int migrate(Device &src, GuestMemory src_mem, Device &dst,
+	    GuestMemory dst_mem, const MigrateOptions &opt,
+	    const std::function<void()> &on_stop, MigrateReport *report,
+	    std::string *why, const Progress &progress = {});
+
+} // namespace uvfio::tools
+
+#endif /* UVFIO_TOOLS_MIGRATION_H */

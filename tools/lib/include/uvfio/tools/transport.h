@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/tools/transport.h> - how the user-side tools reach a VFIO device:
+ * the few calls a migration client makes, behind one interface. Two
+ * implementations: the simulator's syscall surface (uvfio_*), and plain
+ * system calls on a real /dev/vfio device fd, whose calls can be replaced
+ * (struct syscall_ops) so that it is testable without a kernel device.
+ *
+ * Every call returns what the system call would, but errors as -errno
+ * (read errno once, at the call): ioctl 0 or -errno, pread/pwrite/read/
+ * write the byte count or -errno.
+ */
+#ifndef UVFIO_TOOLS_TRANSPORT_H
+#define UVFIO_TOOLS_TRANSPORT_H
+
+#include <sys/types.h>
+
+#include <memory>
+
+namespace uvfio::tools {
+
+class Transport
+{
+public:
+	virtual ~Transport() = default;
+	virtual const char *name() const = 0;
+	virtual int ioctl(int fd, unsigned long request, void *arg) = 0;
+	virtual ssize_t pread(int fd, void *buf, size_t count, off_t off) = 0;
+	virtual ssize_t pwrite(int fd, const void *buf, size_t count,
+			       off_t off) = 0;
+	/* On a migration data fd. read: -ENOMSG is "nothing now". */
+	virtual ssize_t read(int fd, void *buf, size_t count) = 0;
+	virtual ssize_t write(int fd, const void *buf, size_t count) = 0;
+	virtual int close(int fd) = 0;
+};
+
+/* The simulator: uvfio_ioctl, uvfio_pread, ... */
+std::unique_ptr<Transport> make_sim_transport();
+
+/* The system calls a kernel transport makes; NULL members mean libc's. */
+struct syscall_ops {
+	int (*ioctl)(int fd, unsigned long request, void *arg) = nullptr;
+	ssize_t (*pread)(int fd, void *buf, size_t count, off_t off) = nullptr;
+	ssize_t (*pwrite)(int fd, const void *buf, size_t count,
+			  off_t off) = nullptr;
+	ssize_t (*read)(int fd, void *buf, size_t count) = nullptr;
+	ssize_t (*write)(int fd, const void *buf, size_t count) = nullptr;
+	int (*close)(int fd) = nullptr;
+};
+
+/* A real VFIO device fd (/dev/vfio/N + GET_DEVICE_FD, or a cdev). */
+std::unique_ptr<Transport> make_kernel_transport(const syscall_ops &ops = {});
+
+} // namespace uvfio::tools
+
+#endif /* UVFIO_TOOLS_TRANSPORT_H */

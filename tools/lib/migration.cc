@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The migration client: device features and states, the plain stream
+ * engine, save, load and live migration, through a Transport only.
+ */
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include <uvfio/tools/migration.h>
+#include <uvfio/uapi/vfio.h>
+
+namespace uvfio::tools {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t)
+{
+	return std::chrono::duration<double>(clock_type::now() - t).count();
+}
+
+const char *const state_names[] = {
+	"error", "stop", "running", "stop_copy",
+	"resuming", "running_p2p", "pre_copy", "pre_copy_p2p",
+};
+
+/* A VFIO_DEVICE_FEATURE argument: header, then one payload T. */
+template <typename T> struct Feature {
+	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
+				     sizeof(T)] = {};
+	explicit Feature(__u32 flags)
+	{
+		hdr()->argsz = sizeof(buf);
+		hdr()->flags = flags;
+	}
+	struct vfio_device_feature *hdr()
+	{
+		return reinterpret_cast<struct vfio_device_feature *>(buf);
+	}
+	T *data()
+	{
+		return reinterpret_cast<T *>(buf + sizeof(struct vfio_device_feature));
+	}
+};
+
+std::string errstr(int err)
+{
+	return std::strerror(err < 0 ? -err : err);
+}
+
+void say(std::string *why, const std::string &s)
+{
+	if (why && why->empty())
+		*why = s;
+}
+
+/* Write all of buf to an endpoint, in chunks of at most chunk bytes. */
+int write_all(const Endpoint &e, const char *buf, size_t len, size_t chunk)
+{
+	for (size_t off = 0; off < len;) {
+		size_t n = std::min(chunk, len - off);
+		ssize_t w = e.transport ? e.transport->write(e.fd, buf + off, n)
+					: ::write(e.fd, buf + off, n);
+		if (w < 0 && !e.transport)
+			w = -errno;
+		if (w == -EINTR)
+			continue;
+		if (w < 0)
+			return int(w);
+		if (w == 0)
+			return -EIO;
+		off += size_t(w);
+	}
+	return 0;
+}
+
+ssize_t read_some(const Endpoint &e, char *buf, size_t len)
+{
+	for (;;) {
+		ssize_t n = e.transport ? e.transport->read(e.fd, buf, len)
+					: ::read(e.fd, buf, len);
+		if (n < 0 && !e.transport)
+			n = -errno;
+		if (n != -EINTR)
+			return n;
+	}
+}
+
+/*
+ * Copy guest pages the VMM way, while the device may be writing them by
+ * DMA: a race by design (the dirty log makes the next pass send them
+ * again), which ThreadSanitizer is told not to watch here.
+ */
+__attribute__((no_sanitize("thread"))) void
+copy_page(void *dst, const void *src, size_t len)
+{
+	std::memcpy(dst, src, len);
+}
+
+constexpr __u64 PAGE = 4096;
+
+/* Guest-memory dirty tracking, by the device or by the IOMMU. */
+class GuestTracker
+{
+public:
+	GuestTracker(Device &src, const GuestMemory &s, const GuestMemory &d)
+		: src_(src), s_(s), d_(d),
+		  bitmap_((s.size / PAGE + 63) / 64)
+	{
+	}
+
+	/* Start: DMA logging if offered, else the IOMMU, else none. */
+	int start(bool dma_logging, std::string *mode)
+	{
+		if (dma_logging) {
+			struct vfio_device_feature_dma_logging_range r = {s_.iova,
+									   s_.size};
+			Feature<struct vfio_device_feature_dma_logging_control> f(
+				VFIO_DEVICE_FEATURE_SET |
+				VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
+			f.data()->page_size = PAGE;
+			f.data()->num_ranges = 1;
+			f.data()->ranges = reinterpret_cast<uintptr_t>(&r);
+			int ret = src_.transport().ioctl(src_.fd(),
+							 VFIO_DEVICE_FEATURE,
+							 f.hdr());
+			if (ret)
+				return ret;
+			mode_ = DMA_LOG;
+		} else if (s_.container >= 0) {
+			struct vfio_iommu_type1_dirty_bitmap db = {};
+			db.argsz = sizeof(db);
+			db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
+			int ret = src_.transport().ioctl(
+				s_.container, VFIO_IOMMU_DIRTY_PAGES, &db);
+			if (ret)
+				return ret;
+			mode_ = IOMMU;
+		}
+		*mode = mode_ == DMA_LOG ? "dma-logging" :
+			mode_ == IOMMU ? "iommu" : "none";
+		return 0;
+	}
+
+	void stop()
+	{
+		if (mode_ == DMA_LOG) {
+			struct vfio_device_feature f = {};
+			f.argsz = sizeof(f);
+			f.flags = VFIO_DEVICE_FEATURE_SET |
+				  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
+			src_.transport().ioctl(src_.fd(), VFIO_DEVICE_FEATURE, &f);
+		} else if (mode_ == IOMMU) {
+			struct vfio_iommu_type1_dirty_bitmap db = {};
+			db.argsz = sizeof(db);
+			db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
+			src_.transport().ioctl(s_.container,
+					       VFIO_IOMMU_DIRTY_PAGES, &db);
+		}
+		mode_ = NONE;
+	}
+
+	/* Copy all of guest memory (the first pass). */
+	__u64 copy_all()
+	{
+		for (__u64 off = 0; off < s_.size; off += PAGE)
+			copy_page(static_cast<char *>(d_.host) + off,
+				  static_cast<const char *>(s_.host) + off,
+				  std::min(PAGE, s_.size - off));
+		return s_.size / PAGE;
+	}
+
+	/*
+	 * Copy the pages dirtied since the last call; with no tracking,
+	 * everything (only safe once the source is stopped). Pages copied,
+	 * or -errno.
+	 */
+	long long copy_dirty()
+	{
+		if (mode_ == NONE)
+			return (long long)copy_all();
+		std::fill(bitmap_.begin(), bitmap_.end(), 0);
+		int ret = mode_ == DMA_LOG ? report_device() : report_iommu();
+		if (ret)
+			return ret;
+		long long n = 0;
+		for (__u64 p = 0; p < s_.size / PAGE; p++) {
+			if (!(bitmap_[p / 64] >> (p % 64) & 1))
+				continue;
+			copy_page(static_cast<char *>(d_.host) + p * PAGE,
+				  static_cast<const char *>(s_.host) + p * PAGE,
+				  PAGE);
+			n++;
+		}
+		return n;
+	}
+
+private:
+	int report_device()
+	{
+		Feature<struct vfio_device_feature_dma_logging_report> f(
+			VFIO_DEVICE_FEATURE_GET |
+			VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
+		f.data()->iova = s_.iova;
+		f.data()->length = s_.size;
+		f.data()->page_size = PAGE;
+		f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap_.data());
+		return src_.transport().ioctl(src_.fd(), VFIO_DEVICE_FEATURE,
+					      f.hdr());
+	}
+	int report_iommu()
+	{
+		alignas(8) unsigned char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) +
+					     sizeof(struct vfio_iommu_type1_dirty_bitmap_get)] = {};
+		auto *db = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap *>(buf);
+		auto *g = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap_get *>(
+			buf + sizeof(*db));
+		db->argsz = sizeof(buf);
+		db->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+		g->iova = s_.iova;
+		g->size = s_.size;
+		g->bitmap.pgsize = PAGE;
+		g->bitmap.size = bitmap_.size() * 8;
+		g->bitmap.data = reinterpret_cast<__u64 *>(bitmap_.data());
+		return src_.transport().ioctl(s_.container,
+					      VFIO_IOMMU_DIRTY_PAGES, buf);
+	}
+
+	enum { NONE, DMA_LOG, IOMMU } mode_ = NONE;
+	Device &src_;
+	GuestMemory s_, d_;
+	std::vector<__u64> bitmap_;
+};
+
+/* A memfd as a plain endpoint, for comparing two saved states. */
+struct MemFile {
+	int fd = -1;
+	MemFile() { fd = memfd_create("uvfio-verify", MFD_CLOEXEC); }
+	~MemFile()
+	{
+		if (fd >= 0)
+			::close(fd);
+	}
+	std::vector<char> contents()
+	{
+		off_t len = lseek(fd, 0, SEEK_END);
+		std::vector<char> v(len > 0 ? size_t(len) : 0);
+		if (!v.empty() && ::pread(fd, v.data(), v.size(), 0) != len)
+			v.clear();
+		return v;
+	}
+};
+
+} // namespace
+
+const char *state_name(__u32 state)
+{
+	return state < std::size(state_names) ? state_names[state] : "invalid";
+}
+
+int parse_state(const std::string &name, __u32 *state)
+{
+	std::string n;
+	for (char c : name)
+		n += c == '-' ? '_' : char(std::tolower(static_cast<unsigned char>(c)));
+	for (__u32 i = 0; i < std::size(state_names); i++) {
+		if (n == state_names[i]) {
+			*state = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* -------- Device -------- */
+
+int Device::probe(DeviceCaps *caps)
+{
+	*caps = {};
+	Feature<struct vfio_device_feature_migration> m(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIGRATION);
+	int ret = t_.ioctl(fd_, VFIO_DEVICE_FEATURE, m.hdr());
+	if (ret && ret != -ENOTTY)
+		return ret;
+	caps->migration = !ret;
+	caps->migration_flags = ret ? 0 : m.data()->flags;
+
+	Feature<struct vfio_device_feature_dma_logging_control> l(
+		VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET |
+		VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
+	caps->dma_logging = !t_.ioctl(fd_, VFIO_DEVICE_FEATURE, l.hdr());
+
+	if (caps->migration)
+		caps->data_size = !data_size(&caps->stop_copy_size);
+	return 0;
+}
+
+int Device::get_state(__u32 *state)
+{
+	Feature<struct vfio_device_feature_mig_state> f(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+	int ret = t_.ioctl(fd_, VFIO_DEVICE_FEATURE, f.hdr());
+	if (!ret)
+		*state = f.data()->device_state;
+	return ret;
+}
+
+int Device::set_state(__u32 state, int *data_fd)
+{
+	Feature<struct vfio_device_feature_mig_state> f(
+		VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+	f.data()->device_state = state;
+	f.data()->data_fd = -1;
+	int ret = t_.ioctl(fd_, VFIO_DEVICE_FEATURE, f.hdr());
+	if (data_fd)
+		*data_fd = ret ? -1 : f.data()->data_fd;
+	return ret;
+}
+
+int Device::data_size(__u64 *bytes)
+{
+	Feature<struct vfio_device_feature_mig_data_size> f(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE);
+	int ret = t_.ioctl(fd_, VFIO_DEVICE_FEATURE, f.hdr());
+	if (!ret)
+		*bytes = f.data()->stop_copy_length;
+	return ret;
+}
+
+int Device::precopy_info(int data_fd, __u64 *initial, __u64 *dirty)
+{
+	struct vfio_precopy_info info = {};
+	info.argsz = sizeof(info);
+	int ret = t_.ioctl(data_fd, VFIO_MIG_GET_PRECOPY_INFO, &info);
+	if (!ret) {
+		*initial = info.initial_bytes;
+		*dirty = info.dirty_bytes;
+	}
+	return ret;
+}
+
+int Device::reset()
+{
+	return t_.ioctl(fd_, VFIO_DEVICE_RESET, nullptr);
+}
+
+/* -------- the plain engine -------- */
+
+int plain_copy(const Endpoint &src, const Endpoint &dst, bool until_pause,
+	       StreamStats *stats, const Progress &progress)
+{
+	/* QEMU's sizes: 1 MiB reads, 32 KiB writes into a resuming fd. */
+	const size_t read_size = 1 << 20;
+	const size_t write_size = dst.transport ? 32 << 10 : read_size;
+	std::vector<char> buf(read_size);
+	auto t0 = clock_type::now();
+	auto last_report = t0;
+	__u64 moved = 0;
+
+	for (;;) {
+		ssize_t n = read_some(src, buf.data(), buf.size());
+		if (n == -ENOMSG && until_pause)
+			break;
+		if (n < 0)
+			return int(n);
+		if (n == 0)
+			break;
+		int ret = write_all(dst, buf.data(), size_t(n), write_size);
+		if (ret)
+			return ret;
+		moved += __u64(n);
+		if (progress && clock_type::now() - last_report >
+					std::chrono::milliseconds(100)) {
+			last_report = clock_type::now();
+			progress(moved);
+		}
+	}
+	if (stats) {
+		stats->bytes += moved;
+		stats->seconds += seconds_since(t0);
+	}
+	if (progress)
+		progress(moved);
+	return 0;
+}
+
+/* QEMU's recovery: the fallback state, else a reset. */
+static void recover(Device &dev, __u32 fallback)
+{
+	if (dev.set_state(fallback))
+		dev.reset();
+}
+
+int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
+		StreamStats *stats, std::string *why, const Progress &progress)
+{
+	__u32 orig;
+	int data_fd, ret = dev.get_state(&orig);
+	if (ret) {
+		say(why, "cannot read the device state: " + errstr(ret));
+		return ret;
+	}
+	if (orig != VFIO_DEVICE_STATE_RUNNING && orig != VFIO_DEVICE_STATE_STOP &&
+	    orig != VFIO_DEVICE_STATE_RUNNING_P2P)
+		orig = VFIO_DEVICE_STATE_STOP;
+	ret = dev.set_state(VFIO_DEVICE_STATE_STOP_COPY, &data_fd);
+	if (ret || data_fd < 0) {
+		say(why, "cannot enter STOP_COPY: " + errstr(ret ? ret : -EPROTO));
+		recover(dev, orig);
+		return ret ? ret : -EPROTO;
+	}
+	ret = plain_copy({&dev.transport(), data_fd}, dst, false, stats,
+			 progress);
+	dev.transport().close(data_fd);
+	if (ret) {
+		say(why, "saving the device state failed: " + errstr(ret));
+		recover(dev, orig);
+		return ret;
+	}
+	__u32 after = leave_stopped ? __u32(VFIO_DEVICE_STATE_STOP) : orig;
+	ret = dev.set_state(after);
+	if (ret) {
+		say(why, std::string("saved, but cannot return to ") +
+				 state_name(after) + ": " + errstr(ret));
+		recover(dev, VFIO_DEVICE_STATE_RUNNING);
+	}
+	return ret;
+}
+
+int load_device(Device &dev, const Endpoint &src, bool run,
+		StreamStats *stats, std::string *why, const Progress &progress)
+{
+	int data_fd, ret;
+	if ((ret = dev.set_state(VFIO_DEVICE_STATE_STOP)) ||
+	    (ret = dev.set_state(VFIO_DEVICE_STATE_RESUMING, &data_fd)) ||
+	    data_fd < 0) {
+		say(why, "cannot enter RESUMING: " + errstr(ret ? ret : -EPROTO));
+		recover(dev, VFIO_DEVICE_STATE_RUNNING);
+		return ret ? ret : -EPROTO;
+	}
+	ret = plain_copy(src, {&dev.transport(), data_fd}, false, stats,
+			 progress);
+	dev.transport().close(data_fd);
+	if (ret) {
+		say(why, "loading the device state failed: " + errstr(ret));
+		dev.reset();
+		return ret;
+	}
+	ret = dev.set_state(VFIO_DEVICE_STATE_STOP);
+	if (ret) {
+		say(why, "the device refused the state (" + errstr(ret) +
+				 "); it was reset");
+		dev.reset();
+		return ret;
+	}
+	if (run && (ret = dev.set_state(VFIO_DEVICE_STATE_RUNNING))) {
+		say(why, "loaded, but cannot run: " + errstr(ret));
+		dev.reset();
+	}
+	return ret;
+}
+
+/* -------- live migration -------- */
+
+namespace {
+
+/* Save a device's state into memory (verification, outside downtime). */
+int snapshot(Device &dev, std::vector<char> *out, std::string *why)
+{
+	MemFile mf;
+	if (mf.fd < 0)
+		return -errno;
+	int ret = save_device(dev, {nullptr, mf.fd}, true, nullptr, why);
+	if (!ret)
+		*out = mf.contents();
+	return ret;
+}
+
+} // namespace
+
+int migrate(Device &src, GuestMemory src_mem, Device &dst,
+	    GuestMemory dst_mem, const MigrateOptions &opt,
+	    const std::function<void()> &on_stop, MigrateReport *r,
+	    std::string *why, const Progress &progress)
+{
+	DeviceCaps sc, dc;
+	int ret, sfd = -1, dfd = -1;
+	auto t_start = clock_type::now();
+	*r = {};
+
+	if ((ret = src.probe(&sc)) || (ret = dst.probe(&dc))) {
+		say(why, "cannot probe the devices: " + errstr(ret));
+		return ret;
+	}
+	if (!sc.migration || !dc.migration) {
+		say(why, std::string(sc.migration ? "destination" : "source") +
+				 " does not support migration");
+		return -EOPNOTSUPP;
+	}
+	if (src_mem.size != dst_mem.size) {
+		say(why, "guest memory sizes differ");
+		return -EINVAL;
+	}
+	r->precopy = opt.precopy &&
+		     (sc.migration_flags & VFIO_MIGRATION_PRE_COPY);
+
+	GuestTracker guest(src, src_mem, dst_mem);
+	if (src_mem.size &&
+	    (ret = guest.start(sc.dma_logging, &r->dirty_tracking))) {
+		say(why, "cannot start dirty tracking: " + errstr(ret));
+		return ret;
+	}
+	if (!src_mem.size)
+		r->dirty_tracking = "none";
+
+	auto fail = [&](int err, const std::string &what) {
+		say(why, what + ": " + errstr(err));
+		guest.stop();
+		if (sfd >= 0)
+			src.transport().close(sfd);
+		if (dfd >= 0)
+			dst.transport().close(dfd);
+		recover(src, VFIO_DEVICE_STATE_RUNNING);
+		dst.reset();
+		return err;
+	};
+
+	if ((ret = dst.set_state(VFIO_DEVICE_STATE_STOP)) ||
+	    (ret = dst.set_state(VFIO_DEVICE_STATE_RESUMING, &dfd)))
+		return fail(ret, "destination cannot enter RESUMING");
+	const Endpoint to_dst{&dst.transport(), dfd};
+
+	/* Guest memory, first pass: all of it. */
+	PassReport first;
+	auto tp = clock_type::now();
+	if (src_mem.size)
+		first.guest_pages = guest.copy_all();
+
+	if (r->precopy) {
+		if ((ret = src.set_state(VFIO_DEVICE_STATE_PRE_COPY, &sfd)) ||
+		    sfd < 0)
+			return fail(ret ? ret : -EPROTO,
+				    "source cannot enter PRE_COPY");
+		__u64 base = 0;
+		auto prog = [&](__u64 b) {
+			if (progress)
+				progress(base + b);
+		};
+		for (unsigned pass = 0; pass < opt.max_passes; pass++) {
+			PassReport p = pass ? PassReport{} : first;
+			if (pass)
+				tp = clock_type::now();
+			StreamStats s;
+			ret = plain_copy({&src.transport(), sfd}, to_dst, true, &s,
+					 prog);
+			if (ret)
+				return fail(ret, "pre-copy stream failed");
+			p.device_bytes = s.bytes;
+			base += s.bytes;
+			if (pass && src_mem.size) {
+				long long n = guest.copy_dirty();
+				if (n < 0)
+					return fail(int(n), "dirty tracking failed");
+				p.guest_pages = __u64(n);
+			}
+			p.seconds = seconds_since(tp);
+			r->passes.push_back(p);
+
+			/* Converged? What is left, at this pass's rate. */
+			__u64 initial = 0, dirty = 0;
+			if ((ret = src.precopy_info(sfd, &initial, &dirty)))
+				return fail(ret, "PRECOPY_INFO failed");
+			__u64 left = initial + dirty + p.guest_pages * PAGE;
+			double rate = (p.device_bytes + p.guest_pages * PAGE) /
+				      std::max(p.seconds, 1e-6);
+			if (pass && left / rate * 1000 <= opt.downtime_budget_ms &&
+			    !initial)
+				break;
+			std::this_thread::sleep_for(
+				std::chrono::milliseconds(opt.min_pass_ms));
+		}
+	} else {
+		first.seconds = seconds_since(tp);
+		r->passes.push_back(first);
+	}
+
+	/* The switch-over: vCPUs first, then the device. */
+	if (on_stop)
+		on_stop();
+	auto td0 = clock_type::now();
+	int fd2 = -1;
+	if ((ret = src.set_state(VFIO_DEVICE_STATE_STOP_COPY, &fd2)))
+		return fail(ret, "source cannot enter STOP_COPY");
+	if (!r->precopy)
+		sfd = fd2;
+	if (sfd < 0)
+		return fail(-EPROTO, "source gave no data fd");
+	if (src_mem.size) {
+		long long n = guest.copy_dirty();
+		if (n < 0)
+			return fail(int(n), "dirty tracking failed");
+		r->final_guest_pages = __u64(n);
+	}
+	StreamStats s;
+	ret = plain_copy({&src.transport(), sfd}, to_dst, false, &s);
+	if (ret)
+		return fail(ret, "stop-copy stream failed");
+	r->stop_copy_bytes = s.bytes;
+	src.transport().close(sfd);
+	sfd = -1;
+	dst.transport().close(dfd);
+	dfd = -1;
+	if ((ret = dst.set_state(VFIO_DEVICE_STATE_STOP)))
+		return fail(ret, "the destination refused the state");
+	auto td1 = clock_type::now();
+	r->total_seconds = seconds_since(t_start);
+	guest.stop();
+	if ((ret = src.set_state(VFIO_DEVICE_STATE_STOP)))
+		return fail(ret, "source cannot leave STOP_COPY");
+
+	/* Verification, outside the downtime: state saved again on both
+	 * sides, and guest memory, must be equal. */
+	std::vector<char> a, b;
+	std::string vwhy;
+	if (snapshot(src, &a, &vwhy) || snapshot(dst, &b, &vwhy)) {
+		r->verify_detail = "could not re-save: " + vwhy;
+	} else if (a != b) {
+		r->verify_detail = "device state differs";
+	} else if (src_mem.size &&
+		   std::memcmp(src_mem.host, dst_mem.host, src_mem.size)) {
+		r->verify_detail = "guest memory differs";
+	} else {
+		r->verified = true;
+		r->verify_detail = "device state and guest memory equal";
+	}
+
+	auto tr0 = clock_type::now();
+	if ((ret = dst.set_state(VFIO_DEVICE_STATE_RUNNING)))
+		return fail(ret, "the destination cannot run");
+	auto tr1 = clock_type::now();
+	r->downtime_ms =
+		std::chrono::duration<double, std::milli>(td1 - td0).count() +
+		std::chrono::duration<double, std::milli>(tr1 - tr0).count();
+	r->total_bytes = r->stop_copy_bytes;
+	for (auto &p : r->passes)
+		r->total_bytes += p.device_bytes + p.guest_pages * PAGE;
+	r->total_bytes += r->final_guest_pages * PAGE;
+	return 0;
+}
+
+} // namespace uvfio::tools

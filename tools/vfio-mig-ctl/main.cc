@@ -1,0 +1,603 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vfio-mig-ctl: inspect simulated VFIO devices and migrate them, through
+ * the uAPI only (tools/lib). Devices are named by the spec strings
+ * uvfio_sim_add() takes and live for the duration of the command.
+ *
+ * Exit codes: 0 success, 1 the operation failed, 2 usage error (bad
+ * options, a device spec that does not create a device).
+ */
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
+
+#include <uvfio/tools/migration.h>
+#include <uvfio/tools/sim_vm.h>
+#include <uvfio/uvfio.h>
+
+using namespace uvfio::tools;
+using json = nlohmann::ordered_json;
+
+namespace {
+
+constexpr int EXIT_FAIL = 1;
+constexpr int EXIT_USAGE = 2;
+
+/* -------- messages -------- */
+
+bool verbose = false;
+std::string last_lib_error;	/* the library's last error line */
+
+void lib_log(int level, const char *line, void *)
+{
+	if (level <= UVFIO_LOG_ERR)
+		last_lib_error = line;
+	if (verbose)
+		fmt::print(stderr, "{}\n", line);
+}
+
+/* One line on stderr: what failed, why, and what the library said. */
+int fail(int code, const std::string &what)
+{
+	std::string msg = "vfio-mig-ctl: " + what;
+	if (!last_lib_error.empty() &&
+	    msg.find(last_lib_error) == std::string::npos) {
+		std::string lib = last_lib_error;
+		if (lib.rfind("uvfio: ", 0) == 0)
+			lib = lib.substr(7);
+		msg += " [" + lib + "]";
+	}
+	fmt::print(stderr, "{}\n", msg);
+	return code;
+}
+
+/* Progress on stderr for streams longer than a second, if it is a tty. */
+class ProgressBar
+{
+public:
+	ProgressBar(const char *what, __u64 total)
+		: what_(what), total_(total), t0_(clock::now()),
+		  tty_(isatty(STDERR_FILENO))
+	{
+	}
+	~ProgressBar()
+	{
+		if (shown_)
+			fmt::print(stderr, "\n");
+	}
+	Progress fn()
+	{
+		return [this](__u64 bytes) { update(bytes); };
+	}
+
+private:
+	using clock = std::chrono::steady_clock;
+	void update(__u64 bytes)
+	{
+		double s = std::chrono::duration<double>(clock::now() - t0_).count();
+		if (!tty_ || s < 1.0)
+			return;
+		double rate = bytes / s;
+		std::string eta;
+		if (total_ > bytes && rate > 0)
+			eta = fmt::format("  ETA {:.0f} s", (total_ - bytes) / rate);
+		fmt::print(stderr, "\r{}: {:.1f} MiB  {:.1f} MiB/s{}   ", what_,
+			   bytes / 1048576.0, rate / 1048576.0, eta);
+		shown_ = true;
+	}
+	const char *what_;
+	__u64 total_;
+	clock::time_point t0_;
+	bool tty_, shown_ = false;
+};
+
+/* A device from a spec, or the usage error that it is not one. */
+int make_device(SimVm &vm, const std::string &spec, size_t guest,
+		std::string *why)
+{
+	if (spec_bdf(spec).empty()) {
+		*why = "device spec \"" + spec + "\" has no bdf=";
+		return -EINVAL;
+	}
+	return vm.create(spec, guest, why);
+}
+
+std::string hex64(__u64 v)
+{
+	return fmt::format("{:016x}", v);
+}
+
+/* The XXH3-64 of what a plain fd holds from offset 0. */
+__u64 fd_digest(int fd, __u64 *len)
+{
+	XXH3_state_t *s = XXH3_createState();
+	XXH3_64bits_reset(s);
+	std::vector<char> buf(1 << 20);
+	off_t off = 0;
+	ssize_t n;
+	while ((n = pread(fd, buf.data(), buf.size(), off)) > 0) {
+		XXH3_64bits_update(s, buf.data(), size_t(n));
+		off += n;
+	}
+	__u64 h = XXH3_64bits_digest(s);
+	XXH3_freeState(s);
+	*len = __u64(off);
+	return h;
+}
+
+/* Save a device into a memfd (for a digest); the memfd, or -errno. */
+int save_to_memfd(Device &dev, bool leave_stopped, std::string *why,
+		  const Progress &p = {})
+{
+	int mfd = memfd_create("vfio-mig-ctl", MFD_CLOEXEC);
+	if (mfd < 0)
+		return -errno;
+	int ret = save_device(dev, {nullptr, mfd}, leave_stopped, nullptr,
+			      why, p);
+	if (ret) {
+		close(mfd);
+		return ret;
+	}
+	return mfd;
+}
+
+std::string flags_text(__u64 f)
+{
+	std::string s;
+	if (f & VFIO_MIGRATION_STOP_COPY)
+		s += "stop_copy";
+	if (f & VFIO_MIGRATION_P2P)
+		s += "|p2p";
+	if (f & VFIO_MIGRATION_PRE_COPY)
+		s += "|pre_copy";
+	return s.empty() ? "none" : s;
+}
+
+/* -------- subcommands -------- */
+
+int cmd_drivers(bool as_json)
+{
+	json out = json::array();
+	const char *spec, *name, *desc;
+	for (unsigned i = 0; !uvfio_sim_driver(i, &spec, &name, &desc); i++) {
+		if (as_json)
+			out.push_back({{"spec_name", spec}, {"driver", name},
+				       {"description", desc}});
+		else
+			fmt::print("{:<10} {:<18} {}\n", spec, name, desc);
+	}
+	if (as_json)
+		fmt::print("{}\n", out.dump(2));
+	return 0;
+}
+
+int cmd_info(const std::string &spec, bool as_json)
+{
+	SimVm vm;
+	std::string why;
+	if (make_device(vm, spec, 0, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+
+	struct vfio_device_info info = {};
+	info.argsz = sizeof(info);
+	int ret = t->ioctl(vm.fd(), VFIO_DEVICE_GET_INFO, &info);
+	if (ret)
+		return fail(EXIT_FAIL, "GET_INFO: " + std::string(strerror(-ret)));
+	DeviceCaps caps;
+	if ((ret = dev.probe(&caps)))
+		return fail(EXIT_FAIL, "probe: " + std::string(strerror(-ret)));
+	__u32 state = 0;
+	if (caps.migration)
+		dev.get_state(&state);
+
+	json regions = json::array();
+	static const char *const rnames[] = {"BAR0", "BAR1", "BAR2", "BAR3", "BAR4",
+					     "BAR5", "ROM", "CONFIG", "VGA"};
+	for (__u32 i = 0; i < info.num_regions && i < 9; i++) {
+		struct vfio_region_info r = {};
+		r.argsz = sizeof(r);
+		r.index = i;
+		if (t->ioctl(vm.fd(), VFIO_DEVICE_GET_REGION_INFO, &r) || !r.size)
+			continue;
+		regions.push_back({{"name", rnames[i]}, {"size", r.size},
+				   {"offset", r.offset},
+				   {"read", bool(r.flags & VFIO_REGION_INFO_FLAG_READ)},
+				   {"write", bool(r.flags & VFIO_REGION_INFO_FLAG_WRITE)},
+				   {"mmap", bool(r.flags & VFIO_REGION_INFO_FLAG_MMAP)}});
+	}
+	json j = {{"bdf", vm.bdf()},
+		  {"flags", info.flags},
+		  {"regions", regions},
+		  {"irqs", info.num_irqs},
+		  {"migration", caps.migration},
+		  {"migration_flags", flags_text(caps.migration_flags)},
+		  {"state", state_name(state)},
+		  {"dma_logging", caps.dma_logging},
+		  {"stop_copy_size", caps.stop_copy_size}};
+	if (as_json) {
+		fmt::print("{}\n", j.dump(2));
+		return 0;
+	}
+	fmt::print("device {}: {} regions, {} irqs\n", vm.bdf(), info.num_regions,
+		   info.num_irqs);
+	for (auto &r : regions)
+		fmt::print("  region {:<6} size {:>12}  {}{}{}\n",
+			   r["name"].get<std::string>(), r["size"].get<__u64>(),
+			   r["read"].get<bool>() ? "r" : "-",
+			   r["write"].get<bool>() ? "w" : "-",
+			   r["mmap"].get<bool>() ? "m" : "-");
+	if (caps.migration)
+		fmt::print("migration: {} (state {}), stop-copy size {} bytes\n",
+			   flags_text(caps.migration_flags), state_name(state),
+			   caps.stop_copy_size);
+	else
+		fmt::print("migration: not supported\n");
+	fmt::print("dma logging: {}\n", caps.dma_logging ? "yes" : "no");
+	return 0;
+}
+
+int cmd_state(const std::string &spec, const std::string &target,
+	      bool as_json)
+{
+	SimVm vm;
+	std::string why;
+	__u32 want = 0;
+	if (!target.empty() && parse_state(target, &want))
+		return fail(EXIT_USAGE, "unknown state \"" + target + "\"");
+	if (make_device(vm, spec, 0, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	__u32 from;
+	int ret = dev.get_state(&from);
+	if (ret)
+		return fail(EXIT_FAIL, "cannot read the state: " +
+					       std::string(strerror(-ret)));
+	json j = {{"bdf", vm.bdf()}, {"state", state_name(from)}};
+	if (!target.empty()) {
+		int data_fd = -1;
+		ret = dev.set_state(want, &data_fd);
+		__u32 now = from;
+		dev.get_state(&now);
+		if (data_fd >= 0)
+			t->close(data_fd);
+		j = {{"bdf", vm.bdf()}, {"from", state_name(from)},
+		     {"to", state_name(want)}, {"state", state_name(now)},
+		     {"data_fd", data_fd >= 0}};
+		if (ret)
+			return fail(EXIT_FAIL, fmt::format(
+				"{} -> {}: {} (device now {})", state_name(from),
+				state_name(want), strerror(-ret), state_name(now)));
+	}
+	if (as_json)
+		fmt::print("{}\n", j.dump(2));
+	else if (target.empty())
+		fmt::print("{}\n", state_name(from));
+	else
+		fmt::print("{} -> {}{}\n", state_name(from), state_name(want),
+			   j["data_fd"].get<bool>() ? " (data fd opened)" : "");
+	return 0;
+}
+
+int cmd_save(const std::string &spec, const std::string &out, bool stop,
+	     bool as_json)
+{
+	SimVm vm;
+	std::string why;
+	if (make_device(vm, spec, 0, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	__u64 estimate = 0;
+	dev.data_size(&estimate);
+
+	int ofd = STDOUT_FILENO;
+	if (out != "-") {
+		ofd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			   0644);
+		if (ofd < 0)
+			return fail(EXIT_FAIL, "cannot create " + out + ": " +
+						       strerror(errno));
+	}
+	auto t0 = std::chrono::steady_clock::now();
+	int mfd;
+	{
+		ProgressBar bar("saving", estimate);
+		mfd = save_to_memfd(dev, stop, &why, bar.fn());
+	}
+	if (mfd < 0) {
+		if (ofd != STDOUT_FILENO)
+			close(ofd);
+		return fail(EXIT_FAIL, "save: " + why);
+	}
+	__u64 len;
+	__u64 digest = fd_digest(mfd, &len);
+	/* Out: the whole stream, or an error before anything else. */
+	std::vector<char> buf(1 << 20);
+	int err = 0;
+	for (off_t off = 0; off < off_t(len) && !err;) {
+		ssize_t n = pread(mfd, buf.data(), buf.size(), off);
+		if (n <= 0) {
+			err = n < 0 ? errno : EIO;
+			break;
+		}
+		for (ssize_t w = 0; w < n;) {
+			ssize_t r = write(ofd, buf.data() + w, size_t(n - w));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				err = r < 0 ? errno : EIO;
+				break;
+			}
+			w += r;
+		}
+		off += n;
+	}
+	close(mfd);
+	if (ofd != STDOUT_FILENO && close(ofd) && !err)
+		err = errno;
+	if (err)
+		return fail(EXIT_FAIL, "writing " + out + ": " + strerror(err));
+	double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
+						 t0).count();
+	json j = {{"bdf", vm.bdf()}, {"bytes", len}, {"seconds", s},
+		  {"digest", hex64(digest)}};
+	/* With the stream on stdout, the report goes to stderr. */
+	FILE *rep = out == "-" ? stderr : stdout;
+	if (as_json)
+		fmt::print(rep, "{}\n", j.dump(2));
+	else
+		fmt::print(rep, "saved {} bytes from {} in {:.3f} s (digest {})\n",
+			   len, vm.bdf(), s, hex64(digest));
+	return 0;
+}
+
+int cmd_load(const std::string &spec, const std::string &in, bool as_json)
+{
+	int ifd = STDIN_FILENO;
+	__u64 total = 0;
+	if (in != "-") {
+		ifd = open(in.c_str(), O_RDONLY | O_CLOEXEC);
+		if (ifd < 0)
+			return fail(EXIT_FAIL, "cannot open " + in + ": " +
+						       strerror(errno));
+		off_t end = lseek(ifd, 0, SEEK_END);
+		total = end > 0 ? __u64(end) : 0;
+		lseek(ifd, 0, SEEK_SET);
+	}
+	SimVm vm;
+	std::string why;
+	if (make_device(vm, spec, 0, &why)) {
+		if (ifd != STDIN_FILENO)
+			close(ifd);
+		return fail(EXIT_USAGE, why);
+	}
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	StreamStats st;
+	int ret;
+	{
+		ProgressBar bar("loading", total);
+		ret = load_device(dev, {nullptr, ifd}, false, &st, &why, bar.fn());
+	}
+	if (ifd != STDIN_FILENO)
+		close(ifd);
+	if (ret)
+		return fail(EXIT_FAIL, "load: " + why);
+	/* The state as loaded, saved again: equal to the source's digest. */
+	int mfd = save_to_memfd(dev, true, &why);
+	if (mfd < 0)
+		return fail(EXIT_FAIL, "load: re-saving for the digest: " + why);
+	__u64 len, digest = fd_digest(mfd, &len);
+	close(mfd);
+	if ((ret = dev.set_state(VFIO_DEVICE_STATE_RUNNING)))
+		return fail(EXIT_FAIL, "load: the device cannot run: " +
+					       std::string(strerror(-ret)));
+	json j = {{"bdf", vm.bdf()}, {"bytes", st.bytes},
+		  {"seconds", st.seconds}, {"digest", hex64(digest)},
+		  {"state", "running"}};
+	if (as_json)
+		fmt::print("{}\n", j.dump(2));
+	else
+		fmt::print("loaded {} bytes into {} in {:.3f} s, running "
+			   "(digest {})\n", st.bytes, vm.bdf(), st.seconds,
+			   hex64(digest));
+	return 0;
+}
+
+struct MigrateArgs {
+	std::string src, dst;
+	bool no_precopy = false;
+	bool workload = false;
+	__u64 seed = 1;
+	unsigned rate = 20000;
+	unsigned warmup_ms = 200;
+	double budget_ms = 10;
+	unsigned max_passes = 10;
+	size_t guest = 16 << 20;
+	bool as_json = false;
+};
+
+int cmd_migrate(const MigrateArgs &a)
+{
+	SimVm src, dst;
+	std::string why;
+	if (make_device(src, a.src, a.guest, &why) ||
+	    make_device(dst, a.dst, a.guest, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device s(*t, src.fd()), d(*t, dst.fd());
+	if (a.workload) {
+		if (src.start_workload(a.seed, a.rate, &why))
+			return fail(EXIT_FAIL, "workload: " + why);
+		usleep(a.warmup_ms * 1000);
+	}
+	MigrateOptions opt;
+	opt.precopy = !a.no_precopy;
+	opt.max_passes = a.max_passes;
+	opt.downtime_budget_ms = a.budget_ms;
+	MigrateReport r;
+	__u64 estimate = 0;
+	s.data_size(&estimate);
+	int ret;
+	{
+		ProgressBar bar("migrating", estimate);
+		ret = migrate(s, src.guest(), d, dst.guest(), opt,
+			      [&] { src.stop_workload(); }, &r, &why, bar.fn());
+	}
+	if (ret)
+		return fail(EXIT_FAIL, "migrate: " + why);
+
+	json passes = json::array();
+	for (auto &p : r.passes)
+		passes.push_back({{"device_bytes", p.device_bytes},
+				  {"guest_pages", p.guest_pages},
+				  {"seconds", p.seconds}});
+	double gbs = r.total_bytes / std::max(r.total_seconds, 1e-9) / 1e9;
+	json j = {{"source", src.bdf()}, {"destination", dst.bdf()},
+		  {"precopy", r.precopy}, {"dirty_tracking", r.dirty_tracking},
+		  {"workload_descriptors", src.workload_completed()},
+		  {"passes", passes}, {"stop_copy_bytes", r.stop_copy_bytes},
+		  {"final_guest_pages", r.final_guest_pages},
+		  {"downtime_ms", r.downtime_ms},
+		  {"total_seconds", r.total_seconds},
+		  {"total_bytes", r.total_bytes}, {"throughput_gbs", gbs},
+		  {"verified", r.verified}, {"verification", r.verify_detail}};
+	if (a.as_json) {
+		fmt::print("{}\n", j.dump(2));
+	} else {
+		fmt::print("migration {} -> {}\n", src.bdf(), dst.bdf());
+		fmt::print("  pre-copy          {}\n", r.precopy ? "yes" : "no");
+		fmt::print("  dirty tracking    {}\n", r.dirty_tracking);
+		if (a.workload)
+			fmt::print("  workload          {} descriptors done by the "
+				   "source\n", src.workload_completed());
+		for (size_t i = 0; i < r.passes.size(); i++)
+			fmt::print("  pass {:<2}           {:>12} device bytes, {:>6} "
+				   "guest pages, {:.1f} ms\n", i + 1,
+				   r.passes[i].device_bytes, r.passes[i].guest_pages,
+				   r.passes[i].seconds * 1e3);
+		fmt::print("  stop-copy         {:>12} device bytes, {:>6} "
+			   "guest pages\n", r.stop_copy_bytes, r.final_guest_pages);
+		fmt::print("  downtime          {:.2f} ms (budget {} ms)\n",
+			   r.downtime_ms, a.budget_ms);
+		fmt::print("  total             {:.1f} MB in {:.3f} s, {:.2f} GB/s\n",
+			   r.total_bytes / 1e6, r.total_seconds, gbs);
+		fmt::print("  verification      {}: {}\n",
+			   r.verified ? "PASS" : "FAIL", r.verify_detail);
+	}
+	return r.verified ? 0 : fail(EXIT_FAIL, "migrate: verification failed: " +
+							 r.verify_detail);
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+	CLI::App app{"Inspect and migrate simulated VFIO devices through the "
+		     "VFIO uAPI.\nDevices are named by spec strings, e.g. "
+		     "\"simnic,bdf=0000:00:02.0,mem=64M\" (see uvfio-spec.md)."};
+	app.require_subcommand(1);
+	app.add_flag("-v,--verbose", verbose, "print the library's log lines");
+	bool as_json = false;
+
+	auto *drivers = app.add_subcommand("drivers", "list the device drivers");
+	drivers->add_flag("--json", as_json, "JSON output");
+
+	std::string spec, target, file;
+	auto *info = app.add_subcommand("info", "show a device's regions, "
+					"interrupts and migration support");
+	info->add_option("spec", spec, "device spec")->required();
+	info->add_flag("--json", as_json, "JSON output");
+
+	auto *state = app.add_subcommand("state", "get the migration state, or "
+					 "set it (the core walks the arcs)");
+	state->add_option("spec", spec, "device spec")->required();
+	state->add_option("target", target, "state to set: running, stop, "
+			  "stop_copy, resuming, running_p2p, pre_copy, "
+			  "pre_copy_p2p");
+	state->add_flag("--json", as_json, "JSON output");
+
+	bool stop = false;
+	auto *save = app.add_subcommand("save", "save a device's state to a "
+					"file or stdout");
+	save->add_option("spec", spec, "device spec")->required();
+	save->add_option("-o,--output", file, "file, or - for stdout")
+		->required();
+	save->add_flag("--stop", stop, "leave the device stopped");
+	save->add_flag("--json", as_json, "JSON report (on stderr with -o -)");
+
+	auto *load = app.add_subcommand("load", "load a device's state from a "
+					"file or stdin and run it");
+	load->add_option("spec", spec, "device spec")->required();
+	load->add_option("-i,--input", file, "file, or - for stdin")
+		->required();
+	load->add_flag("--json", as_json, "JSON report");
+
+	MigrateArgs m;
+	auto *mig = app.add_subcommand("migrate", "live-migrate one device to "
+				       "another in this process, with a report");
+	mig->add_option("source", m.src, "source device spec")->required();
+	mig->add_option("destination", m.dst, "destination device spec")
+		->required();
+	mig->add_flag("--no-precopy", m.no_precopy,
+		      "stop-and-copy only, even if the source offers PRE_COPY");
+	mig->add_flag("--workload", m.workload,
+		      "run the seeded guest workload on the source meanwhile");
+	mig->add_option("--seed", m.seed, "workload seed")->capture_default_str();
+	mig->add_option("--rate", m.rate, "workload descriptors per second")
+		->capture_default_str();
+	mig->add_option("--warmup-ms", m.warmup_ms,
+			"workload time before the migration starts")
+		->capture_default_str();
+	mig->add_option("--downtime-budget", m.budget_ms,
+			"switch over when what is left fits (ms)")
+		->capture_default_str()->check(CLI::PositiveNumber);
+	mig->add_option("--max-passes", m.max_passes, "pre-copy passes at most")
+		->capture_default_str()->check(CLI::Range(1, 1000));
+	mig->add_option("--guest-mem", m.guest, "guest memory per device "
+			"(K/M/G suffix)")
+		->transform(CLI::AsSizeValue(false))->capture_default_str();
+	mig->add_flag("--json", as_json, "JSON report");
+
+	try {
+		app.parse(argc, argv);
+	} catch (const CLI::CallForHelp &e) {
+		return app.exit(e);
+	} catch (const CLI::CallForAllHelp &e) {
+		return app.exit(e);
+	} catch (const CLI::ParseError &e) {
+		fmt::print(stderr, "vfio-mig-ctl: {}\nRun with --help for more "
+			   "information.\n", e.what());
+		return EXIT_USAGE;
+	}
+
+	uvfio_set_log_fn(lib_log, nullptr);
+	uvfio_set_log_level(verbose ? UVFIO_LOG_DEBUG : UVFIO_LOG_ERR);
+
+	if (*drivers)
+		return cmd_drivers(as_json);
+	if (*info)
+		return cmd_info(spec, as_json);
+	if (*state)
+		return cmd_state(spec, target, as_json);
+	if (*save)
+		return cmd_save(spec, file, stop, as_json);
+	if (*load)
+		return cmd_load(spec, file, as_json);
+	m.as_json = as_json;
+	return cmd_migrate(m);
+}
