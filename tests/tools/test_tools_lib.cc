@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * tools/lib against the installed-style library: the kernel transport with
+ * faked system calls (requests, offsets and errno mapping pass through
+ * unchanged), the plain engine's end conditions, and the client's probe,
+ * states, save/load and migration on simulated devices.
+ */
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include <uvfio/tools/migration.h>
+#include <uvfio/tools/sim_vm.h>
+#include <uvfio/uapi/vfio.h>
+
+using namespace uvfio::tools;
+
+namespace {
+
+/* What the fake system calls saw, and what they answer. */
+struct FakeKernel {
+	unsigned long last_request = 0;
+	off_t last_offset = -1;
+	int fail_errno = 0;
+	std::deque<std::pair<ssize_t, int>> reads;	/* (result, errno) */
+};
+FakeKernel fake;
+
+int fake_ioctl(int, unsigned long request, void *)
+{
+	fake.last_request = request;
+	if (fake.fail_errno) {
+		errno = fake.fail_errno;
+		return -1;
+	}
+	return 0;
+}
+
+ssize_t fake_pread(int, void *buf, size_t count, off_t off)
+{
+	fake.last_offset = off;
+	std::memset(buf, 0xab, count);
+	return ssize_t(count);
+}
+
+ssize_t fake_read(int, void *buf, size_t count)
+{
+	if (fake.reads.empty())
+		return 0;
+	auto [ret, err] = fake.reads.front();
+	fake.reads.pop_front();
+	if (ret < 0) {
+		errno = err;
+		return -1;
+	}
+	size_t n = std::min(size_t(ret), count);
+	std::memset(buf, 'x', n);
+	return ssize_t(n);
+}
+
+// Contract: the kernel transport hands requests and offsets to the system
+// calls unchanged and turns -1/errno into -errno (ENOMSG included, so a
+// pre-copy pause reads as -ENOMSG); calls it was not given are libc's.
+TEST(KernelTransport, PassesCallsAndMapsErrno)
+{
+	syscall_ops ops;
+	ops.ioctl = fake_ioctl;
+	ops.pread = fake_pread;
+	ops.read = fake_read;
+	auto t = make_kernel_transport(ops);
+	EXPECT_STREQ(t->name(), "kernel");
+
+	fake = {};
+	EXPECT_EQ(t->ioctl(3, VFIO_DEVICE_FEATURE, nullptr), 0);
+	EXPECT_EQ(fake.last_request, (unsigned long)VFIO_DEVICE_FEATURE);
+	fake.fail_errno = ENOTTY;
+	EXPECT_EQ(t->ioctl(3, VFIO_DEVICE_RESET, nullptr), -ENOTTY);
+
+	char buf[8];
+	EXPECT_EQ(t->pread(3, buf, sizeof(buf), 0x20000000000LL), 8);
+	EXPECT_EQ(fake.last_offset, 0x20000000000LL);
+
+	fake.reads = {{5, 0}, {-1, ENOMSG}, {-1, EIO}};
+	EXPECT_EQ(t->read(3, buf, sizeof(buf)), 5);
+	EXPECT_EQ(t->read(3, buf, sizeof(buf)), -ENOMSG);
+	EXPECT_EQ(t->read(3, buf, sizeof(buf)), -EIO);
+
+	/* write and close: libc's, on a real pipe. */
+	int p[2];
+	ASSERT_EQ(pipe(p), 0);
+	EXPECT_EQ(t->write(p[1], "abc", 3), 3);
+	EXPECT_EQ(::read(p[0], buf, 3), 3);
+	EXPECT_EQ(t->close(p[1]), 0);
+	EXPECT_EQ(t->close(p[1]), -EBADF);
+	::close(p[0]);
+}
+
+// Contract: the plain engine stops at EOF, at ENOMSG only when asked to
+// (pre-copy), fails with the source's errno otherwise, and counts bytes.
+TEST(PlainEngine, EndConditions)
+{
+	syscall_ops ops;
+	ops.read = fake_read;
+	auto t = make_kernel_transport(ops);
+	int p[2];
+	ASSERT_EQ(pipe(p), 0);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+
+	StreamStats st;
+	fake.reads = {{1000, 0}, {24, 0}, {-1, ENOMSG}, {7, 0}};
+	ASSERT_EQ(plain_copy({t.get(), 9}, {nullptr, p[1]}, true, &st), 0);
+	EXPECT_EQ(st.bytes, 1024u);
+	char buf[2048];
+	EXPECT_EQ(::read(p[0], buf, sizeof(buf)), 1024);
+
+	fake.reads = {{10, 0}, {-1, ENOMSG}};
+	EXPECT_EQ(plain_copy({t.get(), 9}, {nullptr, p[1]}, false, nullptr),
+		  -ENOMSG);
+	fake.reads = {{10, 0}, {-1, EIO}};
+	EXPECT_EQ(plain_copy({t.get(), 9}, {nullptr, p[1]}, true, nullptr),
+		  -EIO);
+	/* A sink that is gone: EPIPE, not a crash. */
+	::close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	fake.reads = {{10, 0}};
+	EXPECT_EQ(plain_copy({t.get(), 9}, {nullptr, p[1]}, false, nullptr),
+		  -EPIPE);
+	::close(p[1]);
+}
+
+// Contract: through the simulator's transport the client probes what the
+// device offers, sets and reads states, and names states both ways.
+TEST(MigrationClient, ProbeAndStates)
+{
+	SimVm vm;
+	std::string why;
+	ASSERT_EQ(vm.create("simnic,bdf=0000:00:12.0,mem=1M", 0, &why), 0) << why;
+	auto t = make_sim_transport();
+	Device d(*t, vm.fd());
+	DeviceCaps c;
+	ASSERT_EQ(d.probe(&c), 0);
+	EXPECT_TRUE(c.migration);
+	EXPECT_EQ(c.migration_flags, __u64(VFIO_MIGRATION_STOP_COPY |
+					   VFIO_MIGRATION_P2P |
+					   VFIO_MIGRATION_PRE_COPY));
+	EXPECT_TRUE(c.dma_logging);
+	EXPECT_TRUE(c.data_size);
+	EXPECT_GT(c.stop_copy_size, 1u << 20);
+
+	int fd;
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_PRE_COPY, &fd), 0);
+	ASSERT_GE(fd, 0);
+	__u64 initial = 0, dirty = 1;
+	EXPECT_EQ(d.precopy_info(fd, &initial, &dirty), 0);
+	EXPECT_GT(initial, 1u << 20);
+	EXPECT_EQ(dirty, 0u);
+	t->close(fd);
+	__u32 s;
+	ASSERT_EQ(d.get_state(&s), 0);
+	EXPECT_STREQ(state_name(s), "pre_copy");
+	/* No path from STOP_COPY back into pre-copy: the core's EINVAL. */
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_PRE_COPY), -EINVAL);
+	t->close(fd);
+
+	__u32 parsed;
+	EXPECT_EQ(parse_state("PRE-COPY-P2P", &parsed), 0);
+	EXPECT_EQ(parsed, __u32(VFIO_DEVICE_STATE_PRE_COPY_P2P));
+	EXPECT_EQ(parse_state("flying", &parsed), -EINVAL);
+}
+
+// Contract: save into a pipe and load from it round-trips a device; a
+// short stream fails the load, resets the device and says why.
+TEST(MigrationClient, SaveLoadAndShortStream)
+{
+	SimVm a, b;
+	std::string why;
+	ASSERT_EQ(a.create("simnic,bdf=0000:00:13.0,mem=256K,seed=4", 0, &why), 0);
+	ASSERT_EQ(b.create("simnic,bdf=0000:00:13.1,mem=256K", 0, &why), 0);
+	auto t = make_sim_transport();
+	Device da(*t, a.fd()), db(*t, b.fd());
+
+	int mfd = memfd_create("t", 0);
+	ASSERT_EQ(save_device(da, {nullptr, mfd}, false, nullptr, &why), 0) << why;
+	__u32 s;
+	ASSERT_EQ(da.get_state(&s), 0);
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+	off_t len = lseek(mfd, 0, SEEK_CUR);
+	lseek(mfd, 0, SEEK_SET);
+	StreamStats st;
+	ASSERT_EQ(load_device(db, {nullptr, mfd}, true, &st, &why), 0) << why;
+	EXPECT_EQ(st.bytes, __u64(len));
+	std::vector<char> x(256 << 10), y(256 << 10);
+	off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	ASSERT_EQ(t->pread(a.fd(), x.data(), x.size(), bar2), ssize_t(x.size()));
+	ASSERT_EQ(t->pread(b.fd(), y.data(), y.size(), bar2), ssize_t(y.size()));
+	EXPECT_TRUE(x == y);
+
+	ASSERT_EQ(ftruncate(mfd, len / 2), 0);
+	lseek(mfd, 0, SEEK_SET);
+	why.clear();
+	EXPECT_EQ(load_device(db, {nullptr, mfd}, true, nullptr, &why), -EINVAL);
+	EXPECT_NE(why.find("refused"), std::string::npos) << why;
+	ASSERT_EQ(db.get_state(&s), 0);
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));	/* reset */
+	close(mfd);
+}
+
+} // namespace
