@@ -391,6 +391,16 @@ int plain_copy(const Endpoint &src, const Endpoint &dst, bool until_pause,
 	return 0;
 }
 
+int copy_to_eof(const Endpoint &src, const Endpoint &dst,
+		const StreamOptions &so, StreamStats *stats,
+		const Progress &progress)
+{
+	/* Data fds of both transports are real descriptors. */
+	if (so.uring)
+		return uring_copy(src.fd, dst.fd, stats, progress, so.uring_opt);
+	return plain_copy(src, dst, false, stats, progress);
+}
+
 /* QEMU's recovery: the fallback state, else a reset. */
 static void recover(Device &dev, __u32 fallback)
 {
@@ -399,7 +409,8 @@ static void recover(Device &dev, __u32 fallback)
 }
 
 int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
-		StreamStats *stats, std::string *why, const Progress &progress)
+		StreamStats *stats, std::string *why, const Progress &progress,
+		const StreamOptions &so)
 {
 	__u32 orig;
 	int data_fd, ret = dev.get_state(&orig);
@@ -416,8 +427,8 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 		recover(dev, orig);
 		return ret ? ret : -EPROTO;
 	}
-	ret = plain_copy({&dev.transport(), data_fd}, dst, false, stats,
-			 progress);
+	ret = copy_to_eof({&dev.transport(), data_fd}, dst, so, stats,
+			  progress);
 	dev.transport().close(data_fd);
 	if (ret) {
 		say(why, "saving the device state failed: " + errstr(ret));
@@ -435,7 +446,8 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 }
 
 int load_device(Device &dev, const Endpoint &src, bool run,
-		StreamStats *stats, std::string *why, const Progress &progress)
+		StreamStats *stats, std::string *why, const Progress &progress,
+		const StreamOptions &so)
 {
 	int data_fd, ret;
 	if ((ret = dev.set_state(VFIO_DEVICE_STATE_STOP)) ||
@@ -445,8 +457,8 @@ int load_device(Device &dev, const Endpoint &src, bool run,
 		recover(dev, VFIO_DEVICE_STATE_RUNNING);
 		return ret ? ret : -EPROTO;
 	}
-	ret = plain_copy(src, {&dev.transport(), data_fd}, false, stats,
-			 progress);
+	ret = copy_to_eof(src, {&dev.transport(), data_fd}, so, stats,
+			  progress);
 	dev.transport().close(data_fd);
 	if (ret) {
 		say(why, "loading the device state failed: " + errstr(ret));
@@ -609,7 +621,7 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 		r->final_guest_pages = __u64(n);
 	}
 	StreamStats s;
-	ret = plain_copy({&src.transport(), sfd}, to_dst, false, &s);
+	ret = copy_to_eof({&src.transport(), sfd}, to_dst, opt.stream, &s);
 	if (ret)
 		return fail(ret, "stop-copy stream failed");
 	r->stop_copy_bytes = s.bytes;

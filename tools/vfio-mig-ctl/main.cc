@@ -137,6 +137,8 @@ __u64 fd_digest(int fd, __u64 *len)
 }
 
 /* Save a device into a memfd (for a digest); the memfd, or -errno. */
+StreamOptions stream_opt;	/* --engine */
+
 int save_to_memfd(Device &dev, bool leave_stopped, std::string *why,
 		  const Progress &p = {})
 {
@@ -144,7 +146,7 @@ int save_to_memfd(Device &dev, bool leave_stopped, std::string *why,
 	if (mfd < 0)
 		return -errno;
 	int ret = save_device(dev, {nullptr, mfd}, leave_stopped, nullptr,
-			      why, p);
+			      why, p, stream_opt);
 	if (ret) {
 		close(mfd);
 		return ret;
@@ -391,7 +393,8 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 	int ret;
 	{
 		ProgressBar bar("loading", total);
-		ret = load_device(dev, {nullptr, ifd}, false, &st, &why, bar.fn());
+		ret = load_device(dev, {nullptr, ifd}, false, &st, &why, bar.fn(),
+				  stream_opt);
 	}
 	if (ifd != STDIN_FILENO)
 		close(ifd);
@@ -449,6 +452,7 @@ int cmd_migrate(const MigrateArgs &a)
 	opt.precopy = !a.no_precopy;
 	opt.max_passes = a.max_passes;
 	opt.downtime_budget_ms = a.budget_ms;
+	opt.stream = stream_opt;
 	MigrateReport r;
 	__u64 estimate = 0;
 	s.data_size(&estimate);
@@ -512,6 +516,11 @@ int main(int argc, char **argv)
 		     "\"simnic,bdf=0000:00:02.0,mem=64M\" (see uvfio-spec.md)."};
 	app.require_subcommand(1);
 	app.add_flag("-v,--verbose", verbose, "print the library's log lines");
+	std::string engine = "uring";
+	app.add_option("--engine", engine, "stream engine for streams that run "
+		       "to their end: uring (io_uring, splice) or plain "
+		       "(read/write, QEMU's sizes)")
+		->check(CLI::IsMember({"uring", "plain"}))->capture_default_str();
 	bool as_json = false;
 
 	auto *drivers = app.add_subcommand("drivers", "list the device drivers");
@@ -585,6 +594,7 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
+	stream_opt.uring = engine == "uring";
 	uvfio_set_log_fn(lib_log, nullptr);
 	uvfio_set_log_level(verbose ? UVFIO_LOG_DEBUG : UVFIO_LOG_ERR);
 

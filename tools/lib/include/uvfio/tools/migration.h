@@ -87,6 +87,34 @@ using Progress = std::function<void(__u64 bytes)>;
 int plain_copy(const Endpoint &src, const Endpoint &dst, bool until_pause,
 	       StreamStats *stats, const Progress &progress = {});
 
+struct UringOptions {
+	unsigned depth = 4;		/* chunks in flight or queued */
+	size_t chunk = 1 << 20;		/* bytes per operation */
+	bool splice = true;		/* zero-copy through pipes if it can */
+};
+
+/*
+ * The io_uring engine: copy in_fd to out_fd until EOF, reading the next
+ * chunk while the last is written (see uring_engine.cc). Both are real
+ * descriptors: a data fd of either transport, a file, a pipe or a socket.
+ * A pre-copy pause cannot be seen on a raw data fd (it just has no data),
+ * so pre-copy passes use plain_copy; this is for STOP_COPY and loads.
+ * -errno on failure.
+ */
+int uring_copy(int in_fd, int out_fd, StreamStats *stats,
+	       const Progress &progress = {}, const UringOptions &opt = {});
+
+/* Which engine moves a stream that runs to its end. */
+struct StreamOptions {
+	bool uring = true;		/* io_uring; false: plain_copy */
+	UringOptions uring_opt;
+};
+
+/* Copy src to dst until EOF with the engine so chooses. */
+int copy_to_eof(const Endpoint &src, const Endpoint &dst,
+		const StreamOptions &so, StreamStats *stats,
+		const Progress &progress = {});
+
 /*
  * Save a device's state into dst: to STOP_COPY (the core walks the path),
  * the stream to EOF, then back to the state it had (leave_stopped: STOP).
@@ -94,7 +122,7 @@ int plain_copy(const Endpoint &src, const Endpoint &dst, bool until_pause,
  */
 int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 		StreamStats *stats, std::string *why,
-		const Progress &progress = {});
+		const Progress &progress = {}, const StreamOptions &so = {});
 
 /*
  * Load a device from src: STOP, RESUMING, the stream to EOF, STOP (where
@@ -103,7 +131,7 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
  */
 int load_device(Device &dev, const Endpoint &src, bool run,
 		StreamStats *stats, std::string *why,
-		const Progress &progress = {});
+		const Progress &progress = {}, const StreamOptions &so = {});
 
 /* -------- live migration -------- */
 
@@ -120,6 +148,7 @@ struct MigrateOptions {
 	unsigned max_passes = 10;	/* pre-copy passes at most */
 	double downtime_budget_ms = 10;	/* switch over when it fits */
 	unsigned min_pass_ms = 5;	/* let the device dirty between passes */
+	StreamOptions stream;		/* for the stop-copy stream */
 };
 
 struct PassReport {
