@@ -664,7 +664,8 @@ struct file *td_step(struct vfio_device *vdev,
 	if ((cur == RUNNING && nxt == PRE_COPY) ||
 	    (cur == RUNNING_P2P && nxt == PRE_COPY_P2P))
 		return td_open_save(tdev, true);
-	if (cur == PRE_COPY_P2P && nxt == STOP_COPY) {
+	/* PRE_COPY -> STOP_COPY is the arc of a device without P2P. */
+	if ((cur == PRE_COPY_P2P || cur == PRE_COPY) && nxt == STOP_COPY) {
 		/* The pre-copy file goes on and now has an end. */
 		td_migf *f = tdev->saving_migf;
 		if (f) {

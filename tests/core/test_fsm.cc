@@ -14,6 +14,8 @@
 
 #include "fsm_oracle.h"
 
+#include <uvfio/tools/fsm.h>
+
 using namespace uvfio_test;
 
 namespace {
@@ -218,6 +220,36 @@ TEST(FsmStepTest, FileFromIntermediateArcIsEinval)
 	EXPECT_EQ(PTR_ERR(f), -EINVAL);
 	EXPECT_EQ(released_files, 1);
 	EXPECT_EQ(cur, STOP);
+}
+
+} // namespace
+
+namespace {
+
+// Contract: the client-side FSM of tools/lib (what vfio-mig-ctl prints as
+// the arcs of a SET) names, for every flag combination and every pair of
+// states, exactly the arcs of the oracle's unique shortest path, and no
+// path where the oracle has none.
+TEST(ToolsFsm, PathsAgreeWithOracle)
+{
+	for (u32 flags : {SC, SC | P2P, SC | PRE, SC | P2P | PRE}) {
+		for (int f = 0; f < N; f++) {
+			for (int t = 0; t < N; t++) {
+				SCOPED_TRACE(testing::Message() << flags << " " << f
+								<< "->" << t);
+				auto want = shortest_arcs(flags, state(f), state(t));
+				std::vector<__u32> got;
+				bool ok = uvfio::tools::fsm_path(flags, __u32(f),
+								 __u32(t), &got);
+				ASSERT_EQ(ok, want.has_value());
+				if (!ok)
+					continue;
+				ASSERT_EQ(got.size(), want->size());
+				for (size_t i = 0; i < got.size(); i++)
+					EXPECT_EQ(got[i], __u32((*want)[i]));
+			}
+		}
+	}
 }
 
 } // namespace

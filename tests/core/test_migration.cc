@@ -591,6 +591,30 @@ TEST(MigrationDataFd, UnregisterEndsTheStream)
 	EXPECT_EQ(count_open_fds(), base);
 }
 
+// Contract: a device with PRE_COPY but no P2P goes PRE_COPY -> STOP_COPY
+// in one arc, on the same data fd, which then ends with EOF; the stream
+// loads on another device (found by vfio-mig-ctl fsm: testdev handled only
+// the P2P arc and WARNed).
+TEST(MigrationPreCopy, WithoutP2PStraightIntoStopCopy)
+{
+	MigDevice src("mig=stop_copy|pre_copy,mem=64K,state=4K");
+	MigDevice dst("mig=stop_copy|pre_copy,mem=64K,state=4K");
+	ASSERT_TRUE(src.ok() && dst.ok());
+	LogCapture log;
+	int fd = src.set_ok(PRE_COPY);
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(src.set_ok(STOP_COPY), -1);
+	bytes stream;
+	ASSERT_GE(read_to_eof(fd, &stream), 0);
+	uvfio_close(fd);
+	EXPECT_FALSE(log.contains("WARNING"));
+	ASSERT_EQ(dst.set(STOP), 0);
+	int rfd = dst.set_ok(RESUMING);
+	ASSERT_EQ(write_all(rfd, stream, 32 << 10), 0);
+	uvfio_close(rfd);
+	EXPECT_EQ(dst.set(STOP), 0);
+}
+
 // Contract: PRE_COPY's data fd: PRECOPY_INFO's initial_bytes starts at the
 // size of the initial data and falls by exactly what userspace reads (it
 // counts pumped-but-unread bytes, never grows while read); at a temporary

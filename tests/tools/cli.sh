@@ -35,7 +35,7 @@ S=simnic,bdf=00:02.0,mem=4M,seed=7
 D=simnic,bdf=00:03.0,mem=4M
 
 expect 0 "--help" -- "$ctl" --help
-for sub in drivers info state save load migrate; do
+for sub in drivers info state fsm save load migrate; do
 	expect 0 "$sub --help" -- "$ctl" "$sub" --help
 done
 expect 2 "no subcommand" -- "$ctl"
@@ -52,6 +52,13 @@ expect 0 "info --json" -- "$ctl" info "$S" --json
 grep -q '"migration_flags": "stop_copy|p2p|pre_copy"' "$tmp/out" ||
 	{ echo "FAIL: info json"; fails=$((fails + 1)); }
 expect 0 "state set" -- "$ctl" state "$S" stop_copy
+[ "$(cat "$tmp/out")" = "running -> running_p2p
+running_p2p -> stop
+stop -> stop_copy (data fd)" ] || { echo "FAIL: state arcs:"; cat "$tmp/out"; fails=$((fails + 1)); }
+for drv in simnic simmin skeleton "testdev,mig=stop_copy|pre_copy"; do
+	expect 0 "fsm $drv" -- "$ctl" fsm "$drv,bdf=00:04.0" --json
+	grep -q '"mismatches": 0' "$tmp/out" || { echo "FAIL: fsm $drv"; fails=$((fails + 1)); }
+done
 expect 1 "state unreachable" -- "$ctl" state simmin,bdf=00:02.0 pre_copy
 
 # save | load through a pipe, digests equal.

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <xxhash.h>
 
+#include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/uvfio.h>
@@ -263,35 +264,156 @@ int cmd_state(const std::string &spec, const std::string &target,
 		return fail(EXIT_USAGE, why);
 	auto t = make_sim_transport();
 	Device dev(*t, vm.fd());
+	DeviceCaps caps;
 	__u32 from;
-	int ret = dev.get_state(&from);
-	if (ret)
+	int ret;
+	if ((ret = dev.probe(&caps)) || (ret = dev.get_state(&from)))
 		return fail(EXIT_FAIL, "cannot read the state: " +
 					       std::string(strerror(-ret)));
-	json j = {{"bdf", vm.bdf()}, {"state", state_name(from)}};
-	if (!target.empty()) {
-		int data_fd = -1;
-		ret = dev.set_state(want, &data_fd);
-		__u32 now = from;
-		dev.get_state(&now);
-		if (data_fd >= 0)
-			t->close(data_fd);
-		j = {{"bdf", vm.bdf()}, {"from", state_name(from)},
-		     {"to", state_name(want)}, {"state", state_name(now)},
-		     {"data_fd", data_fd >= 0}};
-		if (ret)
+	if (target.empty()) {
+		if (as_json)
+			fmt::print("{}\n", json({{"bdf", vm.bdf()},
+						  {"state", state_name(from)}}).dump(2));
+		else
+			fmt::print("{}\n", state_name(from));
+		return 0;
+	}
+	/* One SET per arc of the path the core would walk, printed. */
+	std::vector<__u32> path;
+	if (!fsm_path(caps.migration_flags, from, want, &path))
+		return fail(EXIT_FAIL, fmt::format(
+			"{} -> {}: no path for this device ({}): {}",
+			state_name(from), state_name(want),
+			flags_text(caps.migration_flags), strerror(EINVAL)));
+	json arcs = json::array();
+	__u32 cur = from;
+	bool data_fd = false;
+	for (__u32 next : path) {
+		int fd = -1;
+		ret = dev.set_state(next, &fd);
+		if (ret) {
+			dev.get_state(&cur);
 			return fail(EXIT_FAIL, fmt::format(
-				"{} -> {}: {} (device now {})", state_name(from),
-				state_name(want), strerror(-ret), state_name(now)));
+				"arc {} -> {}: {} (device now {})", state_name(cur),
+				state_name(next), strerror(-ret), state_name(cur)));
+		}
+		data_fd = fd >= 0;
+		if (fd >= 0)
+			t->close(fd);
+		arcs.push_back({{"from", state_name(cur)}, {"to", state_name(next)},
+				{"data_fd", data_fd}});
+		if (!as_json)
+			fmt::print("{} -> {}{}\n", state_name(cur), state_name(next),
+				   data_fd ? " (data fd)" : "");
+		cur = next;
 	}
 	if (as_json)
-		fmt::print("{}\n", j.dump(2));
-	else if (target.empty())
-		fmt::print("{}\n", state_name(from));
-	else
-		fmt::print("{} -> {}{}\n", state_name(from), state_name(want),
-			   j["data_fd"].get<bool>() ? " (data fd opened)" : "");
+		fmt::print("{}\n", json({{"bdf", vm.bdf()}, {"from", state_name(from)},
+					  {"to", state_name(want)}, {"arcs", arcs}})
+					   .dump(2));
+	else if (path.empty())
+		fmt::print("{} (already)\n", state_name(from));
 	return 0;
+}
+
+/*
+ * Walk the whole transition matrix of a device: for every supported pair,
+ * reset, go to `from`, SET `to`, and check the result against the
+ * documented FSM (reachable iff there is a path; GET then reports `to`).
+ * Leaving RESUMING needs a stream: the device's own state, saved first.
+ */
+int cmd_fsm(const std::string &spec, bool as_json)
+{
+	SimVm vm;
+	std::string why;
+	if (make_device(vm, spec, 0, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	DeviceCaps caps;
+	int ret = dev.probe(&caps);
+	if (ret || !caps.migration)
+		return fail(EXIT_FAIL, "the device does not support migration");
+	int snap = save_to_memfd(dev, false, &why);
+	if (snap < 0)
+		return fail(EXIT_FAIL, "cannot save the device: " + why);
+
+	auto go = [&](__u32 s) -> int {
+		int fd = -1;
+		int r = dev.set_state(s, &fd);
+		if (!r && fd >= 0) {
+			if (s == VFIO_DEVICE_STATE_RESUMING) {
+				lseek(snap, 0, SEEK_SET);
+				r = plain_copy({nullptr, snap}, {t.get(), fd}, false,
+					       nullptr);
+			}
+			t->close(fd);
+		}
+		return r;
+	};
+
+	json rows = json::object();
+	unsigned mismatches = 0, checked = 0;
+	std::string table = fmt::format("{:<13}", "from \\ to");
+	for (__u32 to = 1; to < NUM_MIG_STATES; to++)
+		if (fsm_has_state(caps.migration_flags, to))
+			table += fmt::format(" {:>13}", state_name(to));
+	table += "\n";
+	for (__u32 from = 1; from < NUM_MIG_STATES; from++) {
+		if (!fsm_has_state(caps.migration_flags, from))
+			continue;
+		json row = json::object();
+		table += fmt::format("{:<13}", state_name(from));
+		for (__u32 to = 1; to < NUM_MIG_STATES; to++) {
+			if (!fsm_has_state(caps.migration_flags, to))
+				continue;
+			std::vector<__u32> path;
+			bool expect = fsm_path(caps.migration_flags, from, to, &path);
+			dev.reset();
+			if (go(from)) {
+				row[state_name(to)] = "setup failed";
+				table += fmt::format(" {:>13}", "setup?");
+				mismatches++;
+				continue;
+			}
+			int r = go(to);
+			__u32 now = 0;
+			dev.get_state(&now);
+			bool ok = !r && now == to;
+			bool good = ok == expect && (ok || r == -EINVAL || !expect);
+			std::string cell = ok ? fmt::format("ok({})", path.size())
+					      : std::string(strerrorname_np(-r) ?
+							    strerrorname_np(-r) : "?");
+			if (!good) {
+				cell += "!";
+				mismatches++;
+			}
+			checked++;
+			row[state_name(to)] = cell;
+			table += fmt::format(" {:>13}", cell);
+		}
+		rows[state_name(from)] = row;
+		table += "\n";
+	}
+	close(snap);
+	dev.reset();
+	if (as_json)
+		fmt::print("{}\n", json({{"bdf", vm.bdf()},
+					  {"migration_flags",
+					   flags_text(caps.migration_flags)},
+					  {"matrix", rows}, {"checked", checked},
+					  {"mismatches", mismatches}}).dump(2));
+	else
+		fmt::print("{} ({}): ok(n) = reached in n arcs, ! = not as "
+			   "documented\n{}{} pairs checked against the documented "
+			   "FSM: {}\n", vm.bdf(), flags_text(caps.migration_flags),
+			   table, checked,
+			   mismatches ? fmt::format("{} differ", mismatches)
+				      : std::string("all as documented"));
+	return mismatches ? fail(EXIT_FAIL, fmt::format(
+					    "fsm: {} transitions differ from the "
+					    "documented FSM", mismatches))
+			  : 0;
 }
 
 int cmd_save(const std::string &spec, const std::string &out, bool stop,
@@ -533,12 +655,17 @@ int main(int argc, char **argv)
 	info->add_flag("--json", as_json, "JSON output");
 
 	auto *state = app.add_subcommand("state", "get the migration state, or "
-					 "set it (the core walks the arcs)");
+					 "set it, printing each arc");
 	state->add_option("spec", spec, "device spec")->required();
 	state->add_option("target", target, "state to set: running, stop, "
 			  "stop_copy, resuming, running_p2p, pre_copy, "
 			  "pre_copy_p2p");
 	state->add_flag("--json", as_json, "JSON output");
+
+	auto *fsm = app.add_subcommand("fsm", "walk a device's whole transition "
+				       "matrix and check it");
+	fsm->add_option("spec", spec, "device spec")->required();
+	fsm->add_flag("--json", as_json, "JSON output");
 
 	bool stop = false;
 	auto *save = app.add_subcommand("save", "save a device's state to a "
@@ -604,6 +731,8 @@ int main(int argc, char **argv)
 		return cmd_info(spec, as_json);
 	if (*state)
 		return cmd_state(spec, target, as_json);
+	if (*fsm)
+		return cmd_fsm(spec, as_json);
 	if (*save)
 		return cmd_save(spec, file, stop, as_json);
 	if (*load)

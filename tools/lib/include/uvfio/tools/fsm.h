@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * <uvfio/tools/fsm.h> - the migration state machine as the uAPI documents
+ * it, for a client that wants to know the arcs a SET will take (QEMU knows
+ * them too): the single arcs per migration_flags, and the shortest path
+ * the kernel walks, which passes through no state with a data stream of
+ * its own (STOP_COPY, RESUMING) and through pre-copy states only to carry
+ * a pre-copy stream on into STOP_COPY.
+ */
+#ifndef UVFIO_TOOLS_FSM_H
+#define UVFIO_TOOLS_FSM_H
+
+#include <linux/types.h>
+
+#include <vector>
+
+namespace uvfio::tools {
+
+constexpr __u32 NUM_MIG_STATES = 8;
+
+/* Does a device with these migration_flags have state s? */
+bool fsm_has_state(__u64 flags, __u32 s);
+
+/* The states one arc away from s. */
+std::vector<__u32> fsm_arcs(__u64 flags, __u32 s);
+
+/*
+ * The states a SET from `from` to `to` passes through, `to` last; empty
+ * when from == to; false when there is no path (a state not supported,
+ * or STOP_COPY back into pre-copy), which the core answers with EINVAL.
+ */
+bool fsm_path(__u64 flags, __u32 from, __u32 to, std::vector<__u32> *path);
+
+} // namespace uvfio::tools
+
+#endif /* UVFIO_TOOLS_FSM_H */
