@@ -1,10 +1,12 @@
 #!/bin/sh
 # Contract: vfio-mig-ctl's exit codes (0 done, 1 the operation failed,
 # 2 usage), one-line messages on bad input, --help on every subcommand,
-# save | load through a pipe round-tripping a device (the loaded state,
-# saved again, has the saved stream's digest), and migrate ending verified
-# for simnic (pre-copy, DMA logging) and simmin (stop-copy, IOMMU dirty
-# pages) with the workload running.
+# state's arcs and fsm's check of every driver, save | load through a pipe
+# and send/recv over loopback TCP round-tripping a device (the loaded
+# state, saved again, has the saved stream's digest), bad inputs (short,
+# corrupted or foreign files, a port in use, a peer leaving mid-stream),
+# and migrate ending verified for simnic (pre-copy, DMA logging) and
+# simmin (stop-copy, IOMMU dirty pages) with the workload running.
 #
 # usage: cli.sh PATH_TO_VFIO_MIG_CTL
 set -u
@@ -35,7 +37,7 @@ S=simnic,bdf=00:02.0,mem=4M,seed=7
 D=simnic,bdf=00:03.0,mem=4M
 
 expect 0 "--help" -- "$ctl" --help
-for sub in drivers info state fsm save load migrate; do
+for sub in drivers info state fsm save load send recv migrate; do
 	expect 0 "$sub --help" -- "$ctl" "$sub" --help
 done
 expect 2 "no subcommand" -- "$ctl"
@@ -91,6 +93,37 @@ if [ "$(id -u)" != 0 ]; then
 fi
 chmod 644 "$tmp/good.bin"
 expect 1 "unwritable output" -- "$ctl" save "$S" -o "$tmp/no/such/dir/x"
+
+# send / recv over loopback TCP: verified round trip, a port in use, a
+# sender that disconnects mid-stream, nobody listening.
+port=$((20000 + $$ % 20000))
+"$ctl" recv "$D" --listen "127.0.0.1:$port" --json >"$tmp/recv.json" 2>"$tmp/recv.err" &
+rpid=$!
+sleep 0.5
+expect 0 "send over TCP" -- "$ctl" send "$S" --to "127.0.0.1:$port" --json
+grep -q '"verified": true' "$tmp/out" || { echo "FAIL: send not verified"; fails=$((fails + 1)); }
+wait $rpid || { echo "FAIL: recv exit $?"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
+
+port=$((port + 1))
+"$ctl" recv "$D" --listen "127.0.0.1:$port" 2>"$tmp/recv.err" &
+rpid=$!
+sleep 0.5
+expect 1 "port already in use" -- "$ctl" recv "$D" --listen "127.0.0.1:$port"
+grep -q "in use" "$tmp/err" || { echo "FAIL: port in use not named"; fails=$((fails + 1)); }
+python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', $port))
+s.sendall(open(sys.argv[1], 'rb').read()[:200000])
+s.close()" "$tmp/good.bin"
+wait $rpid
+rc=$?
+if [ $rc != 1 ] || ! grep -q "truncated" "$tmp/recv.err"; then
+	echo "FAIL: peer disconnect: recv exit $rc"; cat "$tmp/recv.err"; fails=$((fails + 1))
+else
+	echo "ok: peer disconnecting mid-stream"
+fi
+expect 1 "nobody listening" -- "$ctl" send "$S" --to "127.0.0.1:$((port + 1))"
+expect 2 "bad address" -- "$ctl" send "$S" --to "localhost:http"
 
 # Live migration with the workload.
 for drv in simnic simmin; do

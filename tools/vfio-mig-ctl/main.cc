@@ -7,11 +7,16 @@
  * Exit codes: 0 success, 1 the operation failed, 2 usage error (bad
  * options, a device spec that does not create a device).
  */
-#include <sys/mman.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -543,6 +548,200 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 	return 0;
 }
 
+/* -------- send / recv over TCP -------- */
+
+/* "PORT" or "HOST:PORT" (IPv6 in brackets) into host and port. */
+bool split_address(const std::string &a, std::string *host, std::string *port)
+{
+	size_t colon = a.rfind(':');
+	if (colon == std::string::npos) {
+		*host = "";
+		*port = a;
+	} else {
+		*host = a.substr(0, colon);
+		*port = a.substr(colon + 1);
+		if (host->size() > 1 && host->front() == '[' && host->back() == ']')
+			*host = host->substr(1, host->size() - 2);
+	}
+	return !port->empty() &&
+	       port->find_first_not_of("0123456789") == std::string::npos;
+}
+
+/* A connected (or, with listen, a listening) TCP socket, or -errno. */
+int tcp_socket(const std::string &addr, bool listen_, std::string *why)
+{
+	std::string host, port;
+	if (!split_address(addr, &host, &port)) {
+		*why = "bad address \"" + addr + "\" (want [HOST:]PORT)";
+		return -EINVAL;
+	}
+	struct addrinfo hints = {}, *res;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = listen_ ? AI_PASSIVE : 0;
+	int e = getaddrinfo(host.empty() ? (listen_ ? nullptr : "127.0.0.1")
+					 : host.c_str(),
+			    port.c_str(), &hints, &res);
+	if (e) {
+		*why = "cannot resolve " + addr + ": " + gai_strerror(e);
+		return -EINVAL;
+	}
+	int fd = -1, err = 0;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			err = errno;
+			continue;
+		}
+		int one = 1;
+		if (listen_ ? !bind(fd, ai->ai_addr, ai->ai_addrlen) &&
+				      !listen(fd, 1)
+			    : !connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			break;
+		}
+		err = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		*why = std::string(listen_ ? "cannot listen on " : "cannot connect to ") +
+		       addr + ": " + strerror(err);
+		return -err;
+	}
+	return fd;
+}
+
+/*
+ * send: save the device, stream it to the receiver, half-close, and wait
+ * for its one-line verdict ("OK DIGEST" or "ERR why").
+ */
+int cmd_send(const std::string &spec, const std::string &to, bool as_json)
+{
+	SimVm vm;
+	std::string why;
+	if (make_device(vm, spec, 0, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	int mfd = save_to_memfd(dev, false, &why);
+	if (mfd < 0)
+		return fail(EXIT_FAIL, "send: " + why);
+	__u64 len, digest = fd_digest(mfd, &len);
+	int sock = tcp_socket(to, false, &why);
+	if (sock < 0) {
+		close(mfd);
+		/* An address that does not parse or resolve is the user's. */
+		return fail(sock == -EINVAL ? EXIT_USAGE : EXIT_FAIL,
+			    "send: " + why);
+	}
+	lseek(mfd, 0, SEEK_SET);
+	StreamStats st;
+	int ret;
+	{
+		ProgressBar bar("sending", len);
+		ret = copy_to_eof({nullptr, mfd}, {nullptr, sock}, stream_opt, &st,
+				  bar.fn());
+	}
+	close(mfd);
+	if (ret) {
+		close(sock);
+		return fail(EXIT_FAIL, "send: the connection failed: " +
+					       std::string(strerror(-ret)));
+	}
+	shutdown(sock, SHUT_WR);
+	char reply[256] = {};
+	ssize_t n, got = 0;
+	while (got < ssize_t(sizeof(reply) - 1) &&
+	       (n = read(sock, reply + got, sizeof(reply) - 1 - got)) > 0)
+		got += n;
+	close(sock);
+	std::string r(reply, size_t(got));
+	while (!r.empty() && r.back() == '\n')
+		r.pop_back();
+	if (r.rfind("OK ", 0) != 0)
+		return fail(EXIT_FAIL, "send: the receiver " +
+					       (r.empty() ? std::string("closed the connection without a verdict")
+							  : "said: " + r.substr(r.rfind("ERR ", 0) ? 0 : 4)));
+	bool verified = r.substr(3) == hex64(digest);
+	json j = {{"bdf", vm.bdf()}, {"to", to}, {"bytes", st.bytes},
+		  {"seconds", st.seconds}, {"digest", hex64(digest)},
+		  {"verified", verified}};
+	if (as_json)
+		fmt::print("{}\n", j.dump(2));
+	else
+		fmt::print("sent {} bytes from {} to {} in {:.3f} s; receiver "
+			   "{} (digest {})\n", st.bytes, vm.bdf(), to, st.seconds,
+			   verified ? "verified the state" : "has a DIFFERENT state",
+			   hex64(digest));
+	return verified ? 0 : fail(EXIT_FAIL, "send: the receiver's state differs");
+}
+
+/* recv: accept one sender, load its stream, answer with a verdict. */
+int cmd_recv(const std::string &spec, const std::string &listen_addr,
+	     bool as_json)
+{
+	std::string why;
+	int lsock = tcp_socket(listen_addr, true, &why);
+	if (lsock < 0)
+		return fail(lsock == -EINVAL ? EXIT_USAGE : EXIT_FAIL,
+			    "recv: " + why);
+	SimVm vm;
+	if (make_device(vm, spec, 0, &why)) {
+		close(lsock);
+		return fail(EXIT_USAGE, why);
+	}
+	fmt::print(stderr, "recv: listening on {}\n", listen_addr);
+	int sock = accept4(lsock, nullptr, nullptr, SOCK_CLOEXEC);
+	int err = errno;
+	close(lsock);
+	if (sock < 0)
+		return fail(EXIT_FAIL, "recv: accept: " + std::string(strerror(err)));
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	StreamStats st;
+	int ret;
+	{
+		ProgressBar bar("receiving", 0);
+		ret = load_device(dev, {nullptr, sock}, false, &st, &why, bar.fn(),
+				  stream_opt);
+	}
+	auto answer = [&](const std::string &line) {
+		std::string l = line + "\n";
+		if (write(sock, l.data(), l.size()) < 0) {
+			/* The sender is gone; the verdict is ours alone. */
+		}
+		close(sock);
+	};
+	if (ret) {
+		answer("ERR " + why);
+		return fail(EXIT_FAIL, "recv: " + why);
+	}
+	int mfd = save_to_memfd(dev, true, &why);
+	if (mfd < 0) {
+		answer("ERR cannot re-save: " + why);
+		return fail(EXIT_FAIL, "recv: re-saving for the digest: " + why);
+	}
+	__u64 len, digest = fd_digest(mfd, &len);
+	close(mfd);
+	if ((ret = dev.set_state(VFIO_DEVICE_STATE_RUNNING))) {
+		answer("ERR cannot run");
+		return fail(EXIT_FAIL, "recv: the device cannot run: " +
+					       std::string(strerror(-ret)));
+	}
+	answer("OK " + hex64(digest));
+	json j = {{"bdf", vm.bdf()}, {"bytes", st.bytes}, {"seconds", st.seconds},
+		  {"digest", hex64(digest)}, {"state", "running"}};
+	if (as_json)
+		fmt::print("{}\n", j.dump(2));
+	else
+		fmt::print("received {} bytes into {} in {:.3f} s, running (digest "
+			   "{})\n", st.bytes, vm.bdf(), st.seconds, hex64(digest));
+	return 0;
+}
+
 struct MigrateArgs {
 	std::string src, dst;
 	bool no_precopy = false;
@@ -683,6 +882,21 @@ int main(int argc, char **argv)
 		->required();
 	load->add_flag("--json", as_json, "JSON report");
 
+	std::string addr;
+	auto *send = app.add_subcommand("send", "save a device and send its state "
+					"over TCP to vfio-mig-ctl recv");
+	send->add_option("spec", spec, "device spec")->required();
+	send->add_option("--to", addr, "[HOST:]PORT of the receiver (host "
+			 "default 127.0.0.1)")->required();
+	send->add_flag("--json", as_json, "JSON report");
+
+	auto *recv = app.add_subcommand("recv", "receive a device's state over "
+					"TCP, load it and run it");
+	recv->add_option("spec", spec, "device spec")->required();
+	recv->add_option("--listen", addr, "[HOST:]PORT to accept one sender on")
+		->required();
+	recv->add_flag("--json", as_json, "JSON report");
+
 	MigrateArgs m;
 	auto *mig = app.add_subcommand("migrate", "live-migrate one device to "
 				       "another in this process, with a report");
@@ -722,6 +936,8 @@ int main(int argc, char **argv)
 	}
 
 	stream_opt.uring = engine == "uring";
+	/* A peer that goes away is an error to report, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	uvfio_set_log_fn(lib_log, nullptr);
 	uvfio_set_log_level(verbose ? UVFIO_LOG_DEBUG : UVFIO_LOG_ERR);
 
@@ -737,6 +953,10 @@ int main(int argc, char **argv)
 		return cmd_save(spec, file, stop, as_json);
 	if (*load)
 		return cmd_load(spec, file, as_json);
+	if (*send)
+		return cmd_send(spec, addr, as_json);
+	if (*recv)
+		return cmd_recv(spec, addr, as_json);
 	m.as_json = as_json;
 	return cmd_migrate(m);
 }
