@@ -37,7 +37,7 @@ S=simnic,bdf=00:02.0,mem=4M,seed=7
 D=simnic,bdf=00:03.0,mem=4M
 
 expect 0 "--help" -- "$ctl" --help
-for sub in drivers info state fsm save load send recv migrate; do
+for sub in drivers info state fsm save load send recv dirty migrate; do
 	expect 0 "$sub --help" -- "$ctl" "$sub" --help
 done
 expect 2 "no subcommand" -- "$ctl"
@@ -124,6 +124,16 @@ else
 fi
 expect 1 "nobody listening" -- "$ctl" send "$S" --to "127.0.0.1:$((port + 1))"
 expect 2 "bad address" -- "$ctl" send "$S" --to "localhost:http"
+
+# dirty: both trackers see the workload's writes, and clear on read.
+for how in dma-logging iommu; do
+	flag=; [ $how = iommu ] && flag=--iommu
+	expect 0 "dirty by $how" -- "$ctl" dirty "$S" --ms 50 $flag --json
+	grep -q "\"tracking\": \"$how\"" "$tmp/out" &&
+	grep -q '"after_clear": 0' "$tmp/out" && ! grep -q '"dirty_pages": 0,' "$tmp/out" ||
+		{ echo "FAIL: dirty $how"; cat "$tmp/out"; fails=$((fails + 1)); }
+done
+expect 1 "dirty on a device without DMA" -- "$ctl" dirty testdev,bdf=00:05.0
 
 # Live migration with the workload.
 for drv in simnic simmin; do

@@ -104,68 +104,24 @@ copy_page(void *dst, const void *src, size_t len)
 	std::memcpy(dst, src, len);
 }
 
-constexpr __u64 PAGE = 4096;
+constexpr __u64 PAGE = DirtyTracker::PAGE;
 
-/* Guest-memory dirty tracking, by the device or by the IOMMU. */
+/* Guest memory copies along a dirty tracker. */
 class GuestTracker
 {
 public:
 	GuestTracker(Device &src, const GuestMemory &s, const GuestMemory &d)
-		: src_(src), s_(s), d_(d),
-		  bitmap_((s.size / PAGE + 63) / 64)
+		: t_(src, s), s_(s), d_(d)
 	{
 	}
 
-	/* Start: DMA logging if offered, else the IOMMU, else none. */
 	int start(bool dma_logging, std::string *mode)
 	{
-		if (dma_logging) {
-			struct vfio_device_feature_dma_logging_range r = {s_.iova,
-									   s_.size};
-			Feature<struct vfio_device_feature_dma_logging_control> f(
-				VFIO_DEVICE_FEATURE_SET |
-				VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
-			f.data()->page_size = PAGE;
-			f.data()->num_ranges = 1;
-			f.data()->ranges = reinterpret_cast<uintptr_t>(&r);
-			int ret = src_.transport().ioctl(src_.fd(),
-							 VFIO_DEVICE_FEATURE,
-							 f.hdr());
-			if (ret)
-				return ret;
-			mode_ = DMA_LOG;
-		} else if (s_.container >= 0) {
-			struct vfio_iommu_type1_dirty_bitmap db = {};
-			db.argsz = sizeof(db);
-			db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
-			int ret = src_.transport().ioctl(
-				s_.container, VFIO_IOMMU_DIRTY_PAGES, &db);
-			if (ret)
-				return ret;
-			mode_ = IOMMU;
-		}
-		*mode = mode_ == DMA_LOG ? "dma-logging" :
-			mode_ == IOMMU ? "iommu" : "none";
-		return 0;
+		int ret = t_.start(dma_logging);
+		*mode = t_.mode();
+		return ret;
 	}
-
-	void stop()
-	{
-		if (mode_ == DMA_LOG) {
-			struct vfio_device_feature f = {};
-			f.argsz = sizeof(f);
-			f.flags = VFIO_DEVICE_FEATURE_SET |
-				  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
-			src_.transport().ioctl(src_.fd(), VFIO_DEVICE_FEATURE, &f);
-		} else if (mode_ == IOMMU) {
-			struct vfio_iommu_type1_dirty_bitmap db = {};
-			db.argsz = sizeof(db);
-			db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
-			src_.transport().ioctl(s_.container,
-					       VFIO_IOMMU_DIRTY_PAGES, &db);
-		}
-		mode_ = NONE;
-	}
+	void stop() { t_.stop(); }
 
 	/* Copy all of guest memory (the first pass). */
 	__u64 copy_all()
@@ -184,10 +140,9 @@ public:
 	 */
 	long long copy_dirty()
 	{
-		if (mode_ == NONE)
+		if (!std::strcmp(t_.mode(), "none"))
 			return (long long)copy_all();
-		std::fill(bitmap_.begin(), bitmap_.end(), 0);
-		int ret = mode_ == DMA_LOG ? report_device() : report_iommu();
+		int ret = t_.report(&bitmap_);
 		if (ret)
 			return ret;
 		long long n = 0;
@@ -203,38 +158,7 @@ public:
 	}
 
 private:
-	int report_device()
-	{
-		Feature<struct vfio_device_feature_dma_logging_report> f(
-			VFIO_DEVICE_FEATURE_GET |
-			VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
-		f.data()->iova = s_.iova;
-		f.data()->length = s_.size;
-		f.data()->page_size = PAGE;
-		f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap_.data());
-		return src_.transport().ioctl(src_.fd(), VFIO_DEVICE_FEATURE,
-					      f.hdr());
-	}
-	int report_iommu()
-	{
-		alignas(8) unsigned char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) +
-					     sizeof(struct vfio_iommu_type1_dirty_bitmap_get)] = {};
-		auto *db = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap *>(buf);
-		auto *g = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap_get *>(
-			buf + sizeof(*db));
-		db->argsz = sizeof(buf);
-		db->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
-		g->iova = s_.iova;
-		g->size = s_.size;
-		g->bitmap.pgsize = PAGE;
-		g->bitmap.size = bitmap_.size() * 8;
-		g->bitmap.data = reinterpret_cast<__u64 *>(bitmap_.data());
-		return src_.transport().ioctl(s_.container,
-					      VFIO_IOMMU_DIRTY_PAGES, buf);
-	}
-
-	enum { NONE, DMA_LOG, IOMMU } mode_ = NONE;
-	Device &src_;
+	DirtyTracker t_;
 	GuestMemory s_, d_;
 	std::vector<__u64> bitmap_;
 };
@@ -349,6 +273,97 @@ int Device::precopy_info(int data_fd, __u64 *initial, __u64 *dirty)
 int Device::reset()
 {
 	return t_.ioctl(fd_, VFIO_DEVICE_RESET, nullptr);
+}
+
+/* -------- DirtyTracker -------- */
+
+int DirtyTracker::start(bool prefer_device)
+{
+	DeviceCaps caps;
+	int ret = dev_.probe(&caps);
+	if (ret)
+		return ret;
+	stop();
+	if (prefer_device && caps.dma_logging) {
+		struct vfio_device_feature_dma_logging_range r = {mem_.iova,
+								   mem_.size};
+		Feature<struct vfio_device_feature_dma_logging_control> f(
+			VFIO_DEVICE_FEATURE_SET |
+			VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
+		f.data()->page_size = PAGE;
+		f.data()->num_ranges = 1;
+		f.data()->ranges = reinterpret_cast<uintptr_t>(&r);
+		ret = dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE,
+					     f.hdr());
+		if (!ret)
+			mode_ = DMA_LOG;
+		return ret;
+	}
+	if (mem_.container < 0)
+		return 0;	/* nothing to track with */
+	struct vfio_iommu_type1_dirty_bitmap db = {};
+	db.argsz = sizeof(db);
+	db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
+	ret = dev_.transport().ioctl(mem_.container, VFIO_IOMMU_DIRTY_PAGES,
+				     &db);
+	if (!ret)
+		mode_ = IOMMU;
+	return ret;
+}
+
+int DirtyTracker::report(std::vector<__u64> *bitmap)
+{
+	bitmap->assign((mem_.size / PAGE + 63) / 64, 0);
+	if (mode_ == DMA_LOG) {
+		Feature<struct vfio_device_feature_dma_logging_report> f(
+			VFIO_DEVICE_FEATURE_GET |
+			VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
+		f.data()->iova = mem_.iova;
+		f.data()->length = mem_.size;
+		f.data()->page_size = PAGE;
+		f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap->data());
+		return dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE,
+					      f.hdr());
+	}
+	if (mode_ == IOMMU) {
+		alignas(8) unsigned char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) +
+					     sizeof(struct vfio_iommu_type1_dirty_bitmap_get)] = {};
+		auto *db = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap *>(buf);
+		auto *g = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap_get *>(
+			buf + sizeof(*db));
+		db->argsz = sizeof(buf);
+		db->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+		g->iova = mem_.iova;
+		g->size = mem_.size;
+		g->bitmap.pgsize = PAGE;
+		g->bitmap.size = bitmap->size() * 8;
+		g->bitmap.data = reinterpret_cast<__u64 *>(bitmap->data());
+		return dev_.transport().ioctl(mem_.container,
+					      VFIO_IOMMU_DIRTY_PAGES, buf);
+	}
+	return -EINVAL;
+}
+
+void DirtyTracker::stop()
+{
+	if (mode_ == DMA_LOG) {
+		struct vfio_device_feature f = {};
+		f.argsz = sizeof(f);
+		f.flags = VFIO_DEVICE_FEATURE_SET |
+			  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
+		dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE, &f);
+	} else if (mode_ == IOMMU) {
+		struct vfio_iommu_type1_dirty_bitmap db = {};
+		db.argsz = sizeof(db);
+		db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
+		dev_.transport().ioctl(mem_.container, VFIO_IOMMU_DIRTY_PAGES, &db);
+	}
+	mode_ = NONE;
+}
+
+const char *DirtyTracker::mode() const
+{
+	return mode_ == DMA_LOG ? "dma-logging" : mode_ == IOMMU ? "iommu" : "none";
 }
 
 /* -------- the plain engine -------- */
@@ -525,7 +540,7 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 
 	GuestTracker guest(src, src_mem, dst_mem);
 	if (src_mem.size &&
-	    (ret = guest.start(sc.dma_logging, &r->dirty_tracking))) {
+	    (ret = guest.start(true, &r->dirty_tracking))) {
 		say(why, "cannot start dirty tracking: " + errstr(ret));
 		return ret;
 	}
@@ -619,6 +634,15 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 		if (n < 0)
 			return fail(int(n), "dirty tracking failed");
 		r->final_guest_pages = __u64(n);
+		for (auto [off, len] : opt.cpu_written) {
+			if (off >= src_mem.size)
+				continue;
+			len = std::min(len, src_mem.size - off);
+			copy_page(static_cast<char *>(dst_mem.host) + off,
+				  static_cast<const char *>(src_mem.host) + off,
+				  len);
+			r->final_guest_pages += (len + PAGE - 1) / PAGE;
+		}
 	}
 	StreamStats s;
 	ret = copy_to_eof({&src.transport(), sfd}, to_dst, opt.stream, &s);

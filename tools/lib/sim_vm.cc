@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <uvfio/sim/simdev_regs.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/uvfio.h>
 
@@ -141,6 +142,7 @@ int SimVm::start_workload(__u64 seed, unsigned rate, std::string *why)
 	c.rate = rate;
 	c.max_len = static_cast<uint32_t>(std::min<__u64>(
 		{64 << 10, bar2.size, guest_size_ / 2}));
+	ring_entries_ = c.ring_entries;
 	workload_ = std::make_unique<sim_workload>();
 	int ret = workload_->start(c);
 	if (ret) {
@@ -155,6 +157,22 @@ void SimVm::stop_workload()
 {
 	if (workload_)
 		workload_->stop();
+}
+
+int SimVm::drain_workload(unsigned timeout_ms)
+{
+	if (!workload_)
+		return 0;
+	workload_->stop();
+	return workload_->wait_done(timeout_ms);
+}
+
+std::vector<std::pair<__u64, __u64>> SimVm::cpu_written() const
+{
+	if (!workload_)
+		return {};
+	/* The ring (the only memory the generator writes) from offset 0. */
+	return {{0, __u64(ring_entries_) * sizeof(struct simdev_desc)}};
 }
 
 __u64 SimVm::workload_completed() const

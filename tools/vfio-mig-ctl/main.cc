@@ -742,6 +742,86 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 	return 0;
 }
 
+/*
+ * dirty: start dirty tracking of a device's guest memory, let the
+ * workload run, report (read and clear) and stop, with a summary: pages,
+ * their share of guest memory, and the ranges they form.
+ */
+int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
+	      unsigned rate, size_t guest, bool as_json)
+{
+	SimVm vm;
+	std::string why;
+	if (make_device(vm, spec, guest, &why))
+		return fail(EXIT_USAGE, why);
+	auto t = make_sim_transport();
+	Device dev(*t, vm.fd());
+	DirtyTracker tr(dev, vm.guest());
+	int ret = tr.start(!iommu);
+	if (ret)
+		return fail(EXIT_FAIL, "dirty: cannot start tracking: " +
+					       std::string(strerror(-ret)));
+	if (vm.start_workload(seed, rate, &why))
+		return fail(EXIT_FAIL, "dirty: workload: " + why);
+	usleep(ms * 1000);
+	/* What was posted is done: nothing writes after the report. */
+	if ((ret = vm.drain_workload(10000)))
+		return fail(EXIT_FAIL, "dirty: the workload did not finish: " +
+					       std::string(strerror(-ret)));
+	std::vector<__u64> bm;
+	ret = tr.report(&bm);
+	if (ret)
+		return fail(EXIT_FAIL, "dirty: report: " + std::string(strerror(-ret)));
+	/* A second report right away: read-and-clear leaves nothing. */
+	std::vector<__u64> again;
+	tr.report(&again);
+	__u64 left = 0;
+	for (__u64 w : again)
+		left += __u64(__builtin_popcountll(w));
+	std::string mode = tr.mode();
+	tr.stop();
+
+	__u64 pages = 0, npages = guest / DirtyTracker::PAGE;
+	json ranges = json::array();
+	std::string text;
+	for (__u64 p = 0; p < npages;) {
+		if (!(bm[p / 64] >> (p % 64) & 1)) {
+			p++;
+			continue;
+		}
+		__u64 q = p;
+		while (q < npages && (bm[q / 64] >> (q % 64) & 1))
+			q++;
+		pages += q - p;
+		__u64 iova = SimVm::GUEST_IOVA + p * DirtyTracker::PAGE;
+		ranges.push_back({{"iova", iova},
+				  {"bytes", (q - p) * DirtyTracker::PAGE}});
+		if (ranges.size() <= 8)
+			text += fmt::format("  {:#x} + {} pages\n", iova, q - p);
+		p = q;
+	}
+	json j = {{"bdf", vm.bdf()}, {"tracking", mode},
+		  {"workload_ms", ms},
+		  {"workload_descriptors", vm.workload_completed()},
+		  {"guest_pages", npages}, {"dirty_pages", pages},
+		  {"dirty_ranges", ranges.size()}, {"after_clear", left},
+		  {"ranges", ranges}};
+	if (as_json) {
+		fmt::print("{}\n", j.dump(2));
+	} else {
+		fmt::print("{}: {} dirty pages of {} ({:.1f}%) in {} ranges after "
+			   "{} ms of workload ({} descriptors), by {}\n{}", vm.bdf(),
+			   pages, npages, 100.0 * pages / std::max<__u64>(npages, 1),
+			   ranges.size(), ms, vm.workload_completed(),
+			   j["tracking"].get<std::string>(), text);
+		if (ranges.size() > 8)
+			fmt::print("  ... {} more ranges\n", ranges.size() - 8);
+		fmt::print("read and cleared: a second report has {} pages\n", left);
+	}
+	return left ? fail(EXIT_FAIL, "dirty: pages left after read-and-clear")
+		    : 0;
+}
+
 struct MigrateArgs {
 	std::string src, dst;
 	bool no_precopy = false;
@@ -774,6 +854,7 @@ int cmd_migrate(const MigrateArgs &a)
 	opt.max_passes = a.max_passes;
 	opt.downtime_budget_ms = a.budget_ms;
 	opt.stream = stream_opt;
+	opt.cpu_written = src.cpu_written();
 	MigrateReport r;
 	__u64 estimate = 0;
 	s.data_size(&estimate);
@@ -897,6 +978,26 @@ int main(int argc, char **argv)
 		->required();
 	recv->add_flag("--json", as_json, "JSON report");
 
+	unsigned dirty_ms = 100, dirty_rate = 20000;
+	__u64 dirty_seed = 1;
+	size_t dirty_guest = 16 << 20;
+	bool dirty_iommu = false;
+	auto *dirty = app.add_subcommand("dirty", "track the guest pages a busy "
+					 "device writes: start, report, stop");
+	dirty->add_option("spec", spec, "device spec (the simulated DMA "
+			  "function)")->required();
+	dirty->add_option("--ms", dirty_ms, "workload time between start and "
+			  "report")->capture_default_str();
+	dirty->add_flag("--iommu", dirty_iommu, "the IOMMU's dirty pages even if "
+			"the device does DMA logging");
+	dirty->add_option("--seed", dirty_seed, "workload seed")
+		->capture_default_str();
+	dirty->add_option("--rate", dirty_rate, "workload descriptors per second")
+		->capture_default_str();
+	dirty->add_option("--guest-mem", dirty_guest, "guest memory (K/M/G)")
+		->transform(CLI::AsSizeValue(false))->capture_default_str();
+	dirty->add_flag("--json", as_json, "JSON output");
+
 	MigrateArgs m;
 	auto *mig = app.add_subcommand("migrate", "live-migrate one device to "
 				       "another in this process, with a report");
@@ -955,6 +1056,9 @@ int main(int argc, char **argv)
 		return cmd_load(spec, file, as_json);
 	if (*send)
 		return cmd_send(spec, addr, as_json);
+	if (*dirty)
+		return cmd_dirty(spec, dirty_ms, dirty_iommu, dirty_seed,
+				 dirty_rate, dirty_guest, as_json);
 	if (*recv)
 		return cmd_recv(spec, addr, as_json);
 	m.as_json = as_json;

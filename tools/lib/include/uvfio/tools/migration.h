@@ -143,12 +143,48 @@ struct GuestMemory {
 	int container = -1;	/* for the IOMMU's dirty tracking */
 };
 
+/*
+ * Dirty tracking of guest memory for a device: its DMA logging, or the
+ * IOMMU container's dirty pages. A bitmap has a bit per 4 KiB page of the
+ * guest memory from its IOVA.
+ */
+class DirtyTracker
+{
+public:
+	static constexpr __u64 PAGE = 4096;
+
+	DirtyTracker(Device &dev, const GuestMemory &mem) : dev_(dev), mem_(mem)
+	{
+	}
+	~DirtyTracker() { stop(); }
+
+	/* Start: DMA logging if prefer_device and the device has it, else
+	 * the IOMMU. 0 or -errno. */
+	int start(bool prefer_device);
+	/* Read and clear into bitmap (resized to fit). 0 or -errno. */
+	int report(std::vector<__u64> *bitmap);
+	void stop();
+	/* "dma-logging", "iommu" or "none". */
+	const char *mode() const;
+
+private:
+	enum { NONE, DMA_LOG, IOMMU } mode_ = NONE;
+	Device &dev_;
+	GuestMemory mem_;
+};
+
 struct MigrateOptions {
 	bool precopy = true;		/* when the source offers it */
 	unsigned max_passes = 10;	/* pre-copy passes at most */
 	double downtime_budget_ms = 10;	/* switch over when it fits */
 	unsigned min_pass_ms = 5;	/* let the device dirty between passes */
 	StreamOptions stream;		/* for the stop-copy stream */
+	/*
+	 * Guest memory the CPU writes, as (offset, length) from its start:
+	 * what a VMM learns from the CPU's dirty log (KVM's), which no device
+	 * or IOMMU tracker sees. Copied again once the source has stopped.
+	 */
+	std::vector<std::pair<__u64, __u64>> cpu_written;
 };
 
 struct PassReport {

@@ -10,6 +10,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <uvfio/sim/workload.h>
 #include <uvfio/tools/migration.h>
@@ -44,7 +46,13 @@ public:
 	 */
 	int start_workload(__u64 seed, unsigned rate, std::string *why);
 	void stop_workload();
+	/* Stop posting and wait (at most timeout_ms) until the device has
+	 * done what was posted. 0 or -errno. */
+	int drain_workload(unsigned timeout_ms);
 	__u64 workload_completed() const;
+	/* The guest memory the workload (the vCPU) writes: its ring, as
+	 * (offset, length); empty without a workload. */
+	std::vector<std::pair<__u64, __u64>> cpu_written() const;
 
 private:
 	std::string bdf_;
@@ -53,6 +61,7 @@ private:
 	void *guest_ = nullptr;
 	size_t guest_size_ = 0;
 	std::unique_ptr<sim_workload> workload_;
+	__u32 ring_entries_ = 0;
 };
 
 /* The BDF a spec names (its bdf= key) in canonical form, or "" if none. */
