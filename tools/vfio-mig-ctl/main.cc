@@ -160,6 +160,47 @@ int save_to_memfd(Device &dev, bool leave_stopped, std::string *why,
 	return mfd;
 }
 
+/* A command's device: created from its spec, with a transport to it. */
+struct CmdDevice {
+	SimVm vm;
+	std::unique_ptr<Transport> t = make_sim_transport();
+	std::unique_ptr<Device> dev;
+
+	/* 0, or the exit code after saying why (a bad spec is usage). */
+	int open(const std::string &spec, size_t guest = 0)
+	{
+		std::string why;
+		if (make_device(vm, spec, guest, &why))
+			return fail(EXIT_USAGE, why);
+		dev = std::make_unique<Device>(*t, vm.fd());
+		return 0;
+	}
+};
+
+/*
+ * Load a stream into a device, save it again for the digest of what it
+ * now holds, and run it: 0 or -errno with *why.
+ */
+int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
+		    std::string *why, const Progress &progress = {})
+{
+	int ret = load_device(*d.dev, {nullptr, in_fd}, false, st, why,
+			      progress, stream_opt);
+	if (ret)
+		return ret;
+	int mfd = save_to_memfd(*d.dev, true, why);
+	if (mfd < 0) {
+		*why = "re-saving for the digest: " + *why;
+		return mfd;
+	}
+	__u64 len;
+	*digest = fd_digest(mfd, &len);
+	close(mfd);
+	if ((ret = d.dev->set_state(VFIO_DEVICE_STATE_RUNNING)))
+		*why = "the device cannot run: " + std::string(strerror(-ret));
+	return ret;
+}
+
 std::string flags_text(__u64 f)
 {
 	std::string s;
@@ -192,12 +233,13 @@ int cmd_drivers(bool as_json)
 
 int cmd_info(const std::string &spec, bool as_json)
 {
-	SimVm vm;
+	CmdDevice d;
+	if (int rc = d.open(spec))
+		return rc;
+	SimVm &vm = d.vm;
+	Transport *t = d.t.get();
+	Device &dev = *d.dev;
 	std::string why;
-	if (make_device(vm, spec, 0, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
 
 	struct vfio_device_info info = {};
 	info.argsz = sizeof(info);
@@ -260,15 +302,15 @@ int cmd_info(const std::string &spec, bool as_json)
 int cmd_state(const std::string &spec, const std::string &target,
 	      bool as_json)
 {
-	SimVm vm;
-	std::string why;
 	__u32 want = 0;
 	if (!target.empty() && parse_state(target, &want))
 		return fail(EXIT_USAGE, "unknown state \"" + target + "\"");
-	if (make_device(vm, spec, 0, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
+	CmdDevice d;
+	if (int rc = d.open(spec))
+		return rc;
+	SimVm &vm = d.vm;
+	Transport *t = d.t.get();
+	Device &dev = *d.dev;
 	DeviceCaps caps;
 	__u32 from;
 	int ret;
@@ -329,12 +371,13 @@ int cmd_state(const std::string &spec, const std::string &target,
  */
 int cmd_fsm(const std::string &spec, bool as_json)
 {
-	SimVm vm;
+	CmdDevice d;
+	if (int rc = d.open(spec))
+		return rc;
+	SimVm &vm = d.vm;
+	Transport *t = d.t.get();
+	Device &dev = *d.dev;
 	std::string why;
-	if (make_device(vm, spec, 0, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
 	DeviceCaps caps;
 	int ret = dev.probe(&caps);
 	if (ret || !caps.migration)
@@ -349,7 +392,7 @@ int cmd_fsm(const std::string &spec, bool as_json)
 		if (!r && fd >= 0) {
 			if (s == VFIO_DEVICE_STATE_RESUMING) {
 				lseek(snap, 0, SEEK_SET);
-				r = plain_copy({nullptr, snap}, {t.get(), fd}, false,
+				r = plain_copy({nullptr, snap}, {t, fd}, false,
 					       nullptr);
 			}
 			t->close(fd);
@@ -424,12 +467,12 @@ int cmd_fsm(const std::string &spec, bool as_json)
 int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	     bool as_json)
 {
-	SimVm vm;
+	CmdDevice d;
+	if (int rc = d.open(spec))
+		return rc;
+	SimVm &vm = d.vm;
+	Device &dev = *d.dev;
 	std::string why;
-	if (make_device(vm, spec, 0, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
 	__u64 estimate = 0;
 	dev.data_size(&estimate);
 
@@ -507,35 +550,25 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 		total = end > 0 ? __u64(end) : 0;
 		lseek(ifd, 0, SEEK_SET);
 	}
-	SimVm vm;
-	std::string why;
-	if (make_device(vm, spec, 0, &why)) {
+	CmdDevice d;
+	if (int rc = d.open(spec)) {
 		if (ifd != STDIN_FILENO)
 			close(ifd);
-		return fail(EXIT_USAGE, why);
+		return rc;
 	}
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
+	SimVm &vm = d.vm;
 	StreamStats st;
+	std::string why;
+	__u64 digest = 0;
 	int ret;
 	{
 		ProgressBar bar("loading", total);
-		ret = load_device(dev, {nullptr, ifd}, false, &st, &why, bar.fn(),
-				  stream_opt);
+		ret = load_digest_run(d, ifd, &st, &digest, &why, bar.fn());
 	}
 	if (ifd != STDIN_FILENO)
 		close(ifd);
 	if (ret)
 		return fail(EXIT_FAIL, "load: " + why);
-	/* The state as loaded, saved again: equal to the source's digest. */
-	int mfd = save_to_memfd(dev, true, &why);
-	if (mfd < 0)
-		return fail(EXIT_FAIL, "load: re-saving for the digest: " + why);
-	__u64 len, digest = fd_digest(mfd, &len);
-	close(mfd);
-	if ((ret = dev.set_state(VFIO_DEVICE_STATE_RUNNING)))
-		return fail(EXIT_FAIL, "load: the device cannot run: " +
-					       std::string(strerror(-ret)));
 	json j = {{"bdf", vm.bdf()}, {"bytes", st.bytes},
 		  {"seconds", st.seconds}, {"digest", hex64(digest)},
 		  {"state", "running"}};
@@ -620,12 +653,12 @@ int tcp_socket(const std::string &addr, bool listen_, std::string *why)
  */
 int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 {
-	SimVm vm;
+	CmdDevice d;
+	if (int rc = d.open(spec))
+		return rc;
+	SimVm &vm = d.vm;
+	Device &dev = *d.dev;
 	std::string why;
-	if (make_device(vm, spec, 0, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
 	int mfd = save_to_memfd(dev, false, &why);
 	if (mfd < 0)
 		return fail(EXIT_FAIL, "send: " + why);
@@ -688,25 +721,24 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 	if (lsock < 0)
 		return fail(lsock == -EINVAL ? EXIT_USAGE : EXIT_FAIL,
 			    "recv: " + why);
-	SimVm vm;
-	if (make_device(vm, spec, 0, &why)) {
+	CmdDevice d;
+	if (int rc = d.open(spec)) {
 		close(lsock);
-		return fail(EXIT_USAGE, why);
+		return rc;
 	}
+	SimVm &vm = d.vm;
 	fmt::print(stderr, "recv: listening on {}\n", listen_addr);
 	int sock = accept4(lsock, nullptr, nullptr, SOCK_CLOEXEC);
 	int err = errno;
 	close(lsock);
 	if (sock < 0)
 		return fail(EXIT_FAIL, "recv: accept: " + std::string(strerror(err)));
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
 	StreamStats st;
+	__u64 digest = 0;
 	int ret;
 	{
 		ProgressBar bar("receiving", 0);
-		ret = load_device(dev, {nullptr, sock}, false, &st, &why, bar.fn(),
-				  stream_opt);
+		ret = load_digest_run(d, sock, &st, &digest, &why, bar.fn());
 	}
 	auto answer = [&](const std::string &line) {
 		std::string l = line + "\n";
@@ -718,18 +750,6 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 	if (ret) {
 		answer("ERR " + why);
 		return fail(EXIT_FAIL, "recv: " + why);
-	}
-	int mfd = save_to_memfd(dev, true, &why);
-	if (mfd < 0) {
-		answer("ERR cannot re-save: " + why);
-		return fail(EXIT_FAIL, "recv: re-saving for the digest: " + why);
-	}
-	__u64 len, digest = fd_digest(mfd, &len);
-	close(mfd);
-	if ((ret = dev.set_state(VFIO_DEVICE_STATE_RUNNING))) {
-		answer("ERR cannot run");
-		return fail(EXIT_FAIL, "recv: the device cannot run: " +
-					       std::string(strerror(-ret)));
 	}
 	answer("OK " + hex64(digest));
 	json j = {{"bdf", vm.bdf()}, {"bytes", st.bytes}, {"seconds", st.seconds},
@@ -750,13 +770,12 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
 	      unsigned rate, size_t guest, bool as_json)
 {
-	SimVm vm;
+	CmdDevice d;
+	if (int rc = d.open(spec, guest))
+		return rc;
+	SimVm &vm = d.vm;
 	std::string why;
-	if (make_device(vm, spec, guest, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device dev(*t, vm.fd());
-	DirtyTracker tr(dev, vm.guest());
+	DirtyTracker tr(*d.dev, vm.guest());
 	int ret = tr.start(!iommu);
 	if (ret)
 		return fail(EXIT_FAIL, "dirty: cannot start tracking: " +
