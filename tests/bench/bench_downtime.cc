@@ -27,7 +27,8 @@
 #include <fmt/core.h>
 
 #include <uvfio/sim/simdev_regs.h>
-#include <uvfio/sim/workload.h>
+#include <uvfio/tools/migration.h>
+#include <uvfio/tools/sim_vm.h>
 #include <uvfio/uapi/vfio.h>
 #include <uvfio/uvfio.h>
 
@@ -36,8 +37,6 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 constexpr off_t BAR0 = 0;
 constexpr off_t BAR2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
-constexpr off_t CONFIG = off_t(VFIO_PCI_CONFIG_REGION_INDEX) << 40;
-constexpr __u64 GUEST_IOVA = 1ULL << 32;
 
 double ms_between(clock_type::time_point a, clock_type::time_point b)
 {
@@ -50,136 +49,30 @@ double median(std::vector<double> v)
 	return v[v.size() / 2];
 }
 
-int set_state(int fd, unsigned state, int *data_fd = nullptr)
-{
-	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
-				     sizeof(struct vfio_device_feature_mig_state)] = {};
-	auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
-	auto *m = reinterpret_cast<struct vfio_device_feature_mig_state *>(
-		buf + sizeof(*f));
-	f->argsz = sizeof(buf);
-	f->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	m->device_state = state;
-	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f))
-		return -errno;
-	if (data_fd)
-		*data_fd = m->data_fd;
-	return 0;
-}
-
-/* A simnic in its own container, with guest memory mapped. */
-struct Device {
-	std::string bdf;
-	int container = -1, group = -1, fd = -1;
-	void *guest = nullptr;
-	size_t guest_size = 0;
-
-	int open(const std::string &b, size_t mem, size_t gsize, bool seed)
-	{
-		bdf = b;
-		std::string spec = "simnic,bdf=" + bdf + ",mem=" +
-				   std::to_string(mem) + (seed ? ",seed=1" : "");
-		if (uvfio_sim_add(spec.c_str()))
-			return -errno;
-		container = uvfio_open("/dev/vfio/vfio");
-		group = uvfio_open(("/dev/vfio/" +
-				    std::to_string(uvfio_sim_iommu_group(b.c_str())))
-					   .c_str());
-		if (container < 0 || group < 0 ||
-		    uvfio_ioctl(group, VFIO_GROUP_SET_CONTAINER, &container) ||
-		    uvfio_ioctl(container, VFIO_SET_IOMMU,
-				reinterpret_cast<void *>(VFIO_TYPE1v2_IOMMU)))
-			return -errno;
-		fd = uvfio_ioctl(group, VFIO_GROUP_GET_DEVICE_FD,
-				 const_cast<char *>(bdf.c_str()));
-		if (fd < 0)
-			return -errno;
-		guest_size = gsize;
-		guest = mmap(nullptr, gsize, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (guest == MAP_FAILED) {
-			guest = nullptr;
-			return -errno;
-		}
-		struct vfio_iommu_type1_dma_map map = {};
-		map.argsz = sizeof(map);
-		map.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
-		map.vaddr = reinterpret_cast<__u64>(guest);
-		map.iova = GUEST_IOVA;
-		map.size = gsize;
-		if (uvfio_ioctl(container, VFIO_IOMMU_MAP_DMA, &map))
-			return -errno;
-		/* Bus mastering on, as the guest driver would. */
-		__u16 cmd = 0;
-		uvfio_pread(fd, &cmd, 2, CONFIG + 4);
-		cmd |= 0x4;
-		uvfio_pwrite(fd, &cmd, 2, CONFIG + 4);
-		return 0;
-	}
-	~Device()
-	{
-		if (fd >= 0)
-			uvfio_close(fd);
-		if (group >= 0)
-			uvfio_close(group);
-		if (container >= 0)
-			uvfio_close(container);
-		if (guest)
-			munmap(guest, guest_size);
-		if (!bdf.empty())
-			uvfio_sim_remove(bdf.c_str());
-	}
-};
-
-struct precopy_info_t {
-	__u64 initial, dirty;
-};
-
-int precopy_info(int fd, precopy_info_t *out)
-{
-	struct vfio_precopy_info info = {};
-	info.argsz = sizeof(info);
-	if (uvfio_ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info))
-		return -errno;
-	out->initial = info.initial_bytes;
-	out->dirty = info.dirty_bytes;
-	return 0;
-}
+using namespace uvfio::tools;
 
 /* Move from a saving fd to a resuming fd until "nothing now" or EOF. */
-long long forward(int src, int dst, std::vector<char> &buf)
+long long forward(Transport &t, int src, int dst)
 {
-	long long total = 0;
-	for (;;) {
-		ssize_t n = uvfio_read(src, buf.data(), buf.size());
-		if (n == 0 || (n < 0 && errno == ENOMSG))
-			return total;
-		if (n < 0)
-			return -errno;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(dst, buf.data() + off, size_t(n - off));
-			if (w < 0)
-				return -errno;
-			off += w;
-		}
-		total += n;
-	}
+	StreamStats st;
+	int ret = plain_copy({&t, src}, {&t, dst}, true, &st);
+	return ret ? ret : (long long)st.bytes;
 }
 
 /* Device memory and registers (but the last-write time and STATUS). */
-bool same_device(Device &a, Device &b, size_t mem)
+bool same_device(SimVm &a, SimVm &b, size_t mem)
 {
 	std::vector<char> x(mem), y(mem);
-	if (uvfio_pread(a.fd, x.data(), mem, BAR2) != ssize_t(mem) ||
-	    uvfio_pread(b.fd, y.data(), mem, BAR2) != ssize_t(mem) || x != y)
+	if (uvfio_pread(a.fd(), x.data(), mem, BAR2) != ssize_t(mem) ||
+	    uvfio_pread(b.fd(), y.data(), mem, BAR2) != ssize_t(mem) || x != y)
 		return false;
 	for (__u32 off = 0; off < SIMDEV_NUM_REGS * 4; off += 4) {
 		if (off == SIMDEV_REG_STATUS || off == SIMDEV_REG_LAST_WRITE_NS_LO ||
 		    off == SIMDEV_REG_LAST_WRITE_NS_HI)
 			continue;
 		__u32 u = 0, v = 1;
-		uvfio_pread(a.fd, &u, 4, BAR0 + off);
-		uvfio_pread(b.fd, &v, 4, BAR0 + off);
+		uvfio_pread(a.fd(), &u, 4, BAR0 + off);
+		uvfio_pread(b.fd(), &v, 4, BAR0 + off);
 		if (u != v)
 			return false;
 	}
@@ -196,49 +89,32 @@ struct Result {
 int run_once(size_t mem, double dirty_pct, int passes, unsigned run,
 	     Result *r)
 {
-	char a[32], b[32];
-	std::snprintf(a, sizeof(a), "0000:0c:%02x.0", run);
-	std::snprintf(b, sizeof(b), "0000:0c:%02x.1", run);
-	Device src, dst;
+	char a[64], b[64];
+	std::snprintf(a, sizeof(a), "simnic,bdf=0000:0c:%02x.0,mem=%zu,seed=1",
+		      run, mem);
+	std::snprintf(b, sizeof(b), "simnic,bdf=0000:0c:%02x.1,mem=%zu", run, mem);
+	SimVm src, dst;
+	std::string why;
 	int ret;
-	if ((ret = src.open(a, mem, 16 << 20, true)) ||
-	    (ret = dst.open(b, mem, 16 << 20, false)))
+	if ((ret = src.create(a, 16 << 20, &why)) ||
+	    (ret = dst.create(b, 16 << 20, &why)) ||
+	    (ret = src.start_workload(42 + run, 20000, &why))) {
+		fmt::print(stderr, "{}\n", why);
 		return ret;
-
-	sim_workload w;
-	sim_workload_config c;
-	c.device_fd = src.fd;
-	c.guest = src.guest;
-	c.guest_iova = GUEST_IOVA;
-	c.guest_size = src.guest_size;
-	c.dev_mem_size = mem;
-	c.seed = 42 + run;
-	c.rate = 20000;
-	c.max_len = 64 << 10;
-	if ((ret = w.start(c)))
-		return ret;
-
-	{
-		alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
-					     sizeof(struct vfio_device_feature_mig_data_size)] = {};
-		auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
-		f->argsz = sizeof(buf);
-		f->flags = VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE;
-		if (uvfio_ioctl(src.fd, VFIO_DEVICE_FEATURE, f))
-			return -errno;
-		r->full_bytes = reinterpret_cast<struct vfio_device_feature_mig_data_size *>(
-					buf + sizeof(*f))->stop_copy_length;
 	}
+	auto t = make_sim_transport();
+	Device s(*t, src.fd()), d(*t, dst.fd());
+	if ((ret = s.data_size(&r->full_bytes)))
+		return ret;
 
 	int sfd, dfd;
-	if ((ret = set_state(dst.fd, VFIO_DEVICE_STATE_STOP)) ||
-	    (ret = set_state(dst.fd, VFIO_DEVICE_STATE_RESUMING, &dfd)) ||
-	    (ret = set_state(src.fd, VFIO_DEVICE_STATE_PRE_COPY, &sfd)))
+	if ((ret = d.set_state(VFIO_DEVICE_STATE_STOP)) ||
+	    (ret = d.set_state(VFIO_DEVICE_STATE_RESUMING, &dfd)) ||
+	    (ret = s.set_state(VFIO_DEVICE_STATE_PRE_COPY, &sfd)))
 		return ret;
-	std::vector<char> buf(1 << 20);
 
 	/* The initial image, while the device runs. */
-	long long n = forward(sfd, dfd, buf);
+	long long n = forward(*t, sfd, dfd);
 	if (n < 0)
 		return int(n);
 	r->initial_bytes = n;
@@ -246,45 +122,45 @@ int run_once(size_t mem, double dirty_pct, int passes, unsigned run,
 	/* Passes: wait for dirty_pct of memory, then send it. */
 	const __u64 target = __u64(double(mem) * dirty_pct / 100.0);
 	for (int p = 0; p <= passes; p++) {
-		precopy_info_t info{};
+		__u64 initial = 0, dirty = 0;
 		auto give_up = clock_type::now() + std::chrono::seconds(10);
 		do {
 			std::this_thread::sleep_for(std::chrono::microseconds(200));
-			if ((ret = precopy_info(sfd, &info)))
+			if ((ret = s.precopy_info(sfd, &initial, &dirty)))
 				return ret;
-		} while (info.dirty < target && clock_type::now() < give_up);
+		} while (dirty < target && clock_type::now() < give_up);
 		if (p == passes)
 			break;	/* this share is the stop-copy's */
-		n = forward(sfd, dfd, buf);
+		n = forward(*t, sfd, dfd);
 		if (n < 0)
 			return int(n);
 		r->pass_bytes.push_back(n);
 	}
 
 	/* The vCPU stops, then the timed window. */
-	w.stop();
+	src.stop_workload();
 	auto t0 = clock_type::now();
-	if ((ret = set_state(src.fd, VFIO_DEVICE_STATE_PRE_COPY_P2P)) ||
-	    (ret = set_state(src.fd, VFIO_DEVICE_STATE_STOP_COPY)))
+	if ((ret = s.set_state(VFIO_DEVICE_STATE_PRE_COPY_P2P)) ||
+	    (ret = s.set_state(VFIO_DEVICE_STATE_STOP_COPY)))
 		return ret;
-	n = forward(sfd, dfd, buf);
+	n = forward(*t, sfd, dfd);
 	if (n < 0)
 		return int(n);
 	r->stop_copy_bytes = n;
 	uvfio_close(dfd);
-	ret = set_state(dst.fd, VFIO_DEVICE_STATE_STOP);
+	ret = d.set_state(VFIO_DEVICE_STATE_STOP);
 	auto t1 = clock_type::now();
 	if (ret)
 		return ret;
 	/* Outside the window: is the destination what the source was? */
 	r->equal = same_device(src, dst, mem);
 	auto t2 = clock_type::now();
-	if ((ret = set_state(dst.fd, VFIO_DEVICE_STATE_RUNNING)))
+	if ((ret = d.set_state(VFIO_DEVICE_STATE_RUNNING)))
 		return ret;
 	auto t3 = clock_type::now();
 	r->downtime_ms = ms_between(t0, t1) + ms_between(t2, t3);
 	uvfio_close(sfd);
-	set_state(src.fd, VFIO_DEVICE_STATE_STOP);
+	s.set_state(VFIO_DEVICE_STATE_STOP);
 	return 0;
 }
 
