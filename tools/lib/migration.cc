@@ -510,6 +510,42 @@ int snapshot(Device &dev, std::vector<char> *out, std::string *why)
 	return ret;
 }
 
+/*
+ * The convergence policy: switch over once the initial data is sent and
+ * what is left (device data PRECOPY_INFO reports, and guest pages at the
+ * last pass's count) would take no longer than the budget at the last
+ * pass's rate.
+ */
+bool converged(const PassReport &p, __u64 initial, __u64 dirty,
+	       double budget_ms)
+{
+	__u64 left = initial + dirty + p.guest_pages * PAGE;
+	double rate = double(p.device_bytes + p.guest_pages * PAGE) /
+		      std::max(p.seconds, 1e-6);
+	return !initial && left / rate * 1000 <= budget_ms;
+}
+
+/*
+ * Both sides equal once the destination is loaded: their states saved
+ * again (outside the downtime) and guest memory.
+ */
+void verify(Device &src, const GuestMemory &s, Device &dst,
+	    const GuestMemory &d, MigrateReport *r)
+{
+	std::vector<char> a, b;
+	std::string why;
+	if (snapshot(src, &a, &why) || snapshot(dst, &b, &why)) {
+		r->verify_detail = "could not re-save: " + why;
+	} else if (a != b) {
+		r->verify_detail = "device state differs";
+	} else if (s.size && std::memcmp(s.host, d.host, s.size)) {
+		r->verify_detail = "guest memory differs";
+	} else {
+		r->verified = true;
+		r->verify_detail = "device state and guest memory equal";
+	}
+}
+
 } // namespace
 
 int migrate(Device &src, GuestMemory src_mem, Device &dst,
@@ -600,15 +636,11 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 			p.seconds = seconds_since(tp);
 			r->passes.push_back(p);
 
-			/* Converged? What is left, at this pass's rate. */
 			__u64 initial = 0, dirty = 0;
 			if ((ret = src.precopy_info(sfd, &initial, &dirty)))
 				return fail(ret, "PRECOPY_INFO failed");
-			__u64 left = initial + dirty + p.guest_pages * PAGE;
-			double rate = (p.device_bytes + p.guest_pages * PAGE) /
-				      std::max(p.seconds, 1e-6);
-			if (pass && left / rate * 1000 <= opt.downtime_budget_ms &&
-			    !initial)
+			if (pass && converged(p, initial, dirty,
+					      opt.downtime_budget_ms))
 				break;
 			std::this_thread::sleep_for(
 				std::chrono::milliseconds(opt.min_pass_ms));
@@ -661,21 +693,7 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 	if ((ret = src.set_state(VFIO_DEVICE_STATE_STOP)))
 		return fail(ret, "source cannot leave STOP_COPY");
 
-	/* Verification, outside the downtime: state saved again on both
-	 * sides, and guest memory, must be equal. */
-	std::vector<char> a, b;
-	std::string vwhy;
-	if (snapshot(src, &a, &vwhy) || snapshot(dst, &b, &vwhy)) {
-		r->verify_detail = "could not re-save: " + vwhy;
-	} else if (a != b) {
-		r->verify_detail = "device state differs";
-	} else if (src_mem.size &&
-		   std::memcmp(src_mem.host, dst_mem.host, src_mem.size)) {
-		r->verify_detail = "guest memory differs";
-	} else {
-		r->verified = true;
-		r->verify_detail = "device state and guest memory equal";
-	}
+	verify(src, src_mem, dst, dst_mem, r);
 
 	auto tr0 = clock_type::now();
 	if ((ret = dst.set_state(VFIO_DEVICE_STATE_RUNNING)))
