@@ -110,6 +110,16 @@ int SimVm::create(const std::string &spec, size_t guest_size,
 	return 0;
 }
 
+int SimVm::reopen()
+{
+	if (fd_ >= 0)
+		uvfio_close(fd_);
+	fd_ = group_ >= 0 ? uvfio_ioctl(group_, VFIO_GROUP_GET_DEVICE_FD,
+					const_cast<char *>(bdf_.c_str()))
+			  : uvfio_open(bdf_.c_str());
+	return fd_ < 0 ? -errno : 0;
+}
+
 GuestMemory SimVm::guest() const
 {
 	return {guest_, GUEST_IOVA, guest_size_, container_};

@@ -37,6 +37,9 @@ public:
 		   std::string *why);
 
 	int fd() const { return fd_; }
+	/* Close the device fd (the last close: the driver's close_device)
+	 * and open the device again. 0 or -errno. */
+	int reopen();
 	const std::string &bdf() const { return bdf_; }
 	GuestMemory guest() const;
 
