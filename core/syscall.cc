@@ -16,6 +16,7 @@
 
 #include "bus.h"
 #include "vfio.h"
+#include "vfio_migration.h"
 
 namespace {
 
@@ -228,6 +229,27 @@ int uvfio_sim_iommu_group(const char *bdf)
 		return vfio_group_id_of(name.c_str());
 	});
 	return ret < 0 ? fail(ret, -1) : static_cast<int>(ret);
+}
+
+int uvfio_sim_state_digest(int fd, uint64_t *digest)
+{
+	if (!digest)
+		return fail(-EFAULT, -1);
+	fd_ref f(fd);
+	if (!f.get())
+		return fail(-EBADF, -1);
+	long ret = no_throw([&] {
+		if (f.get()->f_op != &vfio_device_fops)
+			return -EINVAL;
+		auto *df = static_cast<struct vfio_device_file *>(
+			f.get()->private_data);
+		u64 v = 0;
+		int r = vfio_migration_state_digest(df->device, &v);
+		if (!r)
+			*digest = v;
+		return r;
+	});
+	return ret ? fail(ret, -1) : 0;
 }
 
 int uvfio_sim_driver(unsigned int idx, const char **spec_name,

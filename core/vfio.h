@@ -26,6 +26,8 @@ struct vfio_device_private {
 	std::mutex mig_lock;
 	/* The live data stream, if any (protected by mig_lock). */
 	std::shared_ptr<vfio_mig_stream> mig_stream;
+	/* uvfio_set_state_digest()'s hook, or NULL. */
+	int (*state_digest)(struct vfio_device *device, u64 *out) = nullptr;
 	/* The device's IOMMU group, from registration to unregistration. */
 	std::shared_ptr<vfio_group> group;
 };

@@ -89,6 +89,9 @@ struct vfio_mig_stream {
 	bool running = false;	/* the pump thread exists */
 	bool stopping = false;	/* the pump must return */
 	bool ended = false;
+	/* Ended by the core (an arc, reset, close): reads fail like the
+	 * kernel driver's disabled file, whatever is still queued. */
+	bool disabled = false;
 	bool eof = false;	/* saving: the driver returned 0 */
 	bool eof_sent = false;	/* ... and the core's end is shut down */
 	bool paused = false;	/* saving: the driver said ENOMSG */
@@ -345,6 +348,8 @@ ssize_t mig_fops_read(struct file *filp, char __user *buf, size_t count,
 	u64 attempts = 0;
 
 	for (;;) {
+		if (s.disabled)
+			return s.err ? s.err : -ENODEV;
 		if (unread(s.user_end.get()))
 			break;
 		if (s.err)
@@ -410,8 +415,12 @@ long mig_precopy_info(vfio_mig_stream &s, struct vfio_precopy_info __user *arg)
 		return -EINVAL;
 
 	std::unique_lock<std::mutex> l(s.m);
-	if (s.ended || s.err || !s.saving)
+	/* Ended without an error: the device has left pre-copy, which a
+	 * driver answers with EINVAL before it looks at its file. */
+	if (s.err || !s.saving)
 		return -ENODEV;
+	if (s.ended)
+		return -EINVAL;
 	if (!s.drv->f_op->unlocked_ioctl)
 		return -ENOTTY;
 
@@ -632,6 +641,28 @@ void vfio_mig_stream_restart(vfio_mig_stream &s)
 	}
 }
 
+void vfio_mig_stream_check_left(vfio_mig_stream &s,
+				enum vfio_device_mig_state state)
+{
+	std::lock_guard<std::mutex> life(s.life);
+	std::lock_guard<std::mutex> l(s.m);
+	/* The pump is stopped across arcs; a stream at its end tells nothing. */
+	if (s.running || !s.saving || s.ended || s.err || s.eof || !s.drv)
+		return;
+	char c;
+	ssize_t n;
+	{
+		uaccess_kernel_buffer kbuf(&c, 1);
+		n = s.drv->f_op->read(s.drv, &c, 1, file_ppos(s.drv));
+	}
+	if (n > 0)
+		dev_err(s.device->dev,
+			"driver bug: the migration data file still gives data "
+			"after the arc to state %d; a driver must disable its "
+			"files when the device leaves their states",
+			static_cast<int>(state));
+}
+
 void vfio_mig_stream_end(vfio_mig_stream &s)
 {
 	std::lock_guard<std::mutex> life(s.life);
@@ -646,6 +677,7 @@ void vfio_mig_stream_end(vfio_mig_stream &s)
 	{
 		std::lock_guard<std::mutex> l(s.m);
 		s.ended = true;
+		s.disabled = true;
 		drv = std::exchange(s.drv, nullptr);
 		/* The reader gets what is queued, then end of stream. */
 		s.core_end.reset();

@@ -109,6 +109,7 @@ int vfio_mig_set_state(struct vfio_device *device,
 		cur = next;
 		/* The stream leaves with the state it belongs to. */
 		if (stream && !vfio_mig_stream_continues(*stream, cur)) {
+			vfio_mig_stream_check_left(*stream, cur);
 			vfio_mig_stream_end(*stream);
 			stream.reset();
 		}
@@ -275,6 +276,31 @@ int uvfio_device_reset(struct vfio_device *device,
 		return reset(device);
 	return static_cast<int>(
 		vfio_migration_reset(device, [&] { return reset(device); }));
+}
+
+void uvfio_set_state_digest(struct vfio_device *device,
+			    int (*digest)(struct vfio_device *device, u64 *out))
+{
+	if (!WARN_ON(!device->priv || device->priv->registered))
+		device->priv->state_digest = digest;
+}
+
+int vfio_migration_state_digest(struct vfio_device *device, u64 *out)
+{
+	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	enum vfio_device_mig_state state;
+
+	if (!device->priv->state_digest)
+		return -EOPNOTSUPP;
+	if (device->mig_ops) {
+		int ret = device->mig_ops->migration_get_state(device, &state);
+		if (ret)
+			return ret;
+		if (state == VFIO_DEVICE_STATE_RUNNING ||
+		    state == VFIO_DEVICE_STATE_PRE_COPY)
+			return -EBUSY;
+	}
+	return device->priv->state_digest(device, out);
 }
 
 void vfio_migration_device_close(struct vfio_device *device)

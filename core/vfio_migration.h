@@ -31,6 +31,13 @@ int vfio_ioctl_device_feature_logging_report(struct vfio_device *device,
 long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
 				 unsigned long arg);
 
+/*
+ * uvfio_sim_state_digest() on an open device: the driver's hook under the
+ * migration lock. -EOPNOTSUPP without a hook, -EBUSY while the device runs
+ * (its state moves under the hash).
+ */
+int vfio_migration_state_digest(struct vfio_device *device, u64 *out);
+
 /* Last close of the device: end any data stream still open. */
 void vfio_migration_device_close(struct vfio_device *device);
 

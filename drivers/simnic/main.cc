@@ -26,6 +26,8 @@
 #include <mutex>
 #include <vector>
 
+#include <xxhash.h>
+
 #include <uvfio/linux/interval_tree.h>
 #include <uvfio/linux/iova_bitmap.h>
 
@@ -223,6 +225,18 @@ const struct vfio_log_ops simnic_log_ops = {
 	.log_read_and_clear = simnic_log_read_and_clear,
 };
 
+/* Round-trip hook (uvfio_set_state_digest): device memory and state. */
+int simnic_state_digest(struct vfio_device *vdev, u64 *out)
+{
+	simnic_device *snic = to_simnic(vdev);
+	struct simdev_state st = {};
+
+	simdev_save_state(&snic->sd, &st);
+	*out = XXH3_64bits_withSeed(snic->sd.mem, snic->sd.mem_size,
+				    XXH3_64bits(&st, sizeof(st)));
+	return 0;
+}
+
 /* -------- device ops -------- */
 
 int simnic_init_dev(struct vfio_device *vdev)
@@ -348,6 +362,7 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 	core->err_handler = &simnic_err_handlers;
 	core->vdev.mig_ops = &simnic_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
+	uvfio_set_state_digest(&core->vdev, simnic_state_digest);
 	if (full) {
 		core->vdev.migration_flags |= VFIO_MIGRATION_P2P |
 					      VFIO_MIGRATION_PRE_COPY;

@@ -120,11 +120,10 @@ ssize_t simnic_save_read(struct file *filp, char __user *buf, size_t len,
 	if (pos)
 		return -ESPIPE;
 	mutex_guard g(&f->lock);
-	if (f->disabled) {
-		dev_err(f->snic->core_device.vdev.dev,
-			"read on a disabled migration file");
+	/* Quietly, as the kernel's drivers: the core reads once after an
+	 * arc that leaves the file's states, to check it is disabled. */
+	if (f->disabled)
 		return -ENODEV;
-	}
 	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
 	return mig_rec_read(&f->w, buf, len, produce_cb, f, f->final);
 }

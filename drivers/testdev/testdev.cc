@@ -314,11 +314,10 @@ ssize_t td_save_read(struct file *filp, char __user *buf, size_t len,
 	if (pos)
 		return -ESPIPE;
 	mutex_guard g(&f->lock);
-	if (f->disabled) {
-		dev_err(f->tdev->core_device.vdev.dev,
-			"read on a disabled migration file");
+	/* Quietly, as the kernel's drivers: the core reads once after an
+	 * arc that leaves the file's states, to check it is disabled. */
+	if (f->disabled)
 		return -ENODEV;
-	}
 	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
 	return mig_rec_read(&f->w, buf, len, td_produce_cb, f, f->final);
 }
@@ -755,6 +754,18 @@ int testdev_get_data_size(struct vfio_device *vdev,
 	return 0;
 }
 
+/* Round-trip hook (uvfio_set_state_digest): what the stream carries. */
+int testdev_state_digest(struct vfio_device *vdev, u64 *out)
+{
+	testdev_device *tdev = to_testdev(vdev);
+	struct vfio_pci_core_device *core = &tdev->core_device;
+
+	u64 h = XXH3_64bits(tdev->state.data(), tdev->state.size());
+	h = XXH3_64bits_withSeed(core->bars[0].map, core->bars[0].size, h);
+	*out = XXH3_64bits_withSeed(core->bars[2].map, tdev->mem_size, h);
+	return 0;
+}
+
 const struct vfio_migration_ops testdev_mig_ops = {
 	.migration_set_state = testdev_set_state,
 	.migration_get_state = testdev_get_state,
@@ -973,6 +984,7 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	if (mig) {
 		core->vdev.mig_ops = &testdev_mig_ops;
 		core->vdev.migration_flags = mig;
+		uvfio_set_state_digest(&core->vdev, testdev_state_digest);
 	}
 	if (log)
 		core->vdev.log_ops = &testdev_log_ops;

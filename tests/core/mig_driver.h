@@ -16,8 +16,10 @@
  * - resuming files count (and check) the bytes written;
  * - can fail an arc, a read or a write, and can misbehave on purpose (a
  *   data file where none may be returned);
- * - counts every call on a file it has disabled: the core must never make
- *   one, so every test expects calls_after_disable == 0.
+ * - counts every call on a file it has disabled: the core makes one only,
+ *   a read right after the arc that left the file's states (it checks that
+ *   the driver disabled the file, as a user's read would); any other is
+ *   counted in calls_after_disable, which every test expects to be 0.
  */
 #ifndef UVFIO_TESTS_MIG_DRIVER_H
 #define UVFIO_TESTS_MIG_DRIVER_H
@@ -148,6 +150,7 @@ struct mig_file {
 
 	struct mutex lock;	/* everything below */
 	bool disabled = false;
+	bool checked = false;	/* the core read it once after disabling */
 	bool precopy = false;	/* saving: -ENOMSG, not EOF, at the limit */
 	u64 limit = 0;		/* saving: bytes before EOF / ENOMSG */
 	u64 save_len = 0;	/* saving: STOP_COPY bytes after limit */
@@ -183,6 +186,10 @@ inline ssize_t mig_file_read(struct file *filp, char __user *buf, size_t len,
 	if (pos)
 		return -ESPIPE;
 	mutex_guard g(&f->lock);
+	if (f->disabled && !f->checked) {
+		f->checked = true;	/* the core's check after the arc */
+		return -ENODEV;
+	}
 	if (f->disabled)
 		return mig_file_dead(f);
 	if (f->pos >= f->fail_after)

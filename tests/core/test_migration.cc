@@ -429,9 +429,10 @@ TEST(MigrationDataFd, IoUringReadsTheStream)
 	uvfio_close(data_fd);
 }
 
-// Contract: leaving STOP_COPY before the end ends the stream: the reader
-// gets what was already queued and then end of stream (never an error,
-// never a hang), and uvfio_read returns 0 as well.
+// Contract: leaving STOP_COPY before the end ends the stream: a raw
+// read(2) gets what was already queued and then end of stream (never an
+// error, never a hang); uvfio_read answers as the kernel driver's disabled
+// file does, ENODEV, whatever is queued.
 TEST(MigrationDataFd, LeavingTheStateEndsTheStream)
 {
 	MigDevice d("mig=stop_copy,mem=16M");
@@ -446,14 +447,16 @@ TEST(MigrationDataFd, LeavingTheStateEndsTheStream)
 	long n = read_to_eof(data_fd, &rest);
 	EXPECT_GE(n, 0);
 	EXPECT_LT(n, d.data_size());
-	EXPECT_EQ(uvfio_read(data_fd, buf, sizeof(buf)), 0);
+	EXPECT_EQ(uvfio_read(data_fd, buf, sizeof(buf)), -1);
+	EXPECT_EQ(errno, ENODEV);
 	EXPECT_FALSE(log.contains("disabled"));
 	EXPECT_EQ(uvfio_close(data_fd), 0);
 }
 
 // Contract: VFIO_DEVICE_RESET in STOP_COPY ends the stream (end of stream
 // for the reader, the driver's file released, no call on a disabled file)
-// and returns the device to RUNNING; PRECOPY_INFO on the dead fd is ENODEV.
+// and returns the device to RUNNING; PRECOPY_INFO on the dead fd is EINVAL
+// (the device is not in pre-copy), uvfio_read ENODEV.
 TEST(MigrationDataFd, ResetEndsTheStream)
 {
 	for (unsigned st : {STOP_COPY, PRE_COPY, RESUMING}) {
@@ -469,10 +472,13 @@ TEST(MigrationDataFd, ResetEndsTheStream)
 		EXPECT_EQ(d.reset(), 0);
 		EXPECT_EQ(d.get(), RUNNING);
 		if (st != RESUMING) {
+			char c;
+			EXPECT_EQ(uvfio_read(data_fd, &c, 1), -1);
+			EXPECT_EQ(errno, ENODEV);
 			bytes rest;
 			EXPECT_GE(read_to_eof(data_fd, &rest), 0);
 			struct vfio_precopy_info info;
-			EXPECT_EQ(precopy_info(data_fd, &info), -ENODEV);
+			EXPECT_EQ(precopy_info(data_fd, &info), -EINVAL);
 		} else {
 			char c = 0;
 			EXPECT_EQ(uvfio_write(data_fd, &c, 1), -1);
@@ -537,7 +543,7 @@ TEST(MigrationDataFd, DeviceCloseWithDataFdOpen)
 		bytes rest;
 		EXPECT_GE(read_to_eof(data_fd, &rest), 0);
 		struct vfio_precopy_info info;
-		EXPECT_EQ(precopy_info(data_fd, &info), -ENODEV);
+		EXPECT_EQ(precopy_info(data_fd, &info), -EINVAL);
 		EXPECT_EQ(uvfio_close(data_fd), 0);
 	}
 	EXPECT_EQ(count_open_fds(), base);
@@ -586,7 +592,7 @@ TEST(MigrationDataFd, UnregisterEndsTheStream)
 	bytes rest;
 	EXPECT_GE(read_to_eof(data_fd, &rest), 0);
 	struct vfio_precopy_info info;
-	EXPECT_EQ(precopy_info(data_fd, &info), -ENODEV);
+	EXPECT_EQ(precopy_info(data_fd, &info), -EINVAL);
 	EXPECT_EQ(uvfio_close(data_fd), 0);
 	EXPECT_EQ(count_open_fds(), base);
 }
@@ -706,9 +712,9 @@ TEST(MigrationPreCopy, InfoValidation)
 	EXPECT_EQ(errno, ENOTTY);
 	EXPECT_EQ(uvfio_ioctl(data_fd, VFIO_MIG_GET_PRECOPY_INFO, nullptr), -1);
 	EXPECT_EQ(errno, EFAULT);
-	/* PRE_COPY -> RUNNING disables the file. */
+	/* PRE_COPY -> RUNNING disables the file: no longer in pre-copy. */
 	EXPECT_EQ(d.set(RUNNING), 0);
-	EXPECT_EQ(precopy_info(data_fd, &info), -ENODEV);
+	EXPECT_EQ(precopy_info(data_fd, &info), -EINVAL);
 	uvfio_close(data_fd);
 
 	/* A STOP_COPY file is not in pre-copy. */

@@ -18,6 +18,7 @@
 #ifndef UVFIO_UVFIO_H
 #define UVFIO_UVFIO_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <uvfio/uapi/vfio.h>
@@ -85,6 +86,19 @@ int uvfio_sim_iommu_group(const char *bdf);
  */
 int uvfio_sim_driver(unsigned int idx, const char **spec_name,
 		     const char **name, const char **description);
+
+/*
+ * A hash of the migratable state of the device open as fd (a device fd),
+ * from the driver's own hook: equal for a device saved and a device loaded
+ * from its stream. For checks such as the conformance suite's round trip;
+ * the kernel has no such call. The device must be out of RUNNING and
+ * PRE_COPY (e.g. STOP).
+ *
+ * Return: 0, or -1 with errno EBADF, EINVAL (not a device fd), EOPNOTSUPP
+ * (the driver has no hook), EBUSY (the device is running), EFAULT, or the
+ * driver's error.
+ */
+int uvfio_sim_state_digest(int fd, uint64_t *digest);
 
 /* ioctl(2) on a uvfio fd. Returns the ioctl's non-negative result, or -1. */
 int uvfio_ioctl(int fd, unsigned long request, void *arg);

@@ -326,6 +326,18 @@ void vfio_unpin_pages(struct vfio_device *device, dma_addr_t iova, int npage);
 int uvfio_device_reset(struct vfio_device *device,
 		       int (*reset)(struct vfio_device *device));
 
+/*
+ * uvfio only: the conformance suite's round-trip check. digest hashes
+ * everything the driver's migration stream carries (device memory,
+ * registers, internal state), so that a device saved and a device loaded
+ * from that stream give the same value. The core calls it under the
+ * migration lock with the device out of the running states; 0 or -errno.
+ * Set once, before registration. Userspace reaches it through
+ * uvfio_sim_state_digest().
+ */
+void uvfio_set_state_digest(struct vfio_device *device,
+			    int (*digest)(struct vfio_device *device, u64 *out));
+
 /* -------- migration FSM -------- */
 
 /*
