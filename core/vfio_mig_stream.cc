@@ -646,8 +646,8 @@ void vfio_mig_stream_check_left(vfio_mig_stream &s,
 {
 	std::lock_guard<std::mutex> life(s.life);
 	std::lock_guard<std::mutex> l(s.m);
-	/* The pump is stopped across arcs; a stream at its end tells nothing. */
-	if (s.running || !s.saving || s.ended || s.err || s.eof || !s.drv)
+	/* The pump is stopped across arcs. */
+	if (s.running || !s.saving || s.ended || s.err || !s.drv)
 		return;
 	char c;
 	ssize_t n;
@@ -655,12 +655,14 @@ void vfio_mig_stream_check_left(vfio_mig_stream &s,
 		uaccess_kernel_buffer kbuf(&c, 1);
 		n = s.drv->f_op->read(s.drv, &c, 1, file_ppos(s.drv));
 	}
-	if (n > 0)
+	/* Data, end of stream or "more later" all mean it still works. */
+	if (n >= 0 || n == -ENOMSG || n == -EAGAIN)
 		dev_err(s.device->dev,
-			"driver bug: the migration data file still gives data "
-			"after the arc to state %d; a driver must disable its "
-			"files when the device leaves their states",
-			static_cast<int>(state));
+			"driver bug: the migration data file still works after "
+			"the arc to state %d (read gave %zd, not an error such "
+			"as -ENODEV); a driver must disable its files when the "
+			"device leaves their states",
+			static_cast<int>(state), n);
 }
 
 void vfio_mig_stream_end(vfio_mig_stream &s)

@@ -52,8 +52,8 @@ void vfio_mig_stream_end(vfio_mig_stream &s);
 /*
  * Before ending a saving stream because the device left its states: read
  * the driver's file once, as a user's read after the arc would, and log a
- * driver bug if it still gives data (the kernel's user would read stale
- * state from it). The driver must have disabled it: -ENODEV, or 0.
+ * driver bug if it still works (data, 0 or -ENOMSG: the kernel's user
+ * would go on reading from it). A disabled file fails: -ENODEV.
  */
 void vfio_mig_stream_check_left(vfio_mig_stream &s,
 				enum vfio_device_mig_state state);

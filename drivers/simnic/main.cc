@@ -73,7 +73,8 @@ struct file *simnic_step(struct vfio_device *vdev,
 	if ((cur == STOP_COPY && nxt == STOP) ||
 	    (cur == PRE_COPY && nxt == RUNNING) ||
 	    (cur == PRE_COPY_P2P && nxt == RUNNING_P2P)) {
-		simnic_disable_fds(snic);
+		if (!(snic->bugs & SIMNIC_BUG_STREAM))
+			simnic_disable_fds(snic);
 		return nullptr;
 	}
 	if (cur == STOP && nxt == RESUMING)
@@ -206,17 +207,35 @@ int simnic_log_stop(struct vfio_device *vdev)
 	return 0;
 }
 
+/* One REPORT window; with SIMNIC_BUG_DIRTY the last page is held back. */
+struct simnic_report {
+	struct iova_bitmap *dirty;
+	bool drop_last;
+	bool held = false;
+	u64 held_iova = 0, held_size = 0;
+};
+
 void simnic_report_page(void *arg, u64 page_iova, u64 page_size)
 {
-	iova_bitmap_set(static_cast<struct iova_bitmap *>(arg), page_iova,
-			page_size);
+	auto *r = static_cast<simnic_report *>(arg);
+	if (!r->drop_last) {
+		iova_bitmap_set(r->dirty, page_iova, page_size);
+		return;
+	}
+	if (r->held)
+		iova_bitmap_set(r->dirty, r->held_iova, r->held_size);
+	r->held = true;
+	r->held_iova = page_iova;
+	r->held_size = page_size;
 }
 
 int simnic_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 			      unsigned long length, struct iova_bitmap *dirty)
 {
-	return simdev_log_read_and_clear(&to_simnic(vdev)->sd, iova, length,
-					 simnic_report_page, dirty);
+	simnic_device *snic = to_simnic(vdev);
+	simnic_report r = {dirty, (snic->bugs & SIMNIC_BUG_DIRTY) != 0};
+	return simdev_log_read_and_clear(&snic->sd, iova, length,
+					 simnic_report_page, &r);
 }
 
 const struct vfio_log_ops simnic_log_ops = {
@@ -326,15 +345,31 @@ const struct vfio_device_ops simmin_ops = simnic_make_ops("simmin-vfio-pci");
 /* -------- probe / remove -------- */
 
 const char *const simnic_keys[] = {"mem", "msix", "seed", "drain_us",
+#ifdef SIMNIC_NEGATIVE_CONTROL
+				   "bug",
+#endif
 				   nullptr};
+
+#ifdef SIMNIC_NEGATIVE_CONTROL
+const char *const simnic_bug_names[] = {"errno", "stream", "dirty",
+					"precopy_info", nullptr};
+const u32 simnic_bug_values[] = {SIMNIC_BUG_ERRNO, SIMNIC_BUG_STREAM,
+				 SIMNIC_BUG_DIRTY, SIMNIC_BUG_PRECOPY_INFO};
+#endif
 
 /* Both drivers: full (simnic) or STOP_COPY only without logging. */
 int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 			bool full)
 {
 	u64 mem, msix, seed, drain;
+	u32 bugs = 0;
 	int ret;
 
+#ifdef SIMNIC_NEGATIVE_CONTROL
+	if ((ret = uvfio_spec_get_flags(spec, "bug", simnic_bug_names,
+					simnic_bug_values, 0, &bugs)))
+		return ret;
+#endif
 	if ((ret = uvfio_spec_get_size(spec, "mem", 64 << 20, PAGE_SIZE,
 				       1ULL << 36, &mem)) ||
 	    (ret = uvfio_spec_get_u64(spec, "msix", 8, 1, SIMDEV_MSIX_MAX,
@@ -359,6 +394,7 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 	vfio_pci_simdev_describe(core, &snic->sd, mem, static_cast<u32>(msix));
 	snic->sd.drain_us = static_cast<u32>(drain);
 	core->device_id = full ? 0x0010 : 0x0011;
+	snic->bugs = bugs;
 	core->err_handler = &simnic_err_handlers;
 	core->vdev.mig_ops = &simnic_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
@@ -396,7 +432,8 @@ int simnic_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	return simnic_probe_common(pdev, spec, true);
 }
 
-int simmin_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
+[[maybe_unused]] int simmin_probe(struct pci_dev *pdev,
+				  const struct uvfio_spec *spec)
 {
 	return simnic_probe_common(pdev, spec, false);
 }
@@ -412,6 +449,22 @@ void simnic_remove(struct pci_dev *pdev)
 	vfio_put_device(&snic->core_device.vdev);
 }
 
+#ifdef SIMNIC_NEGATIVE_CONTROL
+/* The conformance suite's negative control: simnic with defects on demand. */
+const struct pci_driver simnic_driver = {
+	.name = "brokennic-vfio-pci",
+	.spec_name = "brokennic",
+	.spec_keys = simnic_keys,
+	.description = "simnic with known defects (bug=errno|stream|dirty|"
+		       "precopy_info), for testing the conformance suite",
+	.probe = simnic_probe,
+	.remove = simnic_remove,
+};
+
+} // namespace
+
+module_pci_driver(simnic_driver)
+#else
 const struct pci_driver simnic_driver = {
 	.name = "simnic-vfio-pci",
 	.spec_name = "simnic",
@@ -434,3 +487,4 @@ const struct pci_driver simmin_driver = {
 
 module_pci_driver(simnic_driver)
 module_pci_driver(simmin_driver)
+#endif

@@ -154,7 +154,7 @@ long simnic_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	mutex_lock(&snic->state_mutex);
 	if (snic->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
 	    snic->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		ret = -EINVAL;
+		ret = snic->bugs & SIMNIC_BUG_ERRNO ? -ENOTTY : -EINVAL;
 	} else {
 		mutex_guard g(&f->lock);
 		if (f->disabled)
@@ -162,6 +162,8 @@ long simnic_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		else
 			mig_rec_precopy_info(&f->w, f->initial_size,
 					     dirty_estimate(&snic->sd), &info);
+		if (!ret && (snic->bugs & SIMNIC_BUG_PRECOPY_INFO))
+			info.initial_bytes += f->w.bytes_read / 2 + 1;
 	}
 	simnic_state_mutex_unlock(snic);
 	if (!ret && copy_to_user(uarg, &info, minsz))

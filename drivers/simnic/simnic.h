@@ -77,8 +77,22 @@ struct simnic_migf {
 	u64 bytes_in = 0;
 };
 
+/*
+ * Known defects, one bit each, that the conformance suite's negative
+ * control (tests/conformance: this driver built as the "brokennic" plugin,
+ * bug=NAME) switches on to prove each check can fail. The in-tree
+ * simnic and simmin never set them: they have no bug= key.
+ */
+enum simnic_bug {
+	SIMNIC_BUG_ERRNO = 1 << 0,	 /* PRECOPY_INFO outside pre-copy: ENOTTY */
+	SIMNIC_BUG_STREAM = 1 << 1,	 /* saving file left enabled on leaving */
+	SIMNIC_BUG_DIRTY = 1 << 2,	 /* each REPORT drops its last dirty page */
+	SIMNIC_BUG_PRECOPY_INFO = 1 << 3, /* initial_bytes grows as it is read */
+};
+
 struct simnic_device {
 	struct vfio_pci_core_device core_device;
+	unsigned int bugs = 0;		/* enum simnic_bug; 0 but in brokennic */
 	struct simdev sd;
 	struct mutex state_mutex;
 	enum vfio_device_mig_state mig_state = VFIO_DEVICE_STATE_RUNNING;

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The conformance suite: what every driver must do through the uAPI, run
+ * against each driver under test (built-in or a plugin), as GoogleTest
+ * tests parameterized by the driver's device spec. Checks a driver does
+ * not advertise (no PRE_COPY, no P2P, no DMA logging, no DMA engine to
+ * watch) are skipped with the reason.
+ *
+ * Users: `meson test --suite conformance` (every in-tree driver),
+ * `vfio-mig-ctl conformance` (one driver, JUnit output) and the
+ * uvfio-conformance program.
+ */
+#ifndef UVFIO_TESTS_CONFORMANCE_H
+#define UVFIO_TESTS_CONFORMANCE_H
+
+#include <string>
+#include <vector>
+
+namespace uvfio::conformance {
+
+/* A driver under test: a device spec without bdf ("simnic,mem=2M"). */
+struct Target {
+	std::string driver;	/* spec name, for test names */
+	std::string spec;
+};
+
+/*
+ * The spec a driver is tested with when none is given: small device
+ * memory for the in-tree drivers, every feature testdev can offer, the
+ * bare name for anything else.
+ */
+std::string default_spec(const std::string &driver);
+
+/* Every registered driver (uvfio_sim_driver()), with its default spec. */
+std::vector<Target> all_drivers();
+
+struct Options {
+	/* What to test; empty: all_drivers(). */
+	std::vector<Target> targets;
+	/* Write a JUnit XML report here ("" = none). */
+	std::string junit;
+	/* More GoogleTest arguments (--gtest_filter=..., ...). */
+	std::vector<std::string> gtest_args;
+};
+
+/*
+ * Run the suite: 0 when every test passed (skips allowed), 1 when any
+ * failed, 2 when a target cannot be created at all (unknown driver, bad
+ * spec), with a one-line message on stderr.
+ */
+int run(const Options &opt);
+
+/* Parse "DRIVER[,key=value...]" into a Target; false if malformed. */
+bool parse_target(const std::string &spec, Target *out);
+
+} // namespace uvfio::conformance
+
+#endif /* UVFIO_TESTS_CONFORMANCE_H */

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * uvfio-conformance: the conformance suite as a program, for meson test
+ * and for out-of-tree drivers (plugins found through UVFIO_DRIVER_PATH).
+ * vfio-mig-ctl conformance runs the same suite.
+ */
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "conformance.h"
+
+int main(int argc, char **argv)
+{
+	namespace cf = uvfio::conformance;
+	CLI::App app{"Run the uvfio conformance suite against drivers"};
+	std::vector<std::string> specs;
+	cf::Options opt;
+	app.add_option("-d,--driver", specs,
+		       "driver to test, as a device spec without bdf "
+		       "(\"simnic\" or \"simnic,mem=4M\"); repeatable; "
+		       "default: every registered driver");
+	app.add_option("--junit", opt.junit, "write a JUnit XML report");
+	app.allow_extras();
+	app.footer("Other arguments go to GoogleTest (--gtest_filter=..., "
+		   "--gtest_list_tests, ...). Exit: 0 all passed, 1 a test "
+		   "failed, 2 usage error.");
+	CLI11_PARSE(app, argc, argv);
+	for (const std::string &s : specs) {
+		cf::Target t;
+		if (!cf::parse_target(s, &t)) {
+			std::fprintf(stderr, "uvfio-conformance: bad driver spec "
+					     "\"%s\" (DRIVER[,key=value...], "
+					     "no bdf)\n", s.c_str());
+			return 2;
+		}
+		opt.targets.push_back(t);
+	}
+	opt.gtest_args = app.remaining();
+	return cf::run(opt);
+}

@@ -1,0 +1,837 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The conformance tests. Each drives a driver only through the syscall
+ * surface (what a VMM can do) and states the uAPI contract it checks.
+ * Every test also fails when the core logs a "driver bug" while it runs:
+ * the core checks some duties a user cannot see (a data file left enabled
+ * after its state was left, a data file from the wrong arc).
+ */
+#include <gtest/gtest.h>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <uvfio/sim/simdev_regs.h>
+#include <uvfio/tools/fsm.h>
+#include <uvfio/tools/migration.h>
+#include <uvfio/tools/sim_vm.h>
+#include <uvfio/uvfio.h>
+
+#include "suite.h"
+
+namespace uvfio::conformance {
+namespace {
+
+using namespace uvfio::tools;
+using bytes = std::vector<unsigned char>;
+
+constexpr __u32 ERROR = VFIO_DEVICE_STATE_ERROR;
+constexpr __u32 STOP = VFIO_DEVICE_STATE_STOP;
+constexpr __u32 RUNNING = VFIO_DEVICE_STATE_RUNNING;
+constexpr __u32 STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
+constexpr __u32 RESUMING = VFIO_DEVICE_STATE_RESUMING;
+constexpr __u32 RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
+constexpr __u32 PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
+constexpr __u32 PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+
+constexpr size_t kGuestSize = 2 << 20;
+constexpr size_t kQemuRead = 1 << 20;	/* QEMU's data-fd read size */
+constexpr size_t kQemuWrite = 32 << 10;	/* and its resume write size */
+constexpr __u64 kPage = 4096;
+/* Liveness bounds: a check that waits for progress gives up after this. */
+constexpr auto kPatience = std::chrono::seconds(10);
+
+/* -------- log lines: the core's driver-bug reports fail the test -------- */
+
+std::mutex g_log_lock;
+std::vector<std::string> g_log;
+
+void log_sink(int, const char *line, void *)
+{
+	std::lock_guard<std::mutex> l(g_log_lock);
+	g_log.emplace_back(line);
+}
+
+/* -------- stream helpers, uAPI only -------- */
+
+/* uvfio_read until EOF into *out; 0, or -errno (ENOMSG: a pause). */
+int read_stream(int fd, bytes *out, size_t chunk = kQemuRead,
+		__u64 limit = 1ULL << 32)
+{
+	bytes buf(chunk);
+	while (out->size() < limit) {
+		ssize_t n = uvfio_read(fd, buf.data(), buf.size());
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		out->insert(out->end(), buf.begin(), buf.begin() + n);
+	}
+	return -EFBIG;
+}
+
+/* Write all of data in pieces of chunk; 0 or -errno. */
+int write_stream(int fd, const bytes &data, size_t chunk = kQemuWrite)
+{
+	for (size_t off = 0; off < data.size();) {
+		size_t n = std::min(chunk, data.size() - off);
+		ssize_t w = uvfio_write(fd, data.data() + off, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += static_cast<size_t>(w);
+	}
+	return 0;
+}
+
+int precopy_info(int fd, struct vfio_precopy_info *info,
+		 __u32 argsz = sizeof(struct vfio_precopy_info))
+{
+	*info = {};
+	info->argsz = argsz;
+	return uvfio_ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, info) ? -errno : 0;
+}
+
+/* A DMA logging feature request with its payload behind it. */
+template <typename T> struct Feature {
+	std::vector<__u64> words;
+	Feature()
+		: words((sizeof(struct vfio_device_feature) + sizeof(T) + 7) / 8)
+	{
+		hdr()->argsz = static_cast<__u32>(words.size() * 8);
+	}
+	struct vfio_device_feature *hdr()
+	{
+		return reinterpret_cast<struct vfio_device_feature *>(words.data());
+	}
+	T *data() { return reinterpret_cast<T *>(hdr()->data); }
+};
+
+int log_start(int fd, const std::vector<std::pair<__u64, __u64>> &ranges)
+{
+	std::vector<struct vfio_device_feature_dma_logging_range> r;
+	for (auto [iova, len] : ranges)
+		r.push_back({iova, len});
+	Feature<struct vfio_device_feature_dma_logging_control> f;
+	f.hdr()->flags = VFIO_DEVICE_FEATURE_SET |
+			 VFIO_DEVICE_FEATURE_DMA_LOGGING_START;
+	f.data()->page_size = kPage;
+	f.data()->num_ranges = static_cast<__u32>(r.size());
+	f.data()->ranges = reinterpret_cast<uintptr_t>(r.data());
+	return uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f.hdr()) ? -errno : 0;
+}
+
+int log_stop(int fd)
+{
+	struct vfio_device_feature f = {};
+	f.argsz = sizeof(f);
+	f.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
+	return uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, &f) ? -errno : 0;
+}
+
+/* REPORT [iova, iova+len) into bitmap (a bit per page from iova). */
+int log_report(int fd, __u64 iova, __u64 len, std::vector<__u64> *bitmap)
+{
+	bitmap->assign((len / kPage + 63) / 64, 0);
+	Feature<struct vfio_device_feature_dma_logging_report> f;
+	f.hdr()->flags = VFIO_DEVICE_FEATURE_GET |
+			 VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT;
+	f.data()->iova = iova;
+	f.data()->length = len;
+	f.data()->page_size = kPage;
+	f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap->data());
+	return uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, f.hdr()) ? -errno : 0;
+}
+
+bool bit(const std::vector<__u64> &bm, __u64 i)
+{
+	return bm[i / 64] >> (i % 64) & 1;
+}
+
+/* -------- the fixture -------- */
+
+class Conformance : public ::testing::TestWithParam<Target>
+{
+protected:
+	void SetUp() override
+	{
+		{
+			std::lock_guard<std::mutex> l(g_log_lock);
+			g_log.clear();
+		}
+		uvfio_set_log_fn(log_sink, nullptr);
+		t_ = make_sim_transport();
+		ASSERT_NO_FATAL_FAILURE(create(&src_, kSrcBdf));
+		src_dev_ = std::make_unique<Device>(*t_, src_.fd());
+		ASSERT_EQ(src_dev_->probe(&caps_), 0);
+		if (!caps_.migration)
+			GTEST_SKIP() << "the driver offers no migration";
+		simdev_ = is_simdev(src_.fd());
+	}
+
+	void TearDown() override
+	{
+		uvfio_set_log_fn(nullptr, nullptr);
+		std::lock_guard<std::mutex> l(g_log_lock);
+		for (const std::string &line : g_log)
+			if (line.find("driver bug") != std::string::npos)
+				ADD_FAILURE() << "the core found a driver bug: "
+					      << line;
+		if (HasFailure())
+			for (const std::string &line : g_log)
+				std::fprintf(stderr, "  log: %s\n", line.c_str());
+	}
+
+	void create(SimVm *vm, const char *bdf)
+	{
+		std::string why;
+		ASSERT_EQ(vm->create(GetParam().spec + ",bdf=" + bdf, kGuestSize,
+				     &why), 0)
+			<< GetParam().spec << ": " << why;
+	}
+
+	Device &dst()
+	{
+		if (!dst_dev_) {
+			create(&dst_vm_, kDstBdf);
+			dst_dev_ = std::make_unique<Device>(*t_, dst_vm_.fd());
+		}
+		return *dst_dev_;
+	}
+
+	bool has(__u64 flag) const { return caps_.migration_flags & flag; }
+
+	static __u32 get(Device &d)
+	{
+		__u32 s = 0xff;
+		EXPECT_EQ(d.get_state(&s), 0);
+		return s;
+	}
+
+	/* The DMA function of <uvfio/sim/simdev_regs.h> behind BAR0? */
+	static bool is_simdev(int fd)
+	{
+		__u32 id = 0;
+		return bar0_read(fd, SIMDEV_REG_ID, &id) && id == SIMDEV_ID_VALUE;
+	}
+
+	static bool bar0_read(int fd, __u32 reg, __u32 *v)
+	{
+		struct vfio_region_info ri = {};
+		ri.argsz = sizeof(ri);
+		ri.index = VFIO_PCI_BAR0_REGION_INDEX;
+		return !uvfio_ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri) &&
+		       ri.size > reg &&
+		       uvfio_pread(fd, v, 4, static_cast<off_t>(ri.offset + reg)) == 4;
+	}
+
+	static __u64 dma_writes(int fd)
+	{
+		__u32 lo = 0, hi = 0;
+		EXPECT_TRUE(bar0_read(fd, SIMDEV_REG_DMA_WRITES_LO, &lo));
+		EXPECT_TRUE(bar0_read(fd, SIMDEV_REG_DMA_WRITES_HI, &hi));
+		return static_cast<__u64>(hi) << 32 | lo;
+	}
+
+	/* Wait until the device's DMA write count passes from. */
+	static bool dma_progresses(int fd, __u64 from)
+	{
+		auto end = std::chrono::steady_clock::now() + kPatience;
+		while (std::chrono::steady_clock::now() < end) {
+			if (dma_writes(fd) > from)
+				return true;
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		}
+		return false;
+	}
+
+	void start_workload(unsigned rate = 20000)
+	{
+		std::string why;
+		ASSERT_EQ(src_.start_workload(1, rate, &why), 0) << why;
+		ASSERT_TRUE(dma_progresses(src_.fd(), 0))
+			<< "the workload made the device do no DMA";
+	}
+
+	/* Full stream of d: STOP_COPY to EOF, left in STOP. */
+	void save(Device &d, bytes *out)
+	{
+		int fd = -1;
+		ASSERT_EQ(d.set_state(STOP_COPY, &fd), 0);
+		ASSERT_GE(fd, 0);
+		EXPECT_EQ(read_stream(fd, out), 0);
+		EXPECT_EQ(uvfio_close(fd), 0);
+		ASSERT_EQ(d.set_state(STOP), 0);
+	}
+
+	/* Load image into d as QEMU does; the RESUMING -> STOP result. */
+	int load(Device &d, const bytes &image)
+	{
+		int fd = -1;
+		int ret = d.set_state(RESUMING, &fd);
+		EXPECT_EQ(ret, 0);
+		if (ret || fd < 0)
+			return ret ? ret : -EBADF;
+		int wret = write_stream(fd, image);
+		ret = d.set_state(STOP);
+		uvfio_close(fd);
+		return ret ? ret : wret;
+	}
+
+	static int digest(Device &d, __u64 *v)
+	{
+		uint64_t x = 0;
+		int ret = uvfio_sim_state_digest(d.fd(), &x) ? -errno : 0;
+		*v = x;
+		return ret;
+	}
+
+	std::unique_ptr<Transport> t_;
+	SimVm src_;
+	SimVm dst_vm_;
+	std::unique_ptr<Device> src_dev_;
+	std::unique_ptr<Device> dst_dev_;
+	DeviceCaps caps_;
+	bool simdev_ = false;
+};
+
+/* -------- the FSM -------- */
+
+// Contract: from every state the driver supports, a SET to every state
+// (and to ERROR and past the last state) does what the kernel's FSM says:
+// supported and reachable targets succeed with GET reporting the target
+// and a new data fd exactly when a new stream starts; unsupported,
+// unreachable (STOP_COPY back into pre-copy), ERROR and unknown targets
+// fail with EINVAL and leave the state where it was.
+TEST_P(Conformance, FsmEveryPairAsTheKernelTable)
+{
+	Device &d = *src_dev_;
+	bytes image;
+	ASSERT_NO_FATAL_FAILURE(save(d, &image));
+	const __u64 flags = caps_.migration_flags;
+	auto stream_state = [](__u32 s) {
+		return s == STOP_COPY || s == RESUMING || s == PRE_COPY ||
+		       s == PRE_COPY_P2P;
+	};
+	auto precopy = [](__u32 s) { return s == PRE_COPY || s == PRE_COPY_P2P; };
+
+	for (__u32 from = 1; from < NUM_MIG_STATES; from++) {
+		if (!fsm_has_state(flags, from))
+			continue;
+		for (__u32 to = 0; to <= NUM_MIG_STATES; to++) {
+			SCOPED_TRACE(std::string(state_name(from)) + " -> " +
+				     (to < NUM_MIG_STATES ? state_name(to)
+							  : "(past the last)"));
+			ASSERT_EQ(d.reset(), 0);
+			ASSERT_EQ(get(d), RUNNING);
+			int fd = -1;
+			ASSERT_EQ(d.set_state(from, &fd), 0);
+			if (fd >= 0 && from == RESUMING) {
+				ASSERT_EQ(write_stream(fd, image), 0);
+			}
+			if (fd >= 0)
+				uvfio_close(fd);
+
+			std::vector<__u32> path;
+			bool ok = to != ERROR && to < NUM_MIG_STATES &&
+				  fsm_has_state(flags, to) &&
+				  fsm_path(flags, from, to, &path);
+			fd = -1;
+			int ret = d.set_state(to, &fd);
+			if (ok) {
+				EXPECT_EQ(ret, 0);
+				EXPECT_EQ(get(d), to);
+				bool opens = stream_state(to) && from != to &&
+					     !(precopy(from) &&
+					       (to == STOP_COPY || precopy(to)));
+				EXPECT_EQ(fd >= 0, opens) << "data fd " << fd;
+			} else {
+				EXPECT_EQ(ret, -EINVAL);
+				EXPECT_EQ(get(d), from);
+				EXPECT_LT(fd, 0);
+			}
+			if (fd >= 0)
+				uvfio_close(fd);
+		}
+	}
+	EXPECT_EQ(d.reset(), 0);
+}
+
+/* -------- the data fd -------- */
+
+// Contract: STOP_COPY's stream ends with end of file once everything is
+// read, and stays at its end (another read is 0 again, not an error).
+TEST_P(Conformance, DataFdStopCopyEndsWithEof)
+{
+	Device &d = *src_dev_;
+	int fd = -1;
+	ASSERT_EQ(d.set_state(STOP_COPY, &fd), 0);
+	ASSERT_GE(fd, 0);
+	bytes s;
+	EXPECT_EQ(read_stream(fd, &s), 0);
+	EXPECT_GT(s.size(), 0u);
+	char c;
+	EXPECT_EQ(uvfio_read(fd, &c, 1), 0);
+	EXPECT_EQ(uvfio_close(fd), 0);
+	EXPECT_EQ(d.set_state(STOP), 0);
+}
+
+// Contract: in PRE_COPY, once the data there is now has been read, a read
+// fails with ENOMSG ("nothing now, more may come"), not EOF; the same
+// stream goes on into STOP_COPY and then ends with EOF.
+TEST_P(Conformance, DataFdPreCopyPausesWithEnomsg)
+{
+	if (!has(VFIO_MIGRATION_PRE_COPY))
+		GTEST_SKIP() << "no PRE_COPY";
+	Device &d = *src_dev_;
+	int fd = -1;
+	ASSERT_EQ(d.set_state(PRE_COPY, &fd), 0);
+	ASSERT_GE(fd, 0);
+	bytes s;
+	EXPECT_EQ(read_stream(fd, &s), -ENOMSG);
+	EXPECT_EQ(d.set_state(STOP_COPY), 0);
+	EXPECT_EQ(read_stream(fd, &s), 0);
+	EXPECT_EQ(uvfio_close(fd), 0);
+	EXPECT_EQ(d.set_state(STOP), 0);
+}
+
+// Contract: leaving a state the stream belongs to ends the stream: after
+// the arc (STOP_COPY -> STOP, PRE_COPY -> RUNNING, PRE_COPY_P2P ->
+// RUNNING_P2P, RESUMING -> STOP) no read or write on the old fd succeeds,
+// and the driver has disabled its file (the core checks; see TearDown).
+TEST_P(Conformance, DataFdLeavingTheStateEndsTheStream)
+{
+	Device &d = *src_dev_;
+	struct Leave {
+		__u32 enter, leave;
+	};
+	std::vector<Leave> leaves = {{STOP_COPY, STOP}};
+	if (has(VFIO_MIGRATION_PRE_COPY))
+		leaves.push_back({PRE_COPY, RUNNING});
+	if (has(VFIO_MIGRATION_PRE_COPY) && has(VFIO_MIGRATION_P2P))
+		leaves.push_back({PRE_COPY_P2P, RUNNING_P2P});
+	for (const Leave &l : leaves) {
+		SCOPED_TRACE(std::string(state_name(l.enter)) + " -> " +
+			     state_name(l.leave));
+		ASSERT_EQ(d.reset(), 0);
+		int fd = -1;
+		ASSERT_EQ(d.set_state(l.enter, &fd), 0);
+		ASSERT_GE(fd, 0);
+		char buf[4096];
+		EXPECT_GT(uvfio_read(fd, buf, sizeof(buf)), 0);
+		ASSERT_EQ(d.set_state(l.leave), 0);
+		EXPECT_LE(uvfio_read(fd, buf, sizeof(buf)), 0)
+			<< "a read succeeded on a disabled file";
+		EXPECT_EQ(uvfio_close(fd), 0);
+	}
+
+	bytes image;
+	ASSERT_EQ(d.reset(), 0);
+	ASSERT_NO_FATAL_FAILURE(save(d, &image));
+	int fd = -1;
+	ASSERT_EQ(d.set_state(RESUMING, &fd), 0);
+	ASSERT_EQ(write_stream(fd, image), 0);
+	ASSERT_EQ(d.set_state(STOP), 0);
+	EXPECT_EQ(uvfio_write(fd, image.data(), 16), -1)
+		<< "a write succeeded on a disabled file";
+	EXPECT_EQ(uvfio_close(fd), 0);
+}
+
+// Contract: VFIO_DEVICE_RESET ends a live stream (saving or resuming) and
+// returns the device to RUNNING; the old fd no longer reads or writes.
+TEST_P(Conformance, DataFdResetEndsTheStream)
+{
+	Device &d = *src_dev_;
+	std::vector<__u32> states = {STOP_COPY, RESUMING};
+	if (has(VFIO_MIGRATION_PRE_COPY))
+		states.push_back(PRE_COPY);
+	for (__u32 s : states) {
+		SCOPED_TRACE(state_name(s));
+		ASSERT_EQ(d.reset(), 0);
+		int fd = -1;
+		ASSERT_EQ(d.set_state(s, &fd), 0);
+		ASSERT_GE(fd, 0);
+		char buf[64] = {};
+		if (s != RESUMING) {
+			EXPECT_GT(uvfio_read(fd, buf, sizeof(buf)), 0);
+		}
+		ASSERT_EQ(d.reset(), 0);
+		EXPECT_EQ(get(d), RUNNING);
+		if (s == RESUMING)
+			EXPECT_EQ(uvfio_write(fd, buf, sizeof(buf)), -1);
+		else
+			EXPECT_LE(uvfio_read(fd, buf, sizeof(buf)), 0);
+		EXPECT_EQ(uvfio_close(fd), 0);
+	}
+}
+
+// Contract: the last close of the device ends a live stream: the reader
+// is not left waiting, and the device opens again in RUNNING.
+TEST_P(Conformance, DataFdCloseEndsTheStream)
+{
+	int fd = -1;
+	ASSERT_EQ(src_dev_->set_state(STOP_COPY, &fd), 0);
+	ASSERT_GE(fd, 0);
+	char buf[4096];
+	EXPECT_GT(uvfio_read(fd, buf, sizeof(buf)), 0);
+	ASSERT_EQ(src_.reopen(), 0);
+	src_dev_ = std::make_unique<Device>(*t_, src_.fd());
+	EXPECT_LE(uvfio_read(fd, buf, sizeof(buf)), 0);
+	EXPECT_EQ(uvfio_close(fd), 0);
+	EXPECT_EQ(get(*src_dev_), RUNNING);
+}
+
+// Contract: VFIO_MIG_GET_PRECOPY_INFO answers only in PRE_COPY and
+// PRE_COPY_P2P; on a STOP_COPY stream, and with an argsz below the
+// struct, it fails with EINVAL.
+TEST_P(Conformance, PrecopyInfoOnlyInPreCopyStates)
+{
+	if (!has(VFIO_MIGRATION_PRE_COPY))
+		GTEST_SKIP() << "no PRE_COPY";
+	Device &d = *src_dev_;
+	struct vfio_precopy_info info;
+	int fd = -1;
+	ASSERT_EQ(d.set_state(PRE_COPY, &fd), 0);
+	ASSERT_GE(fd, 0);
+	EXPECT_EQ(precopy_info(fd, &info), 0);
+	EXPECT_EQ(precopy_info(fd, &info, 8), -EINVAL);
+	if (has(VFIO_MIGRATION_P2P)) {
+		ASSERT_EQ(d.set_state(PRE_COPY_P2P), 0);
+		EXPECT_EQ(precopy_info(fd, &info), 0);
+	}
+	ASSERT_EQ(d.set_state(STOP_COPY), 0);
+	EXPECT_EQ(precopy_info(fd, &info), -EINVAL);
+	EXPECT_EQ(uvfio_close(fd), 0);	/* before leaving: not this test's */
+	EXPECT_EQ(d.set_state(STOP), 0);
+}
+
+// Contract: while the initial data is read, PRECOPY_INFO's initial_bytes
+// never grows, and it is 0 once the stream pauses (ENOMSG) with the
+// device idle.
+TEST_P(Conformance, PrecopyInfoInitialBytesNeverGrow)
+{
+	if (!has(VFIO_MIGRATION_PRE_COPY))
+		GTEST_SKIP() << "no PRE_COPY";
+	Device &d = *src_dev_;
+	int fd = -1;
+	ASSERT_EQ(d.set_state(PRE_COPY, &fd), 0);
+	ASSERT_GE(fd, 0);
+	struct vfio_precopy_info info;
+	ASSERT_EQ(precopy_info(fd, &info), 0);
+	EXPECT_GT(info.initial_bytes, 0u);
+	__u64 last = info.initial_bytes;
+	bytes buf(64 << 10);
+	ssize_t n;
+	__u64 total = 0;
+	while ((n = uvfio_read(fd, buf.data(), buf.size())) > 0) {
+		total += static_cast<__u64>(n);
+		ASSERT_EQ(precopy_info(fd, &info), 0);
+		EXPECT_LE(info.initial_bytes, last)
+			<< "initial_bytes grew after " << total << " bytes";
+		last = info.initial_bytes;
+		ASSERT_LT(total, 1ULL << 32);
+	}
+	EXPECT_EQ(n, -1);
+	EXPECT_EQ(errno, ENOMSG);
+	ASSERT_EQ(precopy_info(fd, &info), 0);
+	EXPECT_EQ(info.initial_bytes, 0u);
+	EXPECT_EQ(uvfio_close(fd), 0);
+	EXPECT_EQ(d.set_state(RUNNING), 0);
+}
+
+// Contract: VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, asked in STOP, is at least
+// the number of bytes STOP_COPY then produces.
+TEST_P(Conformance, MigDataSizeBoundsStopCopy)
+{
+	if (!caps_.data_size)
+		GTEST_SKIP() << "no MIG_DATA_SIZE";
+	Device &d = *src_dev_;
+	ASSERT_EQ(d.set_state(STOP), 0);
+	__u64 estimate = 0;
+	ASSERT_EQ(d.data_size(&estimate), 0);
+	bytes s;
+	ASSERT_NO_FATAL_FAILURE(save(d, &s));
+	EXPECT_GE(estimate, s.size());
+}
+
+/* -------- save and restore -------- */
+
+// Contract: a device loaded from another's STOP_COPY stream has the state
+// the other had when saved (the driver's state digest compares both).
+TEST_P(Conformance, RoundTripRestoresTheState)
+{
+	Device &s = *src_dev_;
+	if (simdev_) {
+		ASSERT_NO_FATAL_FAILURE(start_workload());
+		EXPECT_EQ(src_.drain_workload(10000), 0);
+		src_.stop_workload();
+	}
+	bytes image;
+	ASSERT_NO_FATAL_FAILURE(save(s, &image));
+	__u64 want = 0, got = 0;
+	int ret = digest(s, &want);
+	if (ret == -EOPNOTSUPP)
+		GTEST_SKIP() << "the driver has no state digest "
+				"(uvfio_set_state_digest)";
+	ASSERT_EQ(ret, 0);
+	Device &d = dst();
+	ASSERT_EQ(load(d, image), 0);
+	ASSERT_EQ(digest(d, &got), 0);
+	EXPECT_EQ(got, want) << "the loaded device differs from the saved one";
+	EXPECT_EQ(d.set_state(RUNNING), 0);
+	EXPECT_EQ(s.set_state(RUNNING), 0);
+}
+
+// Contract: a corrupt stream (truncated, a damaged header, empty) is
+// rejected by RESUMING -> STOP (or by the write that carried it); the
+// device is not left RUNNING or STOP with what it half-loaded; a reset
+// from there (ERROR included) gives RUNNING, and a good stream then loads.
+TEST_P(Conformance, CorruptStreamRejectedAndResetRecovers)
+{
+	bytes image;
+	ASSERT_NO_FATAL_FAILURE(save(*src_dev_, &image));
+	ASSERT_GT(image.size(), 16u);
+	bytes truncated(image.begin(), image.begin() + image.size() / 2);
+	bytes header = image;
+	for (size_t i = 0; i < 8; i++)
+		header[i] ^= 0x5a;
+	struct Case {
+		const char *what;
+		bytes data;
+	};
+	Device &d = dst();
+	for (const Case &c : {Case{"truncated", truncated},
+			      Case{"damaged header", header},
+			      Case{"empty", bytes()}}) {
+		SCOPED_TRACE(c.what);
+		ASSERT_EQ(d.reset(), 0);
+		EXPECT_NE(load(d, c.data), 0) << "a corrupt stream was accepted";
+		__u32 now = get(d);
+		EXPECT_TRUE(now == ERROR || now == RESUMING)
+			<< "left in " << state_name(now);
+		EXPECT_EQ(d.reset(), 0);
+		EXPECT_EQ(get(d), RUNNING);
+	}
+	EXPECT_EQ(load(d, image), 0);
+	EXPECT_EQ(d.set_state(RUNNING), 0);
+}
+
+/* -------- P2P -------- */
+
+// Contract: in RUNNING_P2P and PRE_COPY_P2P the device starts no DMA
+// (its DMA write count stands still while the guest keeps posting work);
+// back in RUNNING it goes on.
+TEST_P(Conformance, P2PStatesStartNoDma)
+{
+	if (!has(VFIO_MIGRATION_P2P))
+		GTEST_SKIP() << "no P2P";
+	if (!simdev_)
+		GTEST_SKIP() << "no simulated DMA engine to watch";
+	ASSERT_NO_FATAL_FAILURE(start_workload());
+	std::vector<__u32> quiet = {RUNNING_P2P};
+	if (has(VFIO_MIGRATION_PRE_COPY))
+		quiet.push_back(PRE_COPY_P2P);
+	Device &d = *src_dev_;
+	for (__u32 s : quiet) {
+		SCOPED_TRACE(state_name(s));
+		int fd = -1;
+		ASSERT_EQ(d.set_state(s, &fd), 0);
+		__u64 before = dma_writes(src_.fd());
+		std::this_thread::sleep_for(std::chrono::milliseconds(30));
+		EXPECT_EQ(dma_writes(src_.fd()), before)
+			<< "DMA in " << state_name(s);
+		if (fd >= 0)
+			uvfio_close(fd);
+		ASSERT_EQ(d.set_state(RUNNING), 0);
+		EXPECT_TRUE(dma_progresses(src_.fd(), before));
+	}
+}
+
+// Contract: PRE_COPY is a running state: the device keeps doing DMA.
+TEST_P(Conformance, PreCopyKeepsDmaRunning)
+{
+	if (!has(VFIO_MIGRATION_PRE_COPY))
+		GTEST_SKIP() << "no PRE_COPY";
+	if (!simdev_)
+		GTEST_SKIP() << "no simulated DMA engine to watch";
+	ASSERT_NO_FATAL_FAILURE(start_workload());
+	int fd = -1;
+	ASSERT_EQ(src_dev_->set_state(PRE_COPY, &fd), 0);
+	EXPECT_TRUE(dma_progresses(src_.fd(), dma_writes(src_.fd())))
+		<< "no DMA in PRE_COPY";
+	uvfio_close(fd);
+	EXPECT_EQ(src_dev_->set_state(RUNNING), 0);
+}
+
+/* -------- DMA logging -------- */
+
+// Contract: every page of guest memory the device wrote while logging ran
+// is set in the next REPORT covering it (guest memory compared before and
+// after; the ring the vCPU writes is left out).
+TEST_P(Conformance, DirtyLoggingReportsEveryWrite)
+{
+	if (!caps_.dma_logging)
+		GTEST_SKIP() << "no DMA logging (log_ops)";
+	if (!simdev_)
+		GTEST_SKIP() << "no simulated DMA engine to make writes";
+	GuestMemory g = src_.guest();
+	const auto *mem = static_cast<const unsigned char *>(g.host);
+	bytes before(mem, mem + g.size);
+	ASSERT_EQ(log_start(src_.fd(), {{g.iova, g.size}}), 0);
+	ASSERT_NO_FATAL_FAILURE(start_workload());
+	auto end = std::chrono::steady_clock::now() + kPatience;
+	while (src_.workload_completed() < 500 &&
+	       std::chrono::steady_clock::now() < end)
+		std::this_thread::sleep_for(std::chrono::milliseconds(1));
+	auto cpu = src_.cpu_written();
+	EXPECT_EQ(src_.drain_workload(10000), 0);
+	src_.stop_workload();
+
+	std::vector<__u64> bm;
+	ASSERT_EQ(log_report(src_.fd(), g.iova, g.size, &bm), 0);
+	unsigned changed = 0, missed = 0;
+	for (__u64 p = 0; p < g.size / kPage; p++) {
+		__u64 off = p * kPage;
+		bool by_cpu = std::any_of(cpu.begin(), cpu.end(), [&](auto r) {
+			return off < r.first + r.second && r.first < off + kPage;
+		});
+		if (by_cpu || !std::memcmp(mem + off, before.data() + off, kPage))
+			continue;
+		changed++;
+		if (!bit(bm, p) && missed++ < 5)
+			ADD_FAILURE() << "page at iova 0x" << std::hex
+				      << g.iova + off << " written, not reported";
+	}
+	EXPECT_GT(changed, 0u) << "the workload changed no page";
+	EXPECT_EQ(missed, 0u) << "of " << changed << " written pages";
+	EXPECT_EQ(log_stop(src_.fd()), 0);
+}
+
+// Contract: one logging session at a time: a second START fails; REPORT
+// outside a session fails; STOP outside one does not break anything (the
+// device stays usable and a new session starts).
+TEST_P(Conformance, DirtyLoggingSessionRules)
+{
+	if (!caps_.dma_logging)
+		GTEST_SKIP() << "no DMA logging (log_ops)";
+	GuestMemory g = src_.guest();
+	int fd = src_.fd();
+	std::vector<__u64> bm;
+	EXPECT_NE(log_report(fd, g.iova, g.size, &bm), 0)
+		<< "REPORT without a session";
+	log_stop(fd);	/* may succeed or fail, but cleanly */
+	ASSERT_EQ(log_start(fd, {{g.iova, g.size}}), 0);
+	EXPECT_NE(log_start(fd, {{g.iova, g.size}}), 0)
+		<< "a second START was accepted";
+	EXPECT_EQ(log_report(fd, g.iova, g.size, &bm), 0);
+	EXPECT_EQ(log_stop(fd), 0);
+	EXPECT_NE(log_report(fd, g.iova, g.size, &bm), 0)
+		<< "REPORT after STOP";
+	EXPECT_EQ(log_start(fd, {{g.iova, g.size}}), 0);
+	EXPECT_EQ(log_stop(fd), 0);
+	EXPECT_EQ(get(*src_dev_), RUNNING);
+}
+
+/* -------- QEMU -------- */
+
+// Contract: QEMU's client sequence works end to end: DMA logging over 3
+// ranges with reports over sub-ranges, pre-copy passes of 1 MiB reads
+// where ENOMSG means "nothing now" with MIG_DATA_SIZE asked every pass,
+// STOP_COPY read to EOF, and the destination written in 32 KiB pieces;
+// the destination then has the source's state.
+TEST_P(Conformance, QemuClientSequence)
+{
+	Device &s = *src_dev_;
+	Device &d = dst();
+	GuestMemory g = src_.guest();
+	const __u64 third = g.size / 3 / kPage * kPage;
+	std::vector<std::pair<__u64, __u64>> ranges = {
+		{g.iova, third},
+		{g.iova + third, third},
+		{g.iova + 2 * third, g.size - 2 * third}};
+	auto report_all = [&] {
+		std::vector<__u64> bm;
+		for (auto [iova, len] : ranges) {
+			__u64 half = len / 2 / kPage * kPage;
+			EXPECT_EQ(log_report(s.fd(), iova, half, &bm), 0);
+			EXPECT_EQ(log_report(s.fd(), iova + half, len - half, &bm),
+				  0);
+		}
+	};
+	if (caps_.dma_logging) {
+		ASSERT_EQ(log_start(s.fd(), ranges), 0);
+	}
+
+	bytes stream;
+	int fd = -1;
+	if (has(VFIO_MIGRATION_PRE_COPY)) {
+		ASSERT_EQ(s.set_state(PRE_COPY, &fd), 0);
+		ASSERT_GE(fd, 0);
+		for (int pass = 0; pass < 5; pass++) {
+			__u64 size;
+			if (caps_.data_size) {
+				EXPECT_EQ(s.data_size(&size), 0);
+			}
+			struct vfio_precopy_info info;
+			EXPECT_EQ(precopy_info(fd, &info), 0);
+			size_t before = stream.size();
+			EXPECT_EQ(read_stream(fd, &stream), -ENOMSG);
+			if (caps_.dma_logging)
+				report_all();
+			if (stream.size() == before)
+				break;
+		}
+		ASSERT_EQ(s.set_state(has(VFIO_MIGRATION_P2P) ? PRE_COPY_P2P
+							       : STOP_COPY),
+			  0);
+		ASSERT_EQ(s.set_state(STOP_COPY), 0);
+	} else {
+		ASSERT_EQ(s.set_state(has(VFIO_MIGRATION_P2P) ? RUNNING_P2P
+							       : STOP),
+			  0);
+		if (caps_.data_size) {
+			__u64 size;
+			EXPECT_EQ(s.data_size(&size), 0);
+		}
+		ASSERT_EQ(s.set_state(STOP_COPY, &fd), 0);
+		ASSERT_GE(fd, 0);
+	}
+	EXPECT_EQ(read_stream(fd, &stream), 0);
+	uvfio_close(fd);
+	if (caps_.dma_logging) {
+		report_all();
+		EXPECT_EQ(log_stop(s.fd()), 0);
+	}
+	ASSERT_EQ(s.set_state(STOP), 0);
+
+	ASSERT_EQ(load(d, stream), 0);
+	__u64 want, got;
+	if (!digest(s, &want)) {
+		ASSERT_EQ(digest(d, &got), 0);
+		EXPECT_EQ(got, want);
+	}
+	EXPECT_EQ(d.set_state(RUNNING), 0);
+	EXPECT_EQ(s.set_state(RUNNING), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+	Drivers, Conformance, ::testing::ValuesIn(targets()),
+	[](const ::testing::TestParamInfo<Target> &info) {
+		return target_name(info.param, info.index);
+	});
+
+} // namespace
+} // namespace uvfio::conformance

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Between the runner and the tests: the targets in this run. */
+#ifndef UVFIO_TESTS_CONFORMANCE_SUITE_H
+#define UVFIO_TESTS_CONFORMANCE_SUITE_H
+
+#include <string>
+#include <vector>
+
+#include "conformance.h"
+
+namespace uvfio::conformance {
+
+/* Where the tests put their devices, and where run() tries a spec. */
+inline constexpr const char *kSrcBdf = "0000:7e:00.0";
+inline constexpr const char *kDstBdf = "0000:7e:01.0";
+inline constexpr const char *kProbeBdf = "0000:7e:02.0";
+
+const std::vector<Target> &targets();
+/* A GoogleTest-safe name for the index-th target. */
+std::string target_name(const Target &t, size_t index);
+
+} // namespace uvfio::conformance
+
+#endif /* UVFIO_TESTS_CONFORMANCE_SUITE_H */
