@@ -28,6 +28,11 @@ const std::vector<Target> &targets()
 	return g_targets;
 }
 
+void PrintTo(const Target &t, std::ostream *os)
+{
+	*os << '"' << t.spec << '"';
+}
+
 std::string target_name(const Target &t, size_t index)
 {
 	std::string name;
@@ -87,9 +92,13 @@ int run(const Options &opt)
 	for (const Target &t : g_targets) {
 		std::string spec = t.spec + ",bdf=" + kProbeBdf;
 		if (uvfio_sim_add(spec.c_str())) {
+			int e = errno;
 			std::fprintf(stderr,
 				     "conformance: cannot create \"%s\": %s\n",
-				     t.spec.c_str(), std::strerror(errno));
+				     t.spec.c_str(),
+				     e == ENOENT   ? "unknown driver"
+				     : e == EINVAL ? "bad spec"
+						   : std::strerror(e));
 			return 2;
 		}
 		uvfio_sim_remove(kProbeBdf);

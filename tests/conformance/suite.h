@@ -3,6 +3,7 @@
 #ifndef UVFIO_TESTS_CONFORMANCE_SUITE_H
 #define UVFIO_TESTS_CONFORMANCE_SUITE_H
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,8 @@ inline constexpr const char *kDstBdf = "0000:7e:01.0";
 inline constexpr const char *kProbeBdf = "0000:7e:02.0";
 
 const std::vector<Target> &targets();
+/* How GoogleTest prints a target (reports, JUnit value_param). */
+void PrintTo(const Target &t, std::ostream *os);
 /* A GoogleTest-safe name for the index-th target. */
 std::string target_name(const Target &t, size_t index);
 

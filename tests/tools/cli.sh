@@ -8,9 +8,13 @@
 # and migrate ending verified for simnic (pre-copy, DMA logging) and
 # simmin (stop-copy, IOMMU dirty pages) with the workload running.
 #
-# usage: cli.sh PATH_TO_VFIO_MIG_CTL
+# conformance runs the suite: a JUnit report for a passing driver, exit 1
+# for the brokennic plugin with a defect, 2 for an unknown driver.
+#
+# usage: cli.sh PATH_TO_VFIO_MIG_CTL [PATH_TO_BROKENNIC_SO]
 set -u
 ctl=$1
+brokennic=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -37,7 +41,7 @@ S=simnic,bdf=00:02.0,mem=4M,seed=7
 D=simnic,bdf=00:03.0,mem=4M
 
 expect 0 "--help" -- "$ctl" --help
-for sub in drivers info state fsm save load send recv dirty migrate; do
+for sub in drivers info state fsm save load send recv dirty migrate conformance; do
 	expect 0 "$sub --help" -- "$ctl" "$sub" --help
 done
 expect 2 "no subcommand" -- "$ctl"
@@ -140,6 +144,28 @@ for drv in simnic simmin; do
 		{ echo "FAIL: $drv not verified"; fails=$((fails + 1)); }
 done
 expect 2 "migrate bad budget" -- "$ctl" migrate --downtime-budget -1 "$S" "$D"
+
+# The conformance suite.
+expect 0 "conformance with a JUnit report" -- "$ctl" conformance -d simnic \
+	--filter '*Fsm*:*DataFd*' --junit "$tmp/junit.xml"
+grep -q '<testsuites tests="[1-9][0-9]*" failures="0"' "$tmp/junit.xml" ||
+	{ echo "FAIL: junit report"; head -3 "$tmp/junit.xml"; fails=$((fails + 1)); }
+expect 2 "conformance unknown driver" -- "$ctl" conformance -d nosuch
+expect 2 "conformance spec with a bdf" -- "$ctl" conformance -d simnic,bdf=00:01.0
+expect 1 "conformance unwritable report" -- "$ctl" conformance -d simnic \
+	--junit "$tmp/no/such/dir/j.xml"
+if [ -n "$brokennic" ]; then
+	UVFIO_DRIVER_PATH=$(dirname "$brokennic") "$ctl" conformance \
+		-d brokennic,mem=2M,bug=errno --filter '*PrecopyInfo*' \
+		--junit "$tmp/broken.xml" >"$tmp/out" 2>&1
+	rc=$?
+	if [ $rc = 1 ] && grep -q 'failures="1"' "$tmp/broken.xml"; then
+		echo "ok: conformance fails a broken driver"
+	else
+		echo "FAIL: conformance on brokennic: exit $rc"; tail "$tmp/out"
+		fails=$((fails + 1))
+	fi
+fi
 
 if [ $fails != 0 ]; then
 	echo "$fails check(s) failed"

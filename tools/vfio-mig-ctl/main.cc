@@ -32,6 +32,8 @@
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/uvfio.h>
 
+#include "conformance.h"
+
 using namespace uvfio::tools;
 using json = nlohmann::ordered_json;
 
@@ -928,6 +930,38 @@ int cmd_migrate(const MigrateArgs &a)
 							 r.verify_detail);
 }
 
+/* The conformance suite (tests/conformance) on the drivers named. */
+int cmd_conformance(const std::vector<std::string> &specs,
+		    const std::string &junit, const std::string &filter)
+{
+	namespace cf = uvfio::conformance;
+	cf::Options opt;
+	for (const std::string &s : specs) {
+		cf::Target t;
+		if (!cf::parse_target(s, &t))
+			return fail(EXIT_USAGE, fmt::format(
+					    "bad driver spec \"{}\" (DRIVER"
+					    "[,key=value...], no bdf)", s));
+		opt.targets.push_back(t);
+	}
+	if (!junit.empty()) {
+		/* Fail before an hour of tests, not after. */
+		FILE *f = std::fopen(junit.c_str(), "w");
+		if (!f)
+			return fail(EXIT_FAIL, fmt::format("cannot write {}: {}",
+							   junit,
+							   strerror(errno)));
+		std::fclose(f);
+		opt.junit = junit;
+	}
+	if (!filter.empty())
+		opt.gtest_args.push_back("--gtest_filter=" + filter);
+	int rc = cf::run(opt);
+	if (rc == 2)
+		return EXIT_USAGE;
+	return rc ? fail(EXIT_FAIL, "conformance: some tests failed") : 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -1043,6 +1077,19 @@ int main(int argc, char **argv)
 		->transform(CLI::AsSizeValue(false))->capture_default_str();
 	mig->add_flag("--json", as_json, "JSON report");
 
+	std::vector<std::string> conf_specs;
+	std::string junit, filter;
+	auto *conf = app.add_subcommand("conformance", "run the conformance "
+					"suite against drivers");
+	conf->add_option("-d,--driver", conf_specs, "driver to test, as a "
+			 "device spec without bdf (\"simnic\" or "
+			 "\"simnic,mem=4M\"); repeatable; default: every "
+			 "registered driver (plugins: name them, with "
+			 "UVFIO_DRIVER_PATH set)");
+	conf->add_option("--junit", junit, "write a JUnit XML report to FILE");
+	conf->add_option("--filter", filter, "run only tests matching a "
+			 "GoogleTest filter (e.g. '*Fsm*:*DataFd*')");
+
 	try {
 		app.parse(argc, argv);
 	} catch (const CLI::CallForHelp &e) {
@@ -1080,6 +1127,8 @@ int main(int argc, char **argv)
 				 dirty_rate, dirty_guest, as_json);
 	if (*recv)
 		return cmd_recv(spec, addr, as_json);
+	if (*conf)
+		return cmd_conformance(conf_specs, junit, filter);
 	m.as_json = as_json;
 	return cmd_migrate(m);
 }
