@@ -18,6 +18,8 @@ u8 *mig_rec_begin(mig_rec_writer *w, u16 type, u64 offset, u32 length)
 	mig_rec r = {w->magic, w->version, type, offset, length, w->seq++, 0};
 	w->out.resize(sizeof(r) + length);
 	w->out_off = 0;
+	w->ref = nullptr;
+	w->ref_len = 0;
 	std::memcpy(w->out.data(), &r, sizeof(r));
 	return w->out.data() + sizeof(r);
 }
@@ -37,16 +39,50 @@ void mig_rec_emit(mig_rec_writer *w, u16 type, u64 offset,
 	mig_rec_seal(w);
 }
 
+void mig_rec_emit_ref(mig_rec_writer *w, u16 type, u64 offset,
+		      const void *payload, u32 length)
+{
+	mig_rec r = {w->magic, w->version, type, offset, length, w->seq++, 0};
+	r.hash = mig_rec_hash(r, payload);
+	w->out.resize(sizeof(r));
+	std::memcpy(w->out.data(), &r, sizeof(r));
+	w->out_off = 0;
+	w->ref = static_cast<const u8 *>(payload);
+	w->ref_len = length;
+}
+
+size_t mig_rec_unread(const mig_rec_writer *w)
+{
+	return w->out.size() + w->ref_len - w->out_off;
+}
+
+void mig_rec_release(mig_rec_writer *w)
+{
+	std::vector<u8>().swap(w->out);
+	w->ref = nullptr;
+	w->ref_len = 0;
+	w->out_off = 0;
+}
+
 ssize_t mig_rec_read(mig_rec_writer *w, char __user *buf, size_t len,
 		     bool (*produce)(void *arg), void *arg, bool final)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		if (w->out_off == w->out.size() && !produce(arg))
+		if (!mig_rec_unread(w) && !produce(arg))
 			break;
-		size_t n = std::min(len - done, w->out.size() - w->out_off);
-		if (copy_to_user(buf + done, w->out.data() + w->out_off, n)) {
+		const u8 *src;
+		size_t n;
+		if (w->out_off < w->out.size()) {
+			src = w->out.data() + w->out_off;
+			n = w->out.size() - w->out_off;
+		} else {
+			src = w->ref + (w->out_off - w->out.size());
+			n = mig_rec_unread(w);
+		}
+		n = std::min(len - done, n);
+		if (copy_to_user(buf + done, src, n)) {
 			if (!done)
 				return -EFAULT;
 			break;
@@ -63,7 +99,7 @@ ssize_t mig_rec_read(mig_rec_writer *w, char __user *buf, size_t len,
 void mig_rec_precopy_info(const mig_rec_writer *w, u64 initial_size,
 			  u64 dirty_estimate, struct vfio_precopy_info *info)
 {
-	u64 produced = w->bytes_read + (w->out.size() - w->out_off);
+	u64 produced = w->bytes_read + mig_rec_unread(w);
 	u64 past = std::max(w->bytes_read, initial_size);
 	info->initial_bytes = initial_size > w->bytes_read ?
 		initial_size - w->bytes_read : 0;

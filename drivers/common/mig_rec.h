@@ -30,12 +30,18 @@ static_assert(sizeof(mig_rec) == 32);
 
 u64 mig_rec_hash(const mig_rec &r, const void *payload);
 
-/* The saving side: the record being read, and what was read so far. */
+/*
+ * The saving side: the record being read, and what was read so far. A
+ * record is out (header, and payload unless ref) followed by ref_len bytes
+ * at ref; out_off counts through both.
+ */
 struct mig_rec_writer {
 	u32 magic = 0;
 	u16 version = 0;
 	u32 seq = 0;
 	std::vector<u8> out;
+	const u8 *ref = nullptr;
+	u32 ref_len = 0;
 	size_t out_off = 0;
 	u64 bytes_read = 0;
 };
@@ -47,6 +53,18 @@ void mig_rec_seal(mig_rec_writer *w);
 /* Both, with the payload copied from payload. */
 void mig_rec_emit(mig_rec_writer *w, u16 type, u64 offset,
 		  const void *payload, u32 length);
+/*
+ * A record whose payload is read straight from payload, without a copy
+ * into the writer: only for memory that holds still until the record is
+ * read (device memory of a stopped device). Hashed now: memory that
+ * changes anyway makes the destination reject the record, never take it.
+ */
+void mig_rec_emit_ref(mig_rec_writer *w, u16 type, u64 offset,
+		      const void *payload, u32 length);
+/* Bytes of the current record not read yet. */
+size_t mig_rec_unread(const mig_rec_writer *w);
+/* Drop the current record and its buffer (the file is disabled). */
+void mig_rec_release(mig_rec_writer *w);
 
 /*
  * A saving file's read: hand out records, calling produce(arg) for the

@@ -46,6 +46,26 @@ sn_config device_config(const simnic_device *snic)
 	return c;
 }
 
+/*
+ * A MEM record. Once the device is stopped (final) its memory holds still,
+ * so the reader gets the payload straight from device memory: one copy
+ * fewer on the stop-copy path, where time is downtime.
+ */
+void emit_mem(simnic_migf *f, u64 off, u64 len)
+{
+	struct simdev *sd = &f->snic->sd;
+	if (f->final) {
+		mig_rec_emit_ref(&f->w, SN_REC_MEM, off, sd->mem + off,
+				 static_cast<u32>(len));
+		return;
+	}
+	simdev_mem_read(sd, off,
+			mig_rec_begin(&f->w, SN_REC_MEM, off,
+				      static_cast<u32>(len)),
+			len);
+	mig_rec_seal(&f->w);
+}
+
 /* Produce the next record; false when there is nothing to send now. */
 bool produce(simnic_migf *f)
 {
@@ -63,14 +83,11 @@ bool produce(simnic_migf *f)
 	}
 	case simnic_migf::MEM_FULL:
 		len = std::min<u64>(SN_MEM_REC_MAX, sd->mem_size - f->mem_pos);
-		simdev_mem_read(sd, f->mem_pos,
-				mig_rec_begin(&f->w, SN_REC_MEM, f->mem_pos,
-					  static_cast<u32>(len)),
-				len);
+		emit_mem(f, f->mem_pos, len);
 		f->mem_pos += len;
 		if (f->mem_pos == sd->mem_size)
 			f->phase = simnic_migf::DIRTY;
-		break;
+		return true;
 	case simnic_migf::DIRTY:
 		/*
 		 * Take the pages first, read them after: a write that lands
@@ -78,11 +95,8 @@ bool produce(simnic_migf *f)
 		 */
 		if (f->precopy &&
 		    simdev_mem_take_dirty(sd, SN_MEM_REC_MAX, &off, &len)) {
-			simdev_mem_read(sd, off,
-					mig_rec_begin(&f->w, SN_REC_MEM, off,
-						  static_cast<u32>(len)),
-					len);
-			break;
+			emit_mem(f, off, len);
+			return true;
 		}
 		if (!f->final)
 			return false;
@@ -470,7 +484,7 @@ void simnic_disable_fds(simnic_device *snic)
 			continue;
 		mutex_lock(&f->lock);
 		f->disabled = true;
-		std::vector<u8>().swap(f->w.out);
+		mig_rec_release(&f->w);
 		std::vector<u8>().swap(f->in);
 		mutex_unlock(&f->lock);
 		*pf = nullptr;
@@ -490,7 +504,7 @@ u64 simnic_stop_copy_size(simnic_device *snic)
 	 * unread, the initial data not produced yet, the dirty pages (all of
 	 * memory if it was mapped), the state and END.
 	 */
-	u64 unread = f->w.out.size() - f->w.out_off;
+	u64 unread = mig_rec_unread(&f->w);
 	u64 produced = f->w.bytes_read + unread;
 	u64 initial_left = f->initial_size > produced ?
 		f->initial_size - produced : 0;

@@ -235,6 +235,20 @@ void td_emit(td_migf *f, u16 type, u64 offset, const void *payload, u32 len)
 	mig_rec_emit(&f->w, type, offset, payload, len);
 }
 
+/*
+ * A MEM record. Once the device is stopped (final) its memory holds
+ * still, so the reader gets the payload straight from BAR2: one copy
+ * fewer on the stop-copy path, where time is downtime.
+ */
+void td_emit_mem(td_migf *f, u64 off, u64 len)
+{
+	const u8 *p = f->tdev->core_device.bars[2].map + off;
+	if (f->final)
+		mig_rec_emit_ref(&f->w, TD_REC_MEM, off, p, static_cast<u32>(len));
+	else
+		td_emit(f, TD_REC_MEM, off, p, static_cast<u32>(len));
+}
+
 /* Put the next record in f->w; false when there is none now. */
 bool td_produce(td_migf *f)
 {
@@ -254,9 +268,7 @@ bool td_produce(td_migf *f)
 		case td_migf::MEM_FULL:
 			if (f->mem_pos < tdev->mem_size) {
 				len = std::min(TD_CHUNK, tdev->mem_size - f->mem_pos);
-				td_emit(f, TD_REC_MEM, f->mem_pos,
-					core->bars[2].map + f->mem_pos,
-					static_cast<u32>(len));
+				td_emit_mem(f, f->mem_pos, len);
 				f->mem_pos += len;
 				return true;
 			}
@@ -264,8 +276,7 @@ bool td_produce(td_migf *f)
 			continue;
 		case td_migf::DIRTY:
 			if (td_take_dirty(tdev, &off, &len)) {
-				td_emit(f, TD_REC_MEM, off, core->bars[2].map + off,
-					static_cast<u32>(len));
+				td_emit_mem(f, off, len);
 				return true;
 			}
 			if (!f->final)
@@ -596,7 +607,7 @@ void td_disable_fds(testdev_device *tdev)
 			continue;
 		mutex_lock(&f->lock);
 		f->disabled = true;
-		std::vector<u8>().swap(f->w.out);
+		mig_rec_release(&f->w);
 		if (f->in)
 			f->in->clear();
 		f->in = nullptr;
