@@ -24,6 +24,7 @@ std::atomic<bool> vm_rw_works{true};
 /* The core buffer this thread is passing to a driver as __user memory. */
 thread_local const char *kbuf_lo;
 thread_local const char *kbuf_hi;
+thread_local uaccess_sink *kbuf_sink;
 
 bool in_kernel_buffer(const void *p, unsigned long n)
 {
@@ -43,6 +44,10 @@ unsigned long checked_copy(void *to, const void *from, unsigned long n,
 		return n;
 	/* Memory the core owns and vouches for needs no page check. */
 	if (in_kernel_buffer(user, n)) {
+		if (to_user && kbuf_sink &&
+		    kbuf_sink->copy_out(static_cast<char *>(to) - kbuf_lo, from,
+					n))
+			return 0;
 		std::memcpy(to, from, n);
 		return 0;
 	}
@@ -67,17 +72,20 @@ unsigned long checked_copy(void *to, const void *from, unsigned long n,
 
 } // namespace
 
-uaccess_kernel_buffer::uaccess_kernel_buffer(const void *buf, size_t len)
-	: lo_(kbuf_lo), hi_(kbuf_hi)
+uaccess_kernel_buffer::uaccess_kernel_buffer(const void *buf, size_t len,
+					     uaccess_sink *sink)
+	: lo_(kbuf_lo), hi_(kbuf_hi), sink_(kbuf_sink)
 {
 	kbuf_lo = static_cast<const char *>(buf);
 	kbuf_hi = kbuf_lo + len;
+	kbuf_sink = sink;
 }
 
 uaccess_kernel_buffer::~uaccess_kernel_buffer()
 {
 	kbuf_lo = lo_;
 	kbuf_hi = hi_;
+	kbuf_sink = sink_;
 }
 
 unsigned long copy_from_user(void *to, const void __user *from, unsigned long n)

@@ -101,14 +101,30 @@ int vfio_container_open(void);
 /* -------- uaccess.cc -------- */
 
 /*
+ * Where copy_to_user() into a kernel buffer may go instead: copy_out gets
+ * the offset in the buffer and the bytes, and returns true if it took
+ * them (false: they are copied into the buffer as usual).
+ */
+class uaccess_sink
+{
+public:
+	virtual bool copy_out(size_t off, const void *from, size_t n) = 0;
+
+protected:
+	~uaccess_sink() = default;
+};
+
+/*
  * While alive, copy_{from,to}_user on this thread treat [buf, buf + len) as
  * valid user memory and copy it with memcpy: the core passes its own buffers
  * to drivers (the data-fd pump, PRECOPY_INFO) and needs no page check there.
+ * With a sink, copy_to_user() into the buffer asks the sink first.
  */
 class uaccess_kernel_buffer
 {
 public:
-	uaccess_kernel_buffer(const void *buf, size_t len);
+	uaccess_kernel_buffer(const void *buf, size_t len,
+			      uaccess_sink *sink = nullptr);
 	~uaccess_kernel_buffer();
 	uaccess_kernel_buffer(const uaccess_kernel_buffer &) = delete;
 	uaccess_kernel_buffer &operator=(const uaccess_kernel_buffer &) = delete;
@@ -116,6 +132,7 @@ public:
 private:
 	const char *lo_;
 	const char *hi_;
+	uaccess_sink *sink_;
 };
 
 /* -------- log.cc -------- */

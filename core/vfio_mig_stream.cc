@@ -30,6 +30,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <thread>
+#include <vector>
 
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/unique_fd.h>
@@ -162,6 +163,55 @@ void pump_fail(vfio_mig_stream &s, long err, const char *what)
 	s.cv.notify_all();
 }
 
+/*
+ * The saving pump's sink: the driver's copy_to_user() goes straight into
+ * the socket while its copies come in order and the socket takes them,
+ * which saves copying every byte into the pump's buffer first. From the
+ * first copy that does not, bytes land in the buffer at their offset and
+ * are sent after the read returns, as without a sink. So that this never
+ * depends on timing, a read must copy each byte at most once and return
+ * at least what it copied; otherwise the stream fails (a driver bug),
+ * whether or not the bytes had already left.
+ */
+struct direct_send final : uaccess_sink {
+	int fd;
+	char *buf;
+	size_t sent = 0;	/* bytes [0, sent) are in the socket */
+	size_t copied_end = 0;	/* past the last byte copied */
+	bool bounce = false;	/* from now on into buf */
+	bool rewrote = false;
+	/* What was copied, merged where contiguous (usually one range). */
+	std::vector<std::pair<size_t, size_t>> copied;
+
+	direct_send(int fd, char *buf) : fd(fd), buf(buf) {}
+
+	bool copy_out(size_t off, const void *from, size_t n) override
+	{
+		for (auto [lo, hi] : copied)
+			if (off < hi && lo < off + n)
+				rewrote = true;
+		if (!copied.empty() && copied.back().second == off)
+			copied.back().second = off + n;
+		else
+			copied.emplace_back(off, off + n);
+		copied_end = std::max(copied_end, off + n);
+		if (rewrote)
+			return true;	/* the stream fails anyway */
+		if (bounce || off != sent)
+			return bounce = true, false;
+		ssize_t w = send(fd, from, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		size_t took = w > 0 ? static_cast<size_t>(w) : 0;
+		sent += took;
+		if (took < n) {
+			bounce = true;
+			std::memcpy(buf + off + took,
+				    static_cast<const char *>(from) + took,
+				    n - took);
+		}
+		return true;
+	}
+};
+
 void pump_save(vfio_mig_stream &s)
 {
 	std::unique_lock<std::mutex> l(s.m);
@@ -204,17 +254,32 @@ void pump_save(vfio_mig_stream &s)
 
 		s.retry = false;
 		ssize_t n;
+		direct_send sink(s.core_end.get(), s.buf.get());
 		{
-			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk);
+			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk,
+						   &sink);
 			n = s.drv->f_op->read(s.drv, s.buf.get(), pump_chunk,
 					      file_ppos(s.drv));
 		}
 		s.attempts++;
-		if (n > 0) {
+		if (sink.rewrote || (n >= 0 && static_cast<size_t>(n) <
+						  sink.copied_end) ||
+		    (n < 0 && sink.sent)) {
+			/* Bytes the driver did not mean are in the stream. */
+			if (n >= 0)
+				dev_err(s.device->dev,
+					"driver bug: the data file's read %s",
+					sink.rewrote ? "rewrote bytes it had "
+						       "already copied out"
+						     : "returned fewer bytes "
+						       "than it copied out");
+			bool real = n < 0 && n != -ENOMSG && n != -EAGAIN;
+			pump_fail(s, real ? n : -EIO, "read");
+		} else if (n > 0) {
 			if (WARN_ON(static_cast<size_t>(n) > pump_chunk))
 				n = pump_chunk;
-			s.buf_off = 0;
-			s.buf_len = static_cast<size_t>(n);
+			s.buf_off = sink.sent;
+			s.buf_len = static_cast<size_t>(n) - sink.sent;
 			s.pumped += static_cast<u64>(n);
 			s.paused = false;
 		} else if (n == 0) {

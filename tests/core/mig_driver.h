@@ -84,6 +84,15 @@ struct MigKnobs {
 	 * intermediate state of a path, or at RUNNING.
 	 */
 	state bug_file_into = ERROR;
+
+	/*
+	 * How a saving read copies its bytes to the user: in order (0),
+	 * the second half before the first (1, legal), or in order and then
+	 * the first byte again (2, rewriting what the core may have sent).
+	 * And a read may return one byte fewer than it copied (a bug).
+	 */
+	int copy_order = 0;
+	bool return_short = false;
 };
 
 struct mig_file;
@@ -151,6 +160,8 @@ struct mig_file {
 	struct mutex lock;	/* everything below */
 	bool disabled = false;
 	bool checked = false;	/* the core read it once after disabling */
+	int copy_order = 0;	/* MigKnobs */
+	bool return_short = false;
 	bool precopy = false;	/* saving: -ENOMSG, not EOF, at the limit */
 	u64 limit = 0;		/* saving: bytes before EOF / ENOMSG */
 	u64 save_len = 0;	/* saving: STOP_COPY bytes after limit */
@@ -202,8 +213,17 @@ inline ssize_t mig_file_read(struct file *filp, char __user *buf, size_t len,
 	std::vector<u8> tmp(n);
 	for (size_t i = 0; i < n; i++)
 		tmp[i] = mig_pattern(f->pos + i);
-	if (copy_to_user(buf, tmp.data(), n))
+	size_t half = n / 2;
+	bool bad = f->copy_order == 1
+		? copy_to_user(buf + half, tmp.data() + half, n - half) ||
+		  copy_to_user(buf, tmp.data(), half)
+		: copy_to_user(buf, tmp.data(), n);
+	if (!bad && f->copy_order == 2)
+		bad = copy_to_user(buf, tmp.data(), 1);
+	if (bad)
 		return -EFAULT;
+	if (f->return_short && n > 1)
+		n--;
 	f->pos += n;
 	return static_cast<ssize_t>(n);
 }
@@ -295,6 +315,8 @@ inline mig_file *mig_new_file(MigDriver *d, bool saving, bool precopy)
 	f->save_len = d->k.save_len;
 	f->fail_after = saving ? d->k.read_fail_after : d->k.write_fail_after;
 	f->fail_errno = saving ? d->k.read_errno : d->k.write_errno;
+	f->copy_order = d->k.copy_order;
+	f->return_short = d->k.return_short;
 	/* Access mode as a real driver's: the core checks it. */
 	struct file *filp = anon_inode_getfile("[mig-test]", &mig_file_fops, f,
 					       saving ? O_RDONLY : O_WRONLY);

@@ -440,7 +440,8 @@ TEST(MigrationDataFd, LeavingTheStateEndsTheStream)
 	int data_fd = d.set_ok(STOP_COPY);
 	ASSERT_GE(data_fd, 0);
 	char buf[4096];
-	ASSERT_EQ(read(data_fd, buf, sizeof(buf)), 4096);
+	/* A stream socket may return less than asked: read some. */
+	ASSERT_GT(read(data_fd, buf, sizeof(buf)), 0);
 	LogCapture log;
 	ASSERT_EQ(d.set(STOP), 0);
 	bytes rest;

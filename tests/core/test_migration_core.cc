@@ -902,6 +902,58 @@ TEST_F(MigrationCoreTest, LeavingStopCopyEndsStream)
 	close_fd(fd);
 }
 
+// Contract: the pump streams a driver's copy_to_user() to the user as it
+// is made, without changing the stream: copies out of order (the second
+// half of a read before the first) still arrive in order, byte for byte,
+// and the STOP_COPY stream ends normally.
+TEST_F(MigrationCoreTest, OutOfOrderCopiesArriveInOrder)
+{
+	MigKnobs k;
+	k.save_len = 3 << 20;
+	k.copy_order = 1;
+	make(SC, k);
+	ASSERT_TRUE(dev_->ok());
+	int fd = open_dev();
+	ASSERT_GE(fd, 0);
+	int dfd;
+	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	Drained d = drain(dfd, 0, false);
+	EXPECT_EQ(d.err, 0);
+	EXPECT_EQ(d.bad, 0u);
+	EXPECT_EQ(d.bytes, k.save_len);
+	EXPECT_EQ(set(fd, STOP), 0);
+	close_fd(dfd);
+	close_fd(fd);
+}
+
+// Contract: a read that copies over bytes it already copied out, or
+// returns fewer bytes than it copied, would put bytes the driver did not
+// mean into the stream: the stream fails instead (uvfio_read and the next
+// SET report EIO) with a "driver bug" log line; never silently wrong data.
+TEST_F(MigrationCoreTest, ReadThatRewritesOrReturnsShortFailsTheStream)
+{
+	for (int bug = 0; bug < 2; bug++) {
+		SCOPED_TRACE(bug ? "returns short" : "rewrites");
+		MigKnobs k;
+		k.copy_order = bug ? 0 : 2;
+		k.return_short = bug;
+		make(SC, k);
+		ASSERT_TRUE(dev_->ok());
+		int fd = open_dev();
+		ASSERT_GE(fd, 0);
+		LogCapture log;
+		int dfd;
+		ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+		Drained d = drain(dfd, 0, false);
+		EXPECT_EQ(d.err, EIO);
+		EXPECT_TRUE(log.contains("driver bug"));
+		EXPECT_EQ(set(fd, STOP), EIO);
+		close_fd(dfd);
+		close_fd(fd);
+		dev_.reset();
+	}
+}
+
 // Contract: leaving PRE_COPY for RUNNING ends the pre-copy stream the same
 // way: the driver's file is released and the reader sees the end.
 TEST_F(MigrationCoreTest, LeavingPreCopyEndsStream)
