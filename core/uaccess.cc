@@ -44,9 +44,13 @@ unsigned long checked_copy(void *to, const void *from, unsigned long n,
 		return n;
 	/* Memory the core owns and vouches for needs no page check. */
 	if (in_kernel_buffer(user, n)) {
-		if (to_user && kbuf_sink &&
-		    kbuf_sink->copy_out(static_cast<char *>(to) - kbuf_lo, from,
-					n))
+		if (kbuf_sink &&
+		    (to_user ? kbuf_sink->copy_out(static_cast<char *>(to) -
+							   kbuf_lo,
+						   from, n)
+			     : kbuf_sink->copy_in(static_cast<const char *>(
+							  from) - kbuf_lo,
+						  to, n)))
 			return 0;
 		std::memcpy(to, from, n);
 		return 0;

@@ -101,14 +101,16 @@ int vfio_container_open(void);
 /* -------- uaccess.cc -------- */
 
 /*
- * Where copy_to_user() into a kernel buffer may go instead: copy_out gets
- * the offset in the buffer and the bytes, and returns true if it took
- * them (false: they are copied into the buffer as usual).
+ * Where copies to and from a kernel buffer may really go: copy_out gets
+ * copy_to_user()'s bytes with their offset in the buffer, copy_in fills
+ * copy_from_user()'s destination; each returns true if it did the copy
+ * (false: memcpy with the buffer, as usual).
  */
 class uaccess_sink
 {
 public:
-	virtual bool copy_out(size_t off, const void *from, size_t n) = 0;
+	virtual bool copy_out(size_t, const void *, size_t) { return false; }
+	virtual bool copy_in(size_t, void *, size_t) { return false; }
 
 protected:
 	~uaccess_sink() = default;
@@ -118,7 +120,7 @@ protected:
  * While alive, copy_{from,to}_user on this thread treat [buf, buf + len) as
  * valid user memory and copy it with memcpy: the core passes its own buffers
  * to drivers (the data-fd pump, PRECOPY_INFO) and needs no page check there.
- * With a sink, copy_to_user() into the buffer asks the sink first.
+ * With a sink, copies with the buffer ask the sink first.
  */
 class uaccess_kernel_buffer
 {

@@ -295,6 +295,134 @@ void pump_save(vfio_mig_stream &s)
 	}
 }
 
+/* Receive exactly n bytes that SIOCINQ said are there; false if not. */
+bool recv_exact(int fd, char *p, size_t n)
+{
+	while (n) {
+		ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		p += r;
+		n -= static_cast<size_t>(r);
+	}
+	return true;
+}
+
+/*
+ * The resuming pump's source: the driver's copy_from_user() is served
+ * straight from the socket into the driver's memory while it reads in
+ * order, which saves receiving every byte into the pump's buffer first.
+ * From the first copy that skips ahead, bytes are received into the
+ * buffer at their offset and served from there, and what the driver does
+ * not take stays there for its next write. A read of bytes already
+ * received straight into the driver cannot be served again: the stream
+ * fails (a driver bug), as it does when the write returns less than
+ * that.
+ */
+struct direct_recv final : uaccess_sink {
+	int fd;
+	char *buf;
+	size_t taken = 0;	/* [0, taken) went straight to the driver */
+	size_t buffered = 0;	/* [taken, buffered) are in buf */
+	bool reread = false;
+	bool failed = false;	/* the socket did not have what it said */
+
+	direct_recv(int fd, char *buf) : fd(fd), buf(buf) {}
+
+	bool copy_in(size_t off, void *to, size_t n) override
+	{
+		char *dst = static_cast<char *>(to);
+		if (off < taken || failed) {
+			reread = reread || off < taken;
+			std::memset(dst, 0, n);
+			return true;
+		}
+		if (off == taken && buffered == taken) {
+			failed = !recv_exact(fd, dst, n);
+			taken = buffered = taken + (failed ? 0 : n);
+			return true;
+		}
+		if (off + n > buffered) {
+			failed = !recv_exact(fd, buf + buffered,
+					     off + n - buffered);
+			if (failed)
+				return copy_in(off, to, n);
+			buffered = off + n;
+		}
+		std::memcpy(dst, buf + off, n);
+		return true;
+	}
+};
+
+/* Give the driver bytes already in s.buf (left over by a direct write). */
+void deliver_buffered(vfio_mig_stream &s)
+{
+	ssize_t n;
+	{
+		char *p = s.buf.get() + s.buf_off;
+		uaccess_kernel_buffer kbuf(p, s.buf_len);
+		n = s.drv->f_op->write(s.drv, p, s.buf_len, file_ppos(s.drv));
+	}
+	if (n <= 0) {
+		/* A write that takes nothing would stall the stream. */
+		pump_fail(s, n ? n : -EIO, "write");
+		return;
+	}
+	if (WARN_ON(static_cast<size_t>(n) > s.buf_len))
+		n = static_cast<ssize_t>(s.buf_len);
+	s.buf_off += static_cast<size_t>(n);
+	s.buf_len -= static_cast<size_t>(n);
+	s.pumped += static_cast<u64>(n);
+	if (!s.buf_len)
+		s.cv.notify_all();
+}
+
+/* Give the driver len bytes that are in the socket, without bouncing. */
+void deliver_direct(vfio_mig_stream &s, size_t len)
+{
+	direct_recv src(s.core_end.get(), s.buf.get());
+	ssize_t n;
+	{
+		uaccess_kernel_buffer kbuf(s.buf.get(), len, &src);
+		n = s.drv->f_op->write(s.drv, s.buf.get(), len,
+				       file_ppos(s.drv));
+	}
+	if (src.failed) {
+		pump_fail(s, -EIO, "socket receive");
+		return;
+	}
+	if (src.reread || (n >= 0 && static_cast<size_t>(n) < src.taken)) {
+		dev_err(s.device->dev, "driver bug: the data file's write %s",
+			src.reread ? "read bytes it had already copied in"
+				   : "returned fewer bytes than it copied in");
+		pump_fail(s, -EIO, "write");
+		return;
+	}
+	if (n <= 0) {
+		pump_fail(s, n ? n : -EIO, "write");
+		return;
+	}
+	if (WARN_ON(static_cast<size_t>(n) > len))
+		n = static_cast<ssize_t>(len);
+	size_t took = static_cast<size_t>(n);
+	/* Bytes the driver took without looking: off the socket too. */
+	if (took > src.buffered) {
+		if (!recv_exact(s.core_end.get(), s.buf.get() + src.buffered,
+				took - src.buffered)) {
+			pump_fail(s, -EIO, "socket receive");
+			return;
+		}
+		src.buffered = took;
+	}
+	s.buf_off = took;
+	s.buf_len = src.buffered - took;
+	s.pumped += took;
+	if (!s.buf_len)
+		s.cv.notify_all();
+}
+
 void pump_resume(vfio_mig_stream &s)
 {
 	std::unique_lock<std::mutex> l(s.m);
@@ -304,45 +432,29 @@ void pump_resume(vfio_mig_stream &s)
 			wait_io(s, l, 0, -1);
 			continue;
 		}
-		if (!s.buf_len) {
-			ssize_t r = recv(s.core_end.get(), s.buf.get(), pump_chunk,
-					 MSG_DONTWAIT);
-			if (r > 0) {
-				s.buf_off = 0;
-				s.buf_len = static_cast<size_t>(r);
-			} else if (r < 0 && errno == EAGAIN) {
-				/* Everything written so far is delivered. */
-				s.cv.notify_all();
-				wait_io(s, l, POLLIN, -1);
-				continue;
-			} else if (r == 0) {
-				/* Every writer is gone; nothing more will come. */
-				s.cv.notify_all();
-				wait_io(s, l, 0, -1);
-				continue;
-			} else {
-				pump_fail(s, -errno, "socket receive");
-				continue;
-			}
+		if (s.buf_len) {
+			deliver_buffered(s);
+			continue;
 		}
-		ssize_t n;
-		{
-			char *p = s.buf.get() + s.buf_off;
-			uaccess_kernel_buffer kbuf(p, s.buf_len);
-			n = s.drv->f_op->write(s.drv, p, s.buf_len,
-					       file_ppos(s.drv));
+		size_t avail = unread(s.core_end.get());
+		if (avail) {
+			deliver_direct(s, std::min(avail, pump_chunk));
+			continue;
 		}
-		if (n > 0) {
-			if (WARN_ON(static_cast<size_t>(n) > s.buf_len))
-				n = static_cast<ssize_t>(s.buf_len);
-			s.buf_off += static_cast<size_t>(n);
-			s.buf_len -= static_cast<size_t>(n);
-			s.pumped += static_cast<u64>(n);
-			if (!s.buf_len)
-				s.cv.notify_all();
+		char c;
+		ssize_t r = recv(s.core_end.get(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (r > 0)
+			continue;
+		if (r < 0 && errno == EAGAIN) {
+			/* Everything written so far is delivered. */
+			s.cv.notify_all();
+			wait_io(s, l, POLLIN, -1);
+		} else if (r == 0) {
+			/* Every writer is gone; nothing more will come. */
+			s.cv.notify_all();
+			wait_io(s, l, 0, -1);
 		} else {
-			/* A write that takes nothing would stall the stream. */
-			pump_fail(s, n ? n : -EIO, "write");
+			pump_fail(s, -errno, "socket receive");
 		}
 	}
 }

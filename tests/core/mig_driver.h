@@ -86,10 +86,11 @@ struct MigKnobs {
 	state bug_file_into = ERROR;
 
 	/*
-	 * How a saving read copies its bytes to the user: in order (0),
-	 * the second half before the first (1, legal), or in order and then
-	 * the first byte again (2, rewriting what the core may have sent).
-	 * And a read may return one byte fewer than it copied (a bug).
+	 * How a saving read (resuming write) copies its bytes to (from) the
+	 * user: in order (0), the second half before the first (1, legal),
+	 * or in order and then the first byte again (2: a byte the core
+	 * streams twice). And a read or write may return one byte fewer than
+	 * it copied (a bug).
 	 */
 	int copy_order = 0;
 	bool return_short = false;
@@ -245,8 +246,17 @@ inline ssize_t mig_file_write(struct file *filp, const char __user *buf,
 	size_t n = static_cast<size_t>(
 		std::min<u64>(len, f->fail_after - f->pos));
 	std::vector<u8> tmp(n);
-	if (copy_from_user(tmp.data(), buf, n))
+	size_t half = n / 2;
+	bool fault = f->copy_order == 1
+		? copy_from_user(tmp.data() + half, buf + half, n - half) ||
+		  copy_from_user(tmp.data(), buf, half)
+		: copy_from_user(tmp.data(), buf, n);
+	if (!fault && f->copy_order == 2)
+		fault = copy_from_user(tmp.data(), buf, 1);
+	if (fault)
 		return -EFAULT;
+	if (f->return_short && n > 1)
+		n--;
 	u64 bad = 0;
 	for (size_t i = 0; i < n; i++)
 		bad += tmp[i] != mig_pattern(f->pos + i);

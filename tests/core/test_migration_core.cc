@@ -954,6 +954,57 @@ TEST_F(MigrationCoreTest, ReadThatRewritesOrReturnsShortFailsTheStream)
 	}
 }
 
+// Contract: the resuming pump serves a driver's copy_from_user() straight
+// from the fd: copies out of order (second half first) get the right
+// bytes, and what a write does not take reaches the next one, so every
+// byte arrives once, in order.
+TEST_F(MigrationCoreTest, ResumeOutOfOrderCopiesGetTheRightBytes)
+{
+	MigKnobs k;
+	k.copy_order = 1;
+	MigDriver &drv = make(SC, k);
+	ASSERT_TRUE(dev_->ok());
+	int fd = open_dev();
+	ASSERT_GE(fd, 0);
+	int dfd;
+	ASSERT_EQ(set(fd, STOP), 0);
+	ASSERT_EQ(set(fd, RESUMING, &dfd), 0);
+	const u64 len = 3 << 20;
+	ASSERT_TRUE(write_pattern(dfd, 0, len));
+	EXPECT_EQ(set(fd, STOP), 0);
+	EXPECT_EQ(drv.resume_bad_bytes.load(), 0u);
+	EXPECT_EQ(drv.resume_end_count(), len);
+	close_fd(dfd);
+	close_fd(fd);
+}
+
+// Contract: a resuming write that copies a byte twice, or returns less
+// than it copied, fails the stream (the next SET reports EIO) with a
+// "driver bug" log line; the core cannot hand those bytes out again.
+TEST_F(MigrationCoreTest, WriteThatRereadsOrReturnsShortFailsTheStream)
+{
+	for (int bug = 0; bug < 2; bug++) {
+		SCOPED_TRACE(bug ? "returns short" : "rereads");
+		MigKnobs k;
+		k.copy_order = bug ? 0 : 2;
+		k.return_short = bug;
+		make(SC, k);
+		ASSERT_TRUE(dev_->ok());
+		int fd = open_dev();
+		ASSERT_GE(fd, 0);
+		LogCapture log;
+		int dfd;
+		ASSERT_EQ(set(fd, STOP), 0);
+		ASSERT_EQ(set(fd, RESUMING, &dfd), 0);
+		write_pattern(dfd, 0, 64 << 10);
+		EXPECT_EQ(set(fd, STOP), EIO);
+		EXPECT_TRUE(log.contains("driver bug"));
+		close_fd(dfd);
+		close_fd(fd);
+		dev_.reset();
+	}
+}
+
 // Contract: leaving PRE_COPY for RUNNING ends the pre-copy stream the same
 // way: the driver's file is released and the reader sees the end.
 TEST_F(MigrationCoreTest, LeavingPreCopyEndsStream)
