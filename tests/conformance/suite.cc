@@ -266,12 +266,19 @@ protected:
 			<< "the workload made the device do no DMA";
 	}
 
+	/* SET state, which must open a stream; its fd in *fd. */
+	static void open_stream(Device &d, __u32 state, int *fd)
+	{
+		*fd = -1;
+		ASSERT_EQ(d.set_state(state, fd), 0) << state_name(state);
+		ASSERT_GE(*fd, 0) << "no data fd for " << state_name(state);
+	}
+
 	/* Full stream of d: STOP_COPY to EOF, left in STOP. */
 	void save(Device &d, bytes *out)
 	{
-		int fd = -1;
-		ASSERT_EQ(d.set_state(STOP_COPY, &fd), 0);
-		ASSERT_GE(fd, 0);
+		int fd;
+		ASSERT_NO_FATAL_FAILURE(open_stream(d, STOP_COPY, &fd));
 		EXPECT_EQ(read_stream(fd, out), 0);
 		EXPECT_EQ(uvfio_close(fd), 0);
 		ASSERT_EQ(d.set_state(STOP), 0);
@@ -377,9 +384,8 @@ TEST_P(Conformance, FsmEveryPairAsTheKernelTable)
 TEST_P(Conformance, DataFdStopCopyEndsWithEof)
 {
 	Device &d = *src_dev_;
-	int fd = -1;
-	ASSERT_EQ(d.set_state(STOP_COPY, &fd), 0);
-	ASSERT_GE(fd, 0);
+	int fd;
+	ASSERT_NO_FATAL_FAILURE(open_stream(d, STOP_COPY, &fd));
 	bytes s;
 	EXPECT_EQ(read_stream(fd, &s), 0);
 	EXPECT_GT(s.size(), 0u);
@@ -397,9 +403,8 @@ TEST_P(Conformance, DataFdPreCopyPausesWithEnomsg)
 	if (!has(VFIO_MIGRATION_PRE_COPY))
 		GTEST_SKIP() << "no PRE_COPY";
 	Device &d = *src_dev_;
-	int fd = -1;
-	ASSERT_EQ(d.set_state(PRE_COPY, &fd), 0);
-	ASSERT_GE(fd, 0);
+	int fd;
+	ASSERT_NO_FATAL_FAILURE(open_stream(d, PRE_COPY, &fd));
 	bytes s;
 	EXPECT_EQ(read_stream(fd, &s), -ENOMSG);
 	EXPECT_EQ(d.set_state(STOP_COPY), 0);
@@ -482,9 +487,8 @@ TEST_P(Conformance, DataFdResetEndsTheStream)
 // is not left waiting, and the device opens again in RUNNING.
 TEST_P(Conformance, DataFdCloseEndsTheStream)
 {
-	int fd = -1;
-	ASSERT_EQ(src_dev_->set_state(STOP_COPY, &fd), 0);
-	ASSERT_GE(fd, 0);
+	int fd;
+	ASSERT_NO_FATAL_FAILURE(open_stream(*src_dev_, STOP_COPY, &fd));
 	char buf[4096];
 	EXPECT_GT(uvfio_read(fd, buf, sizeof(buf)), 0);
 	ASSERT_EQ(src_.reopen(), 0);
@@ -503,9 +507,8 @@ TEST_P(Conformance, PrecopyInfoOnlyInPreCopyStates)
 		GTEST_SKIP() << "no PRE_COPY";
 	Device &d = *src_dev_;
 	struct vfio_precopy_info info;
-	int fd = -1;
-	ASSERT_EQ(d.set_state(PRE_COPY, &fd), 0);
-	ASSERT_GE(fd, 0);
+	int fd;
+	ASSERT_NO_FATAL_FAILURE(open_stream(d, PRE_COPY, &fd));
 	EXPECT_EQ(precopy_info(fd, &info), 0);
 	EXPECT_EQ(precopy_info(fd, &info, 8), -EINVAL);
 	if (has(VFIO_MIGRATION_P2P)) {
@@ -526,9 +529,8 @@ TEST_P(Conformance, PrecopyInfoInitialBytesNeverGrow)
 	if (!has(VFIO_MIGRATION_PRE_COPY))
 		GTEST_SKIP() << "no PRE_COPY";
 	Device &d = *src_dev_;
-	int fd = -1;
-	ASSERT_EQ(d.set_state(PRE_COPY, &fd), 0);
-	ASSERT_GE(fd, 0);
+	int fd;
+	ASSERT_NO_FATAL_FAILURE(open_stream(d, PRE_COPY, &fd));
 	struct vfio_precopy_info info;
 	ASSERT_EQ(precopy_info(fd, &info), 0);
 	EXPECT_GT(info.initial_bytes, 0u);
