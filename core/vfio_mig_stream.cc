@@ -31,12 +31,22 @@
 #include <sys/socket.h>
 #include <thread>
 
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/unique_fd.h>
 #include <uvfio/linux/vfio.h>
 
 #include "vfio.h"
 #include "vfio_mig_stream.h"
+
+/*
+ * The driver's read and write as the pump calls them: an injected failure
+ * stands for the driver returning -errno, and takes pump_fail's path.
+ */
+DECLARE_FAULT_POINT(mig_data_read, "mig.data.read", EIO,
+		    "the driver's data-file read fails (saving)")
+DECLARE_FAULT_POINT(mig_data_write, "mig.data.write", EIO,
+		    "the driver's data-file write fails (resuming)")
 
 namespace {
 
@@ -200,8 +210,8 @@ void pump_save(vfio_mig_stream &s)
 		}
 
 		s.retry = false;
-		ssize_t n;
-		{
+		ssize_t n = should_fail("mig.data.read");
+		if (!n) {
 			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk);
 			n = s.drv->f_op->read(s.drv, s.buf.get(), pump_chunk,
 					      file_ppos(s.drv));
@@ -257,8 +267,8 @@ void pump_resume(vfio_mig_stream &s)
 				continue;
 			}
 		}
-		ssize_t n;
-		{
+		ssize_t n = should_fail("mig.data.write");
+		if (!n) {
 			char *p = s.buf.get() + s.buf_off;
 			uaccess_kernel_buffer kbuf(p, s.buf_len);
 			n = s.drv->f_op->write(s.drv, p, s.buf_len,
