@@ -258,7 +258,8 @@ int skel_load(skel_device *skel, skel_migf *f)
 	std::memcpy(&st, payload, sizeof(st));
 	int ret = simdev_load_state(&skel->sd, &st);
 	if (ret) {
-		dev_err(dev, "resume: device state out of range");
+		dev_err(dev, "resume: the device refused the state (%s)",
+			strerror(-ret));
 		return ret;
 	}
 	simdev_mem_write(&skel->sd, 0, payload + sizeof(st), skel->sd.mem_size);
