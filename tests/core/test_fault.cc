@@ -435,6 +435,61 @@ INSTANTIATE_TEST_SUITE_P(
 		return std::string(i.param.driver);
 	});
 
+// Contract: a failed arc out of a data-transfer state leaves the stream
+// alone: from STOP_COPY the whole stream still reads to its end and loads;
+// from PRE_COPY_P2P the same SET again reaches STOP_COPY and the stream
+// goes on to its end. (The pump stops across the failed arc and resumes.)
+TEST_F(Fault, FailedArcKeepsTheStream)
+{
+	for (unsigned from : {STOP_COPY, PRE_COPY_P2P}) {
+		SCOPED_TRACE(state_names[from]);
+		SimnicDev src("seed=8"), dst;
+		ASSERT_TRUE(src.ok() && dst.ok());
+		int data_fd = -1;
+		ASSERT_EQ(src.set_state(from, &data_fd), 0);
+		const Arc a = {from, from == STOP_COPY ? STOP : STOP_COPY, 0, 0};
+		const std::string point = arc_point("arc", a);
+		ASSERT_EQ(uvfio_fault_set(point.c_str(), 1, INJ, 0), 0);
+		EXPECT_EQ(src.set_state(a.to), INJ);
+		EXPECT_EQ(get_state(src.fd()), from);
+		if (from == PRE_COPY_P2P) {
+			EXPECT_EQ(src.set_state(STOP_COPY), 0);
+		}
+		bytes s;
+		EXPECT_EQ(read_stream(data_fd, &s), 0);
+		uvfio_close(data_fd);
+		ASSERT_EQ(dst.set_state(RESUMING, &data_fd), 0);
+		EXPECT_EQ(write_stream(data_fd, s), 0);
+		EXPECT_EQ(dst.set_state(STOP), 0);
+		uvfio_close(data_fd);
+		EXPECT_TRUE(device_memory(src) == device_memory(dst));
+		uvfio_fault_clear(nullptr);
+	}
+}
+
+// Contract: an arc that breaks the device while a stream is open ends the
+// stream: a reader gets what was pumped and then the end, it is not left
+// waiting; the device is in ERROR until reset.
+TEST_F(Fault, BrokenDeviceEndsItsStream)
+{
+	SimnicDev d("seed=9");
+	ASSERT_TRUE(d.ok());
+	int data_fd = -1;
+	ASSERT_EQ(d.set_state(PRE_COPY, &data_fd), 0);
+	ASSERT_EQ(uvfio_fault_set("mig.error.PRE_COPY->PRE_COPY_P2P", 1, INJ,
+				  0), 0);
+	EXPECT_EQ(d.set_state(STOP_COPY), INJ);
+	EXPECT_EQ(get_state(d.fd()), ERROR);
+	bytes s;
+	int err = read_stream(data_fd, &s);
+	EXPECT_TRUE(err == 0 || err == ENODEV) << strerror(err);
+	uvfio_close(data_fd);
+	EXPECT_EQ(reset(d.fd()), 0);
+	EXPECT_EQ(get_state(d.fd()), RUNNING);
+	uvfio_fault_clear(nullptr);
+	expect_clean_migration(d, "simnic", "seed=9");
+}
+
 /* -------- the data fd -------- */
 
 // Contract: a failed driver read in STOP_COPY ends the stream: the reader
@@ -446,6 +501,7 @@ TEST_F(Fault, DataReadInStopCopy)
 {
 	SimnicDev d("seed=3");
 	ASSERT_TRUE(d.ok());
+	LogCapture log;
 	const int fds = count_open_fds();
 	ASSERT_EQ(uvfio_fault_set("mig.data.read", 2, INJ, 0), 0);
 	int data_fd = -1;
@@ -465,6 +521,8 @@ TEST_F(Fault, DataReadInStopCopy)
 	EXPECT_EQ(get_state(d.fd()), RUNNING);
 	uvfio_close(data_fd);
 	EXPECT_EQ(count_open_fds(), fds);
+	EXPECT_TRUE(log.contains("fault injected at mig.data.read"));
+	EXPECT_TRUE(log.contains("migration data stream: driver read failed"));
 	uvfio_fault_clear(nullptr);
 	expect_clean_migration(d, "simnic", "seed=3");
 }
@@ -559,6 +617,7 @@ TEST_F(Fault, DeviceRefusesTheStateThenAccepts)
 		SimnicDev src("seed=6", 4 << 20, driver),
 			dst("", 4 << 20, driver);
 		ASSERT_TRUE(src.ok() && dst.ok());
+		LogCapture log;
 		bytes s = save(src);
 		ASSERT_EQ(src.set_state(RUNNING), 0);
 		int data_fd = -1;
@@ -566,6 +625,7 @@ TEST_F(Fault, DeviceRefusesTheStateThenAccepts)
 		EXPECT_EQ(write_stream(data_fd, s), 0);
 		ASSERT_EQ(uvfio_fault_set("simdev.load_state", 1, 0, 0), 0);
 		EXPECT_EQ(dst.set_state(STOP), EIO);
+		EXPECT_TRUE(log.contains("the device refused the state"));
 		EXPECT_EQ(get_state(dst.fd()), RESUMING);
 		EXPECT_EQ(dst.set_state(STOP), 0);
 		EXPECT_EQ(dst.set_state(RUNNING), 0);
@@ -607,6 +667,7 @@ TEST_F(Fault, DmaWriteFaults)
 {
 	SimnicDev d;
 	ASSERT_TRUE(d.ok());
+	LogCapture log;
 	d.setup_ring();
 	const __u64 iova = GUEST_IOVA + d.data_off();
 	ASSERT_EQ(uvfio_fault_set("dma.write", 1, 0, 0), 0);
@@ -618,6 +679,7 @@ TEST_F(Fault, DmaWriteFaults)
 	EXPECT_EQ(d.reg(SIMDEV_REG_ERRORS), 1u);
 	EXPECT_EQ(d.guest()[d.data_off()], 0);
 	EXPECT_EQ(get_state(d.fd()), RUNNING);
+	EXPECT_TRUE(log.contains("(descriptor data); engine halted"));
 
 	EXPECT_EQ(reset(d.fd()), 0);
 	EXPECT_FALSE(d.reg(SIMDEV_REG_STATUS) & SIMDEV_STATUS_FAULT);
