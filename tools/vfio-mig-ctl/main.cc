@@ -1016,6 +1016,7 @@ int main(int argc, char **argv)
 	app.add_option("--fault", faults, "arm a fault point before the "
 		       "command: NAME[:N[+]][=ERRNO] (repeatable; "
 		       "--fault list shows the points)")
+		->allow_extra_args(false)	/* one NAME per --fault */
 		->each([](const std::string &v) {
 			if (v == "list") {
 				print_fault_points();
