@@ -314,7 +314,7 @@ TEST_F(Fault, ListHasTheDocumentedPoints)
 	std::vector<std::string> want = {
 		"mig.data.read",      "mig.data.write",	    "dma.read",
 		"dma.write",	      "log.read_and_clear", "iommu.dirty_bitmap",
-		"simdev.load_state",
+		"simdev.load_state", "skeleton.save_state",
 	};
 	for (const Arc &a : arcs) {
 		want.push_back(arc_point("arc", a));
@@ -633,6 +633,27 @@ TEST_F(Fault, DeviceRefusesTheStateThenAccepts)
 		EXPECT_TRUE(device_memory(src) == device_memory(dst));
 		uvfio_fault_clear(nullptr);
 	}
+}
+
+// Contract: a point a driver declares itself (the skeleton's save-state
+// command) fails its arc through the driver's own unwinding: SET fails
+// with the errno at STOP -> STOP_COPY, GET says STOP (the arcs before it
+// were taken), nothing is left behind, and the device recovers.
+TEST_F(Fault, DriverDeclaredPoint)
+{
+	SimnicDev d("seed=10", 4 << 20, "skeleton");
+	ASSERT_TRUE(d.ok());
+	const int fds = count_open_fds();
+	ASSERT_EQ(uvfio_fault_set("skeleton.save_state", 1, 0, 0), 0);
+	int data_fd = -1;
+	EXPECT_EQ(d.set_state(STOP_COPY, &data_fd), EIO);
+	EXPECT_EQ(data_fd, -1);
+	EXPECT_EQ(get_state(d.fd()), STOP);
+	EXPECT_EQ(count_open_fds(), fds);
+	EXPECT_EQ(reset(d.fd()), 0);
+	EXPECT_EQ(get_state(d.fd()), RUNNING);
+	uvfio_fault_clear(nullptr);
+	expect_clean_migration(d, "skeleton", "seed=10");
 }
 
 /* -------- DMA -------- */
