@@ -10,12 +10,17 @@
 #include <cerrno>
 #include <memory>
 
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/interval_tree.h>
 #include <uvfio/linux/iova_bitmap.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio.h>
 
 #include "vfio_migration.h"
+
+DECLARE_FAULT_POINT(log_read_and_clear, "log.read_and_clear", EIO,
+		    "a DMA_LOGGING_REPORT window: the driver's "
+		    "log_read_and_clear fails")
 
 namespace {
 
@@ -38,6 +43,10 @@ int vfio_device_log_read_and_clear(struct iova_bitmap *iter,
 {
 	auto *device = static_cast<struct vfio_device *>(opaque);
 
+	/* As the driver failing this window: nothing of it read or cleared. */
+	int err = should_fail("log.read_and_clear");
+	if (err)
+		return err;
 	return device->log_ops->log_read_and_clear(device, iova, length, iter);
 }
 

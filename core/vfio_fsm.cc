@@ -5,7 +5,9 @@
  * drivers share.
  */
 #include <cerrno>
+#include <cstdio>
 
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/vfio.h>
 
 namespace {
@@ -66,16 +68,58 @@ bool supported(u32 migration_flags, unsigned int state)
 	       (state_flags[state] & migration_flags) == state_flags[state];
 }
 
-} // namespace
+/* The kernel's enum names without VFIO_DEVICE_STATE_: fault point names. */
+constexpr const char *state_name[NSTATES] = {
+	"ERROR",       "STOP",	       "RUNNING",  "STOP_COPY",
+	"RESUMING",    "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P",
+};
 
-int vfio_mig_get_next_state(struct vfio_device *device,
-			    enum vfio_device_mig_state cur_fsm,
-			    enum vfio_device_mig_state new_fsm,
-			    enum vfio_device_mig_state *next_fsm)
+int next_state(u32 flags, unsigned int cur, unsigned int target,
+	       unsigned int *next_fsm);
+
+/*
+ * Declare one point per arc any flags combination can take, in both
+ * flavours, so that every arc can be listed and armed by name.
+ */
+__attribute__((constructor)) void declare_arc_fault_points()
 {
-	const u32 flags = device->migration_flags;
-	unsigned int cur = cur_fsm, target = new_fsm;
+	constexpr u32 combos[] = {
+		VFIO_MIGRATION_STOP_COPY,
+		VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,
+		VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY,
+		VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+			VFIO_MIGRATION_PRE_COPY,
+	};
+	bool arc[NSTATES][NSTATES] = {};
+	for (u32 flags : combos)
+		for (unsigned int cur = 1; cur < NSTATES; cur++)
+			for (unsigned int target = 1; target < NSTATES; target++) {
+				unsigned int next;
+				if (cur != target &&
+				    !next_state(flags, cur, target, &next))
+					arc[cur][next] = true;
+			}
+	for (unsigned int cur = 1; cur < NSTATES; cur++)
+		for (unsigned int next = 1; next < NSTATES; next++) {
+			if (!arc[cur][next])
+				continue;
+			char name[64];
+			snprintf(name, sizeof(name), "mig.arc.%s->%s",
+				 state_name[cur], state_name[next]);
+			fault_point_register(name, EIO,
+					     "the arc fails; the device stays "
+					     "in the state it left");
+			snprintf(name, sizeof(name), "mig.error.%s->%s",
+				 state_name[cur], state_name[next]);
+			fault_point_register(name, EIO,
+					     "the arc fails and breaks the "
+					     "device: ERROR until reset");
+		}
+}
 
+int next_state(u32 flags, unsigned int cur, unsigned int target,
+	       unsigned int *next_fsm)
+{
 	if (!supported(flags, cur) || !supported(flags, target))
 		return -EINVAL;
 
@@ -93,8 +137,40 @@ int vfio_mig_get_next_state(struct vfio_device *device,
 	}
 	if (next == ERROR)
 		return -EINVAL;
-	*next_fsm = static_cast<enum vfio_device_mig_state>(next);
+	*next_fsm = next;
 	return 0;
+}
+
+} // namespace
+
+int vfio_mig_get_next_state(struct vfio_device *device,
+			    enum vfio_device_mig_state cur_fsm,
+			    enum vfio_device_mig_state new_fsm,
+			    enum vfio_device_mig_state *next_fsm)
+{
+	unsigned int next;
+	int ret = next_state(device->migration_flags, cur_fsm, new_fsm, &next);
+	if (!ret)
+		*next_fsm = static_cast<enum vfio_device_mig_state>(next);
+	return ret;
+}
+
+int vfio_mig_arc_should_fail(enum vfio_device_mig_state cur,
+			     enum vfio_device_mig_state next,
+			     enum vfio_device_mig_state *fail_state)
+{
+	unsigned int c = cur, n = next;
+	if (c >= NSTATES || n >= NSTATES)
+		return 0;
+	int err = should_failf("mig.arc.%s->%s", state_name[c], state_name[n]);
+	if (err) {
+		*fail_state = cur;
+		return err;
+	}
+	err = should_failf("mig.error.%s->%s", state_name[c], state_name[n]);
+	if (err)
+		*fail_state = VFIO_DEVICE_STATE_ERROR;
+	return err;
 }
 
 struct file *vfio_mig_step_to_state(
@@ -110,6 +186,13 @@ struct file *vfio_mig_step_to_state(
 		int ret = vfio_mig_get_next_state(device, *cur, target, &next);
 		if (ret)
 			return static_cast<struct file *>(ERR_PTR(ret));
+		/* An injected failure takes the path of the driver's own. */
+		enum vfio_device_mig_state fail_state;
+		ret = vfio_mig_arc_should_fail(*cur, next, &fail_state);
+		if (ret) {
+			*cur = fail_state;
+			return static_cast<struct file *>(ERR_PTR(ret));
+		}
 		res = step(device, next);
 		if (IS_ERR(res))
 			return res;

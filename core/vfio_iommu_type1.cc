@@ -81,6 +81,7 @@
 #include <vector>
 
 #include <uvfio/linux/err.h>
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/kernel.h>
 #include <uvfio/linux/mm.h>
 #include <uvfio/linux/slab.h>
@@ -688,6 +689,14 @@ long type1_unmap_dma(struct vfio_iommu *iommu, unsigned long arg)
 
 /* -------- VFIO_IOMMU_DIRTY_PAGES -------- */
 
+/*
+ * One mapping's bits into the user's bitmap: an injected failure is the
+ * copy failing before that mapping's bits are reported or cleared, so they
+ * stay for the next GET_BITMAP (mappings before it were reported).
+ */
+DECLARE_FAULT_POINT(iommu_dirty_bitmap, "iommu.dirty_bitmap", EFAULT,
+		    "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP fails at a mapping")
+
 int dirty_get_bitmap(struct vfio_iommu *iommu, u64 __user *bitmap, u64 iova,
 		     u64 size)
 {
@@ -706,7 +715,9 @@ int dirty_get_bitmap(struct vfio_iommu *iommu, u64 __user *bitmap, u64 iova,
 	for (auto it = first_dma_from(iommu, iova);
 	     it != iommu->dma_list.end() && it->second->iova <= iova + size - 1;
 	     ++it) {
-		int ret = update_user_bitmap(bitmap, it->second.get(), iova);
+		int ret = should_fail("iommu.dirty_bitmap");
+		if (!ret)
+			ret = update_user_bitmap(bitmap, it->second.get(), iova);
 		if (ret)
 			return ret;
 		reset_dirty(it->second.get());

@@ -32,12 +32,22 @@
 #include <thread>
 #include <vector>
 
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/unique_fd.h>
 #include <uvfio/linux/vfio.h>
 
 #include "vfio.h"
 #include "vfio_mig_stream.h"
+
+/*
+ * The driver's read and write as the pump calls them: an injected failure
+ * stands for the driver returning -errno, and takes pump_fail's path.
+ */
+DECLARE_FAULT_POINT(mig_data_read, "mig.data.read", EIO,
+		    "the driver's data-file read fails (saving)")
+DECLARE_FAULT_POINT(mig_data_write, "mig.data.write", EIO,
+		    "the driver's data-file write fails (resuming)")
 
 namespace {
 
@@ -253,9 +263,9 @@ void pump_save(vfio_mig_stream &s)
 		}
 
 		s.retry = false;
-		ssize_t n;
+		ssize_t n = should_fail("mig.data.read");
 		direct_send sink(s.core_end.get(), s.buf.get());
-		{
+		if (!n) {
 			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk,
 						   &sink);
 			n = s.drv->f_op->read(s.drv, s.buf.get(), pump_chunk,
@@ -359,8 +369,8 @@ struct direct_recv final : uaccess_sink {
 /* Give the driver bytes already in s.buf (left over by a direct write). */
 void deliver_buffered(vfio_mig_stream &s)
 {
-	ssize_t n;
-	{
+	ssize_t n = should_fail("mig.data.write");
+	if (!n) {
 		char *p = s.buf.get() + s.buf_off;
 		uaccess_kernel_buffer kbuf(p, s.buf_len);
 		n = s.drv->f_op->write(s.drv, p, s.buf_len, file_ppos(s.drv));
@@ -383,8 +393,8 @@ void deliver_buffered(vfio_mig_stream &s)
 void deliver_direct(vfio_mig_stream &s, size_t len)
 {
 	direct_recv src(s.core_end.get(), s.buf.get());
-	ssize_t n;
-	{
+	ssize_t n = should_fail("mig.data.write");
+	if (!n) {
 		uaccess_kernel_buffer kbuf(s.buf.get(), len, &src);
 		n = s.drv->f_op->write(s.drv, s.buf.get(), len,
 				       file_ppos(s.drv));

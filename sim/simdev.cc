@@ -17,6 +17,7 @@
 #include <xxhash.h>
 
 #include <uvfio/linux/device.h>
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/sim/simdev.h>
 
 namespace {
@@ -121,8 +122,12 @@ int guest_rw(exec_ctx *x, u64 iova, void *buf, size_t len, bool write)
 	struct simdev *sd = x->sd;
 	int ret = sd->bus.dma_rw(sd->bus.opaque, iova, buf, len, write);
 	if (ret) {
+		/*
+		 * Whatever the platform's reason, the device sees an aborted
+		 * transaction: a DMA fault, not a bad descriptor.
+		 */
 		x->fault_iova = iova;
-		return ret;
+		return -EFAULT;
 	}
 	if (write) {
 		std::lock_guard<std::mutex> l(sd->lock);
@@ -514,8 +519,15 @@ void simdev_save_state(struct simdev *sd, struct simdev_state *st)
 	}
 }
 
+/* The device's own refusal of a state (a firmware load command failing). */
+DECLARE_FAULT_POINT(simdev_load_state, "simdev.load_state", EIO,
+		    "the simulated function refuses to load a device state")
+
 int simdev_load_state(struct simdev *sd, const struct simdev_state *st)
 {
+	int err = should_fail("simdev.load_state");
+	if (err)
+		return err;
 	u32 size = st->regs.r[SIMDEV_REG_RING_SIZE / 4];
 	if (st->nr_fetched > SIMDEV_PREFETCH || (size && !ring_size_valid(size)))
 		return -EINVAL;

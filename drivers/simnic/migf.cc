@@ -472,7 +472,8 @@ int simnic_resume_finish(simnic_device *snic)
 	}
 	int ret = simdev_load_state(&snic->sd, &f->state);
 	if (ret)
-		dev_err(dev, "resume: device state out of range");
+		dev_err(dev, "resume: the device refused the state (%s)",
+			strerror(-ret));
 	return ret;
 }
 

@@ -30,6 +30,7 @@
 
 #include <xxhash.h>
 
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_simdev.h>
 
@@ -187,12 +188,26 @@ skel_migf *skel_migf_alloc(skel_device *skel, bool saving)
 	return f;
 }
 
+/*
+ * A driver's own fault point (Documentation/driver-guide.md): the
+ * device's save-state command failing, after the file exists, so the
+ * arc's own unwinding runs.
+ */
+DECLARE_FAULT_POINT(skel_save_state, SKELETON_NAME ".save_state", EIO,
+		    SKELETON_NAME ": the device's save-state command fails "
+		    "(STOP -> STOP_COPY)")
+
 /* STOP -> STOP_COPY: the device is stopped; describe and hash it now. */
 struct file *skel_open_save(skel_device *skel)
 {
 	skel_migf *f = skel_migf_alloc(skel, true);
 	if (!f)
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	int err = should_fail(SKELETON_NAME ".save_state");
+	if (err) {
+		fput(f->filp);	/* its release frees f */
+		return static_cast<struct file *>(ERR_PTR(err));
+	}
 	skel_hdr h = {SKEL_MAGIC, SKEL_VERSION, skel->sd.mem_size,
 		      sizeof(struct simdev_state), 0, 0};
 	struct simdev_state st;
@@ -258,7 +273,8 @@ int skel_load(skel_device *skel, skel_migf *f)
 	std::memcpy(&st, payload, sizeof(st));
 	int ret = simdev_load_state(&skel->sd, &st);
 	if (ret) {
-		dev_err(dev, "resume: device state out of range");
+		dev_err(dev, "resume: the device refused the state (%s)",
+			strerror(-ret));
 		return ret;
 	}
 	simdev_mem_write(&skel->sd, 0, payload + sizeof(st), skel->sd.mem_size);

@@ -6,7 +6,8 @@
 # state, saved again, has the saved stream's digest), bad inputs (short,
 # corrupted or foreign files, a port in use, a peer leaving mid-stream),
 # and migrate ending verified for simnic (pre-copy, DMA logging) and
-# simmin (stop-copy, IOMMU dirty pages) with the workload running.
+# simmin (stop-copy, IOMMU dirty pages) with the workload running; and
+# --fault arming fault points (exit 1 when one fires, 2 for a bad one).
 #
 # conformance runs the suite: a JUnit report for a passing driver, exit 1
 # for the brokennic plugin with a defect, 2 for an unknown driver.
@@ -166,6 +167,34 @@ if [ -n "$brokennic" ]; then
 		fails=$((fails + 1))
 	fi
 fi
+
+# --fault: a point that fires fails the command with one line (1); an
+# unknown point or bad syntax is a usage error that says how to list the
+# points (2); the list names every arc; a point that never fires changes
+# nothing.
+expect 0 "--fault list" -- "$ctl" --fault list
+grep -q '^mig\.arc\.STOP->STOP_COPY ' "$tmp/out" && grep -q '^mig\.data\.read ' "$tmp/out" ||
+	{ echo "FAIL: --fault list"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 2 "--fault unknown point" -- "$ctl" --fault no.such info "$S"
+grep -q -- "--fault list" "$tmp/err" || { echo "FAIL: no hint"; fails=$((fails + 1)); }
+expect 2 "--fault bad count" -- "$ctl" --fault mig.arc:0 info "$S"
+expect 2 "--fault bad errno" -- "$ctl" --fault mig.arc=ENOPE info "$S"
+expect 0 "--fault that never fires" -- "$ctl" --fault 'mig.arc.RESUMING->STOP' info "$S"
+expect 1 "--fault arc" -- "$ctl" --fault 'mig.arc.STOP->STOP_COPY' save "$S" -o "$tmp/f.bin"
+expect 1 "--fault arc with errno" -- "$ctl" --fault 'mig.arc.RUNNING_P2P->STOP=EBUSY' state "$S" stop
+grep -q "Device or resource busy (device now running_p2p)" "$tmp/err" ||
+	{ echo "FAIL: arc errno"; cat "$tmp/err"; fails=$((fails + 1)); }
+expect 1 "--fault arc to ERROR" -- "$ctl" --fault 'mig.error.RUNNING_P2P->STOP' state "$S" stop
+grep -q "(device now error)" "$tmp/err" ||
+	{ echo "FAIL: arc to ERROR"; cat "$tmp/err"; fails=$((fails + 1)); }
+expect 1 "--fault data read" -- "$ctl" --fault mig.data.read:2 save "$S" -o "$tmp/f.bin"
+expect 1 "--fault data read, plain engine" -- "$ctl" --engine plain --fault mig.data.read:2 save "$S" -o "$tmp/f.bin"
+expect 1 "--fault data write" -- "$ctl" --fault mig.data.write load "$D" -i "$tmp/good.bin"
+expect 1 "--fault device refuses the state" -- "$ctl" --fault simdev.load_state load "$D" -i "$tmp/good.bin"
+expect 1 "--fault log read" -- "$ctl" --fault log.read_and_clear dirty "$S" --ms 20
+expect 1 "--fault IOMMU bitmap" -- "$ctl" --fault iommu.dirty_bitmap dirty "$S" --ms 20 --iommu
+expect 1 "--fault pre-copy read in migrate" -- "$ctl" --fault mig.data.read:3 migrate --workload "$S" "$D"
+expect 1 "--fault repeated" -- "$ctl" --fault 'mig.arc.RUNNING->PRE_COPY:2' --fault 'mig.error.STOP->RESUMING' migrate "$S" "$D"
 
 if [ $fails != 0 ]; then
 	echo "$fails check(s) failed"

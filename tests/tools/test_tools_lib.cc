@@ -24,6 +24,7 @@
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/uapi/vfio.h>
+#include <uvfio/uvfio.h>
 
 using namespace uvfio::tools;
 
@@ -307,6 +308,29 @@ TEST(UringEngine, Errors)
 	EXPECT_EQ(uring_copy(-1, out, nullptr), -EBADF);
 	close(out);
 	close(in);
+}
+
+// Contract: a source that fails while a write is in flight ends the copy
+// with the source's errno and does not wait for an operation whose
+// completion came in the same batch as the error (that hung half the
+// time). A data fd whose driver read fails (an armed fault point) is such
+// a source; 20 saves give both orders of the two completions.
+TEST(UringEngine, SourceErrorBesideAWrite)
+{
+	SimVm vm;
+	std::string why;
+	ASSERT_EQ(vm.create("simnic,bdf=0000:00:14.0,mem=1M,seed=2", 0, &why), 0);
+	auto t = make_sim_transport();
+	Device d(*t, vm.fd());
+	for (int i = 0; i < 20; i++) {
+		ASSERT_EQ(uvfio_fault_set("mig.data.read", 2, 0, 0), 0);
+		int mfd = memfd_create("t", 0);
+		why.clear();
+		EXPECT_NE(save_device(d, {nullptr, mfd}, false, nullptr, &why), 0);
+		close(mfd);
+		EXPECT_EQ(d.reset(), 0);
+	}
+	uvfio_fault_clear(nullptr);
 }
 
 } // namespace

@@ -249,8 +249,16 @@ int Copier::run(StreamStats *stats, const Progress &progress)
 		unsigned head, n = 0;
 		int err = 0;
 		io_uring_for_each_cqe(&ring_, head, cqe) {
-			if (!err)
+			if (!err) {
 				err = complete(cqe);
+			} else {
+				/*
+				 * Reaped after an error: its operation is over
+				 * too, or the wait below would be for nothing.
+				 */
+				__u64 d = io_uring_cqe_get_data64(cqe);
+				(d & OUT_BIT ? out_busy_ : in_busy_) = false;
+			}
 			n++;
 		}
 		io_uring_cq_advance(&ring_, n);

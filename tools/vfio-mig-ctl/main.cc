@@ -4,8 +4,9 @@
  * the uAPI only (tools/lib). Devices are named by the spec strings
  * uvfio_sim_add() takes and live for the duration of the command.
  *
- * Exit codes: 0 success, 1 the operation failed, 2 usage error (bad
- * options, a device spec that does not create a device).
+ * Exit codes: 0 success, 1 the operation failed (an armed --fault that
+ * fires included), 2 usage error (bad options, a device spec that does
+ * not create a device, an unknown fault point).
  */
 #include <fcntl.h>
 #include <netdb.h>
@@ -109,6 +110,75 @@ private:
 	clock::time_point t0_;
 	bool tty_, shown_ = false;
 };
+
+/* -------- --fault NAME[:N[+]][=ERRNO] -------- */
+
+/* The points the library declares, one per line: name, errno, what. */
+void print_fault_points()
+{
+	const char *name, *doc;
+	int err;
+	for (unsigned int i = 0; !uvfio_fault_list(i, &name, &err, &doc); i++) {
+		const char *ename = strerrorname_np(err);
+		fmt::print("{:<36} {:<7} {}\n", name, ename ? ename : "?", doc);
+	}
+}
+
+/* An errno by name (EIO) or number; 0 if it is neither. */
+int parse_errno(const std::string &s)
+{
+	if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos)
+		return s.size() < 5 ? std::stoi(s) : 0;
+	for (int e = 1; e < 4096; e++) {
+		const char *n = strerrorname_np(e);
+		if (n && s == n)
+			return e;
+	}
+	return 0;
+}
+
+/*
+ * Arm one --fault spec before the command runs: NAME fails its first hit,
+ * NAME:N the Nth, NAME:N+ the Nth and every later one; =ERRNO overrides
+ * the point's errno. 0, or a usage error (bad syntax, unknown point).
+ */
+int arm_fault(const std::string &arg)
+{
+	std::string name = arg, count, err;
+	unsigned int nth = 1, flags = 0;
+	int errnum = 0;
+
+	if (size_t eq = name.find('='); eq != std::string::npos) {
+		err = name.substr(eq + 1);
+		name.resize(eq);
+		errnum = parse_errno(err);
+		if (!errnum)
+			return fail(EXIT_USAGE, "--fault " + arg + ": \"" + err +
+						"\" is not an errno (e.g. EIO or 5)");
+	}
+	if (size_t colon = name.find(':'); colon != std::string::npos) {
+		count = name.substr(colon + 1);
+		name.resize(colon);
+		if (!count.empty() && count.back() == '+') {
+			flags |= UVFIO_FAULT_PERSIST;
+			count.pop_back();
+		}
+		if (count.empty() || count.size() > 9 ||
+		    count.find_first_not_of("0123456789") != std::string::npos ||
+		    !(nth = unsigned(std::stoul(count))))
+			return fail(EXIT_USAGE, "--fault " + arg + ": the count "
+					"must be a number from 1 (NAME[:N[+]][=ERRNO])");
+	}
+	if (uvfio_fault_set(name.c_str(), nth, errnum, flags)) {
+		if (errno == ENOENT)
+			return fail(EXIT_USAGE, "--fault " + arg + ": no fault "
+					"point \"" + name + "\" (vfio-mig-ctl "
+					"--fault list shows them)");
+		return fail(EXIT_USAGE, "--fault " + arg + ": " +
+						strerror(errno));
+	}
+	return 0;
+}
 
 /* A device from a spec, or the usage error that it is not one. */
 int make_device(SimVm &vm, const std::string &spec, size_t guest,
@@ -976,6 +1046,17 @@ int main(int argc, char **argv)
 		       "to their end: uring (io_uring, splice) or plain "
 		       "(read/write, QEMU's sizes)")
 		->check(CLI::IsMember({"uring", "plain"}))->capture_default_str();
+	std::vector<std::string> faults;
+	app.add_option("--fault", faults, "arm a fault point before the "
+		       "command: NAME[:N[+]][=ERRNO] (repeatable; "
+		       "--fault list shows the points)")
+		->allow_extra_args(false)	/* one NAME per --fault */
+		->each([](const std::string &v) {
+			if (v == "list") {
+				print_fault_points();
+				throw CLI::Success();
+			}
+		});
 	bool as_json = false;
 
 	auto *drivers = app.add_subcommand("drivers", "list the device drivers");
@@ -1096,6 +1177,8 @@ int main(int argc, char **argv)
 		return app.exit(e);
 	} catch (const CLI::CallForAllHelp &e) {
 		return app.exit(e);
+	} catch (const CLI::Success &e) {
+		return app.exit(e);
 	} catch (const CLI::ParseError &e) {
 		fmt::print(stderr, "vfio-mig-ctl: {}\nRun with --help for more "
 			   "information.\n", e.what());
@@ -1107,6 +1190,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	uvfio_set_log_fn(lib_log, nullptr);
 	uvfio_set_log_level(verbose ? UVFIO_LOG_DEBUG : UVFIO_LOG_ERR);
+	for (const std::string &f : faults)
+		if (int ret = arm_fault(f))
+			return ret;
 
 	if (*drivers)
 		return cmd_drivers(as_json);

@@ -154,6 +154,55 @@ void uvfio_set_log_fn(uvfio_log_fn fn, void *opaque);
  */
 int uvfio_set_log_level(int level);
 
+/*
+ * Fault injection. The core, the simulated device and drivers have named
+ * fault points (e.g. "mig.arc.STOP->STOP_COPY", "mig.data.read",
+ * "dma.write"; the list is in Documentation/driver-guide.md and
+ * uvfio_fault_list() gives the ones loaded). An armed point makes the
+ * operation there fail as a real failure at that place would, with an
+ * errno, and the failure reaches the caller by the ordinary path.
+ * Arming a dotted prefix ("mig.arc", "dma") arms every point under it.
+ * Armed points are global to the process; all functions are thread-safe.
+ */
+#define UVFIO_FAULT_PERSIST 0x1	/* fail the nth hit and every later one */
+
+/*
+ * Arm name: its nth hit from now on (1 = the next) fails with errno err
+ * (0: the point's default), and with UVFIO_FAULT_PERSIST every hit after
+ * it too. Arming an armed name replaces its spec and restarts its count.
+ *
+ * Return: 0, or -1 with errno ENOENT (no such point or prefix), EINVAL
+ * (nth 0, err out of range, unknown flags) or EFAULT (name is NULL).
+ */
+int uvfio_fault_set(const char *name, unsigned int nth, int err,
+		    unsigned int flags);
+
+/*
+ * Disarm name (as armed: a prefix disarms only itself), or every point
+ * when name is NULL. Disarming a point that is not armed is not an error.
+ *
+ * Return: 0, or -1 with errno ENOENT (no such point or prefix).
+ */
+int uvfio_fault_clear(const char *name);
+
+/*
+ * How often the armed name (or a point under it) was reached since it was
+ * armed, failing or not.
+ *
+ * Return: the count, or -1 with errno ENOENT (name is not armed) or EFAULT.
+ */
+long long uvfio_fault_hits(const char *name);
+
+/*
+ * The declared points, for listing: the idx-th (0, 1, ...) in name order,
+ * its default errno and a one-line description. Any output may be NULL; the
+ * strings live as long as the process.
+ *
+ * Return: 0, or -1 with errno ENOENT past the last point.
+ */
+int uvfio_fault_list(unsigned int idx, const char **name, int *default_err,
+		     const char **description);
+
 #ifdef __cplusplus
 }
 #endif

@@ -356,12 +356,28 @@ int vfio_mig_get_next_state(struct vfio_device *device,
  * succeeded (so a failure leaves *cur at the state reached). Returns the
  * data file of the last arc, NULL, or an ERR_PTR: the step's error, -EINVAL
  * for no path, or -EINVAL when an intermediate arc returned a file (a driver
- * bug; the file is released).
+ * bug; the file is released). Before each arc it checks the arc's fault
+ * points (vfio_mig_arc_should_fail): an injected failure skips step() and
+ * sets *cur to where the failure leaves the device.
  */
 struct file *vfio_mig_step_to_state(
 	struct vfio_device *device, enum vfio_device_mig_state *cur,
 	enum vfio_device_mig_state target,
 	struct file *(*step)(struct vfio_device *device,
 			     enum vfio_device_mig_state next));
+
+/*
+ * The fault points of the arc cur -> next (Documentation/driver-guide.md):
+ * "mig.arc.CUR->NEXT" fails the arc before the driver changes anything
+ * (*fail_state = cur), "mig.error.CUR->NEXT" fails it with the device
+ * broken (*fail_state = VFIO_DEVICE_STATE_ERROR; only a reset or the last
+ * close recovers). 0 to go on, or -errno for the driver to return from
+ * migration_set_state after moving its state to *fail_state. A driver
+ * that walks the FSM itself instead of with vfio_mig_step_to_state() calls
+ * this before each arc.
+ */
+int vfio_mig_arc_should_fail(enum vfio_device_mig_state cur,
+			     enum vfio_device_mig_state next,
+			     enum vfio_device_mig_state *fail_state);
 
 #endif /* UVFIO_LINUX_VFIO_H */
