@@ -19,6 +19,8 @@
  * real kernel would happily do to a buggy caller.
  */
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
@@ -95,6 +97,20 @@ harness_fds &hfds()
 	return h;
 }
 
+/* UVFIO_FUZZ_DEBUG=1: what each operation did, to read a failing input. */
+void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void trace(const char *fmt, ...)
+{
+	static const bool on = getenv("UVFIO_FUZZ_DEBUG");
+	if (!on)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	std::vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	std::fputc('\n', stderr);
+}
+
 class Session
 {
 public:
@@ -116,14 +132,22 @@ public:
 	}
 
 private:
-	void track(int fd)
+	/*
+	 * Keep an fd the core gave us. A data fd blocks in read until the
+	 * pump has data, the end or ENOMSG, as the kernel's does (a read
+	 * that never returns is a finding: libFuzzer's -timeout); nonblock
+	 * makes it answer EAGAIN instead.
+	 */
+	void track(int fd, bool nonblock = false)
 	{
+		trace("fd %d", fd);
 		if (fd < 0)
 			return;
-		/* A data fd must never block the harness. */
-		int fl = fcntl(fd, F_GETFL);
-		FUZZ_CHECK(fl >= 0);
-		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+		if (nonblock) {
+			int fl = fcntl(fd, F_GETFL);
+			FUZZ_CHECK(fl >= 0);
+			FUZZ_CHECK(!fcntl(fd, F_SETFL, fl | O_NONBLOCK));
+		}
 		fds_.push_back(fd);
 	}
 
@@ -268,6 +292,8 @@ private:
 			mem_.place_arg(b.data(), len, !(mode & 2)));
 		void *argp = len || (mode & 0x80) ? arg : nullptr;
 		int ret = uvfio_ioctl(fd, cmd, argp);
+		trace("ioctl(%d, 0x%lx, %zu bytes) = %d (%s)", fd, cmd, len,
+		      ret, ret < 0 ? std::strerror(errno) : "ok");
 
 		/* The fds a successful call gave the caller are ours to close. */
 		if (ret >= 0 && cmd == VFIO_GROUP_GET_DEVICE_FD)
@@ -279,7 +305,8 @@ private:
 				    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
 			    (flags & VFIO_DEVICE_FEATURE_SET) &&
 			    !(flags & VFIO_DEVICE_FEATURE_PROBE))
-				track(get<int32_t>(arg, mig_state_fd_off));
+				track(get<int32_t>(arg, mig_state_fd_off),
+				      mode & 0x40);
 		}
 	}
 
@@ -289,7 +316,7 @@ private:
 		uint8_t sel = in_.u8();
 		if (sel == 0xff)
 			return static_cast<off_t>(in_.u64());
-		uint64_t index = sel % 10;
+		uint64_t index = (sel & 0x7f) % 10;
 		uint64_t off = (sel & 0x80) ? in_.u32() : in_.u16() & 0xfff;
 		return static_cast<off_t>((index << 40) + off);
 	}
@@ -308,12 +335,17 @@ private:
 			buf = mem_.vm_rw_ok() ? mem_.guard() - count
 					      : mem_.arg();
 		}
+		ssize_t ret;
 		if (positional)
-			write ? uvfio_pwrite(fd, buf, count, off)
-			      : uvfio_pread(fd, buf, count, off);
+			ret = write ? uvfio_pwrite(fd, buf, count, off)
+				    : uvfio_pread(fd, buf, count, off);
 		else
-			write ? uvfio_write(fd, buf, count)
-			      : uvfio_read(fd, buf, count);
+			ret = write ? uvfio_write(fd, buf, count)
+				    : uvfio_read(fd, buf, count);
+		trace("%s(%d, %zu, 0x%llx) = %zd (%s)",
+		      write ? "write" : "read", fd, count,
+		      static_cast<unsigned long long>(off), ret,
+		      ret < 0 ? std::strerror(errno) : "ok");
 	}
 
 	void do_mmap()
