@@ -180,10 +180,20 @@ def dma_logging_seeds():
         return struct.pack('<BBQBQBHBB', 2, 0, iova, 0, length,
                            page_size_log, at, 0, 0)
 
+    def dma(off, length, byte=0x5a):
+        """The device fills guest memory at PAGE + off % (guest - PAGE)."""
+        return struct.pack('<BIHB', 4, off, length, byte)
+
     stop = struct.pack('<BB', 3, 0)
     g = GUEST_IOVA
     return {
         'one-range': start([(g, 16 * PAGE)]) + report(g, 16 * PAGE) + stop,
+        'dma-reported': start([(g, 64 * PAGE)]) + dma(0, 100) +
+        dma(3 * PAGE + 5, 2 * PAGE) + report(g, 64 * PAGE) + dma(0, 1) +
+        report(g, 2 * PAGE, 12, 200) + report(g + 2 * PAGE, 62 * PAGE) + stop,
+        'dma-granule': start([(g + 4 * PAGE, 8 * PAGE)], 14) +
+        dma(2 * PAGE, 4 * PAGE) + report(g, 32 * PAGE, 12, 300) + stop +
+        dma(PAGE, 10),
         'two-ranges': start([(g, 4 * PAGE), (g + 8 * PAGE, 8 * PAGE)], 13) +
         report(g, 64 * PAGE, 12, 100) + report(g + PAGE, PAGE) + stop +
         report(g, PAGE),
