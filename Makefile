@@ -5,22 +5,52 @@
 # Each target installs missing Debian packages (as root; otherwise it prints
 # the apt-get line to run), configures build/ with Meson once, and builds
 # incrementally: running a target twice redoes nothing.
+#
+# With CI=true (as .ci/run sets it), make test also runs the suites under
+# ASan+UBSan (test-asan) and TSan (test-tsan), and the fuzzers (fuzz).
 
 BUILD ?= build
 MESON_OPTS ?=
+# Build directories of the sanitizer and fuzzing builds.
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+# Seconds each fuzz target runs in make fuzz.
+FUZZ_TIME ?= 60
+# Parallel build jobs; empty: ninja's default. On a shared machine: JOBS=2.
+JOBS ?=
+NINJA := ninja $(if $(JOBS),-j$(JOBS))
 
 # Everything the build, the tests and the benchmarks need, by Debian name.
 DEB_PACKAGES := meson ninja-build pkg-config gcc g++ \
 	liburing-dev libgtest-dev libgmock-dev libbenchmark-dev \
 	libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev scdoc
 
-.PHONY: all deps build demo test bench clean
+# The fuzzers only (make fuzz, and make test with CI=true): clang with its
+# libFuzzer runtime (libclang_rt.fuzzer is in libclang-rt-14-dev), and llvm
+# for llvm-symbolizer, which turns sanitizer reports into file:line stacks.
+# gcc's sanitizer runtimes (ASan, UBSan, TSan) come with gcc itself.
+FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev llvm
+
+# The libFuzzer targets in tests/fuzz/.
+FUZZ_TARGETS := uapi dma-logging mig-stream
+
+# Sanitizer runtime options: any report fails the run.
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+# Sanitized code runs several times slower; the per-test timeouts are guards
+# against hangs, not assertions on time.
+SAN_TEST := meson test --print-errorlogs --num-processes 2 --timeout-multiplier 4
+
+.PHONY: all deps deps-fuzz build demo test test-asan test-tsan fuzz bench clean
 
 all: build
 
-deps:
+# $(call install_missing,PACKAGES): apt-get install whichever are missing.
+define install_missing
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(1); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | \
 			grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -35,12 +65,19 @@ deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 			--no-install-recommends$$missing </dev/null; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PACKAGES))
+
+deps-fuzz:
+	$(call install_missing,$(FUZZ_DEB_PACKAGES))
 
 $(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) $(MESON_OPTS)
 
 build: deps $(BUILD)/build.ninja
-	ninja -C $(BUILD)
+	$(NINJA) -C $(BUILD)
 
 # A live migration of a busy simulated NIC with pre-copy, and its report.
 demo: build
@@ -50,6 +87,52 @@ demo: build
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
+ifeq ($(CI),true)
+	$(MAKE) test-asan
+	$(MAKE) test-tsan
+	$(MAKE) fuzz
+endif
+
+# Sanitizer builds are -O0 (buildtype=debug): instrumented -O2 compiles
+# four to five times slower, which costs CI far more than the slower runs.
+SAN_SETUP := meson setup -Dbuildtype=debug -Db_lundef=false
+
+# Every suite under AddressSanitizer (leaks included) and UBSan.
+$(ASAN_BUILD)/build.ninja: | deps
+	$(SAN_SETUP) $(ASAN_BUILD) -Db_sanitize=address,undefined
+
+test-asan: deps $(ASAN_BUILD)/build.ninja
+	$(NINJA) -C $(ASAN_BUILD)
+	$(ASAN_ENV) $(SAN_TEST) -C $(ASAN_BUILD)
+
+# Every suite under ThreadSanitizer.
+$(TSAN_BUILD)/build.ninja: | deps
+	$(SAN_SETUP) $(TSAN_BUILD) -Db_sanitize=thread
+
+test-tsan: deps $(TSAN_BUILD)/build.ninja
+	$(NINJA) -C $(TSAN_BUILD)
+	$(TSAN_ENV) $(SAN_TEST) -C $(TSAN_BUILD)
+
+# Each libFuzzer target for FUZZ_TIME seconds, from its committed seeds
+# (tests/fuzz/corpus/T/) plus what earlier runs found ($(FUZZ_BUILD)/corpus/T/).
+# A crash leaves its input in $(FUZZ_BUILD)/artifacts/ and fails the target;
+# it belongs in tests/fuzz/regress/T/ once fixed.
+$(FUZZ_BUILD)/build.ninja: | deps deps-fuzz
+	CC=clang CXX=clang++ meson setup $(FUZZ_BUILD) -Dfuzzing=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
+fuzz: deps deps-fuzz $(FUZZ_BUILD)/build.ninja
+	$(NINJA) -C $(FUZZ_BUILD) $(addprefix tests/fuzz/fuzz-,$(FUZZ_TARGETS))
+	mkdir -p $(FUZZ_BUILD)/artifacts
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+		echo "fuzz-$$t: $(FUZZ_TIME) s"; \
+		$(ASAN_ENV) ./$(FUZZ_BUILD)/tests/fuzz/fuzz-$$t \
+			-max_total_time=$(FUZZ_TIME) -timeout=30 \
+			-print_final_stats=1 \
+			-artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; \
+	done
 
 bench: build
 	./$(BUILD)/tests/bench/uvfio-bench
@@ -57,4 +140,4 @@ bench: build
 	./$(BUILD)/tests/bench/uvfio-bench-downtime
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -184,6 +184,13 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 	if (flags & VFIO_DEVICE_FEATURE_SET) {
 		if (copy_from_user(&mig, arg, minsz))
 			return -EFAULT;
+		/*
+		 * No such state: refuse it while it is still a number. An
+		 * enum vfio_device_mig_state cannot hold it (undefined
+		 * behaviour in C++); the FSM would refuse it with EINVAL too.
+		 */
+		if (mig.device_state > UVFIO_DEVICE_STATE_MAX)
+			return -EINVAL;
 		int data_fd = -1;
 		ret = vfio_mig_set_state(
 			device, static_cast<enum vfio_device_mig_state>(

@@ -22,8 +22,10 @@ cflags=$(pkg-config --cflags uvfio)
 libs=$(pkg-config --libs uvfio)
 echo "pkg-config: $cflags $libs"
 
+# UVFIO_SANITIZE: the -fsanitize= of a sanitizer build (tests/meson.build).
+san=${UVFIO_SANITIZE:-}
 # shellcheck disable=SC2086
-cc -std=c11 -Wall -Wextra -Werror -pedantic $cflags -o "$tmp/c_program" \
+cc -std=c11 -Wall -Wextra -Werror -pedantic $san $cflags -o "$tmp/c_program" \
 	"$src" $libs
 
 # The sysroot-prefixed -L path is where the installed library is.

@@ -22,14 +22,17 @@ cflags=$(pkg-config --cflags uvfio)
 libs=$(pkg-config --libs uvfio)
 libdir=$(pkg-config --libs-only-L uvfio | sed 's/^ *-L//; s/ *$//')
 
+# UVFIO_SANITIZE: the -fsanitize= of a sanitizer build (tests/meson.build).
+san=${UVFIO_SANITIZE:-}
+
 mkdir "$tmp/plugins"
 # The skeleton, unchanged, under another spec name.
 # shellcheck disable=SC2086
 c++ -std=c++20 -Wall -Wextra -Werror -Wno-missing-field-initializers \
-	-fPIC -shared -DSKELETON_NAME='"plugskel"' $cflags \
+	-fPIC -shared -DSKELETON_NAME='"plugskel"' $san $cflags \
 	-o "$tmp/plugins/plugskel.so" "$driver" $libs -lxxhash
 # shellcheck disable=SC2086
-cc -std=c11 -Wall -Wextra -Werror $cflags -o "$tmp/host" "$host" $libs
+cc -std=c11 -Wall -Wextra -Werror $san $cflags -o "$tmp/host" "$host" $libs
 
 UVFIO_DRIVER_PATH="$tmp/nowhere:$tmp/plugins" LD_LIBRARY_PATH="$libdir" \
 	"$tmp/host"
