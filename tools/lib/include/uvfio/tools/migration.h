@@ -88,7 +88,7 @@ int plain_copy(const Endpoint &src, const Endpoint &dst, bool until_pause,
 	       StreamStats *stats, const Progress &progress = {});
 
 struct UringOptions {
-	unsigned depth = 4;		/* chunks in flight or queued */
+	unsigned depth = 8;		/* chunks in flight or queued */
 	size_t chunk = 1 << 20;		/* bytes per operation */
 	bool splice = true;		/* zero-copy through pipes if it can */
 };
