@@ -375,7 +375,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Input in(data, size);
 	UserMem::get().reset();
-	int fds_before = count_fds();
+	int fds_before = count_open_fds();
 
 	FUZZ_CHECK(uvfio_sim_add(spec) == 0);
 	{
@@ -400,6 +400,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	FUZZ_CHECK(uvfio_sim_remove(bdf) == 0);
-	FUZZ_CHECK(count_fds() == fds_before);
+	FUZZ_CHECK(count_open_fds() == fds_before);
 	return 0;
 }

@@ -131,7 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (sel & MIG_SEL_FIX_HASH)
 		fix_hashes(stream);
 
-	int fds_before = count_fds();
+	int fds_before = count_open_fds();
 	std::string spec = mig_stream_specs[sel & MIG_SEL_SIMNIC];
 	spec += std::string(",bdf=") + bdf;
 	FUZZ_CHECK(uvfio_sim_add(spec.c_str()) == 0);
@@ -166,6 +166,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	FUZZ_CHECK(uvfio_close(fd) == 0);
 	FUZZ_CHECK(uvfio_sim_remove(bdf) == 0);
-	FUZZ_CHECK(count_fds() == fds_before);
+	FUZZ_CHECK(count_open_fds() == fds_before);
 	return 0;
 }

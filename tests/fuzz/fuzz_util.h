@@ -18,7 +18,6 @@
 #ifndef UVFIO_TESTS_FUZZ_UTIL_H
 #define UVFIO_TESTS_FUZZ_UTIL_H
 
-#include <dirent.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -29,6 +28,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "../test_util.h"
 
 namespace uvfio_fuzz {
 
@@ -215,19 +216,8 @@ private:
 	bool vm_rw_ok_;
 };
 
-/* Open file descriptors of this process. */
-inline int count_fds()
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while (struct dirent *e = readdir(d))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1; /* the DIR's own */
-}
+/* Open file descriptors of this process (the unit tests' helper). */
+using uvfio_test::count_open_fds;
 
 } // namespace uvfio_fuzz
 
