@@ -69,36 +69,20 @@ void fix_hashes(std::vector<uint8_t> &s)
 /* MIG_DEVICE_STATE SET: 0 or the errno; *data_fd gets the stream's fd. */
 int set_state(int fd, uint32_t state, int *data_fd)
 {
-	alignas(8) uint8_t buf[sizeof(struct vfio_device_feature) +
-			       sizeof(struct vfio_device_feature_mig_state)] = {};
-	auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
-	auto *m = reinterpret_cast<struct vfio_device_feature_mig_state *>(
-		f->data);
-	f->argsz = sizeof(buf);
-	f->flags = VFIO_DEVICE_FEATURE_SET |
-		   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	m->device_state = state;
-	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, buf))
-		return errno;
+	int new_fd = -1;
+	int err = mig_device_state(fd, true, &state, &new_fd);
 	if (data_fd)
-		*data_fd = m->data_fd;
-	else if (m->data_fd >= 0)
-		FUZZ_CHECK(uvfio_close(m->data_fd) == 0);
-	return 0;
+		*data_fd = new_fd;
+	else if (new_fd >= 0)
+		FUZZ_CHECK(uvfio_close(new_fd) == 0);
+	return err;
 }
 
 uint32_t get_state(int fd)
 {
-	alignas(8) uint8_t buf[sizeof(struct vfio_device_feature) +
-			       sizeof(struct vfio_device_feature_mig_state)] = {};
-	auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
-	auto *m = reinterpret_cast<struct vfio_device_feature_mig_state *>(
-		f->data);
-	f->argsz = sizeof(buf);
-	f->flags = VFIO_DEVICE_FEATURE_GET |
-		   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	FUZZ_CHECK(uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, buf) == 0);
-	return m->device_state;
+	uint32_t state = 0;
+	FUZZ_CHECK(mig_device_state(fd, false, &state, nullptr) == 0);
+	return state;
 }
 
 /* All of s into the data fd; the pump drains it into the driver. */

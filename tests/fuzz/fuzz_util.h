@@ -219,6 +219,30 @@ private:
 /* Open file descriptors of this process (the unit tests' helper). */
 using uvfio_test::count_open_fds;
 
+/*
+ * VFIO_DEVICE_FEATURE MIG_DEVICE_STATE: SET *state (set) or GET it into
+ * *state. 0 or the errno; a SET's new data fd in *data_fd (or -1).
+ */
+inline int mig_device_state(int fd, bool set, uint32_t *state, int *data_fd)
+{
+	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
+				     sizeof(struct vfio_device_feature_mig_state)] = {};
+	auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
+	auto *m = reinterpret_cast<struct vfio_device_feature_mig_state *>(
+		f->data);
+	f->argsz = sizeof(buf);
+	f->flags = (set ? VFIO_DEVICE_FEATURE_SET : VFIO_DEVICE_FEATURE_GET) |
+		   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
+	m->device_state = *state;
+	m->data_fd = -1;
+	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, buf))
+		return errno;
+	*state = m->device_state;
+	if (data_fd)
+		*data_fd = m->data_fd;
+	return 0;
+}
+
 } // namespace uvfio_fuzz
 
 #endif /* UVFIO_TESTS_FUZZ_UTIL_H */

@@ -16,6 +16,7 @@
 #include <uvfio/uvfio.h>
 
 #include "fuzz_mig_stream.h"
+#include "fuzz_util.h"
 
 using namespace uvfio_fuzz;
 
@@ -23,20 +24,7 @@ namespace {
 
 int set_state(int fd, uint32_t state, int *data_fd)
 {
-	alignas(8) unsigned char buf[sizeof(struct vfio_device_feature) +
-				     sizeof(struct vfio_device_feature_mig_state)] = {};
-	auto *f = reinterpret_cast<struct vfio_device_feature *>(buf);
-	auto *m = reinterpret_cast<struct vfio_device_feature_mig_state *>(
-		f->data);
-	f->argsz = sizeof(buf);
-	f->flags = VFIO_DEVICE_FEATURE_SET |
-		   VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-	m->device_state = state;
-	if (uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, buf))
-		return -errno;
-	if (data_fd)
-		*data_fd = m->data_fd;
-	return 0;
+	return -mig_device_state(fd, true, &state, data_fd);
 }
 
 int save(const std::string &spec, std::vector<unsigned char> *out)
