@@ -529,6 +529,46 @@ TEST(MigrationDataFd, ConfigFlrEndsTheStream)
 	}
 }
 
+// Contract: uvfio_sim_state_digest() refuses what it cannot hash with an
+// errno and no crash: NULL output (EFAULT), a bad fd (EBADF), an fd that is
+// not a device (EINVAL), a running device (EBUSY), a driver without a hook
+// (EOPNOTSUPP); on a stopped device it answers, the same value twice, and
+// a change to device memory changes it.
+TEST(MigrationStateDigest, RefusesBadInputAndTracksState)
+{
+	uint64_t v = 0, w = 0;
+	MigDevice d("mig=stop_copy,mem=1M");
+	ASSERT_TRUE(d.ok());
+	EXPECT_EQ(uvfio_sim_state_digest(d.fd(), nullptr), -1);
+	EXPECT_EQ(errno, EFAULT);
+	EXPECT_EQ(uvfio_sim_state_digest(-1, &v), -1);
+	EXPECT_EQ(errno, EBADF);
+	int container = uvfio_open("/dev/vfio/vfio");
+	ASSERT_GE(container, 0);
+	EXPECT_EQ(uvfio_sim_state_digest(container, &v), -1);
+	EXPECT_EQ(errno, EINVAL);
+	uvfio_close(container);
+	EXPECT_EQ(uvfio_sim_state_digest(d.fd(), &v), -1);
+	EXPECT_EQ(errno, EBUSY) << "RUNNING";
+
+	ASSERT_EQ(d.set(STOP), 0);
+	ASSERT_EQ(uvfio_sim_state_digest(d.fd(), &v), 0);
+	ASSERT_EQ(uvfio_sim_state_digest(d.fd(), &w), 0);
+	EXPECT_EQ(v, w);
+	const off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	unsigned char b = 0;
+	ASSERT_EQ(uvfio_pread(d.fd(), &b, 1, bar2 + 100), 1);
+	b ^= 0xff;
+	ASSERT_EQ(uvfio_pwrite(d.fd(), &b, 1, bar2 + 100), 1);
+	ASSERT_EQ(uvfio_sim_state_digest(d.fd(), &w), 0);
+	EXPECT_NE(v, w);
+
+	MigDevice plain("mem=1M");	/* no mig=: no migration, no hook */
+	ASSERT_TRUE(plain.ok());
+	EXPECT_EQ(uvfio_sim_state_digest(plain.fd(), &v), -1);
+	EXPECT_EQ(errno, EOPNOTSUPP);
+}
+
 // Contract: closing the device with a data fd still open ends the stream
 // (end of stream, driver file released); closing the data fd afterwards
 // leaves no fd behind, and the device can be removed.
