@@ -262,12 +262,14 @@ void do_start(Vm &vm, Input &in)
 	vm.log = Log();
 	vm.log.on = true;
 	vm.log.granule = done.page_size;
-	auto *used = reinterpret_cast<
-		const struct vfio_device_feature_dma_logging_range *>(
+	/* The fuzzer may place the ranges anywhere: no aligned access. */
+	const char *used = reinterpret_cast<const char *>(
 		static_cast<uintptr_t>(done.ranges));
-	for (uint32_t i = 0; i < done.num_ranges; i++)
-		vm.log.ranges.emplace_back(used[i].iova,
-					   used[i].iova + used[i].length - 1);
+	for (uint32_t i = 0; i < done.num_ranges; i++) {
+		struct vfio_device_feature_dma_logging_range r;
+		std::memcpy(&r, used + i * sizeof(r), sizeof(r));
+		vm.log.ranges.emplace_back(r.iova, r.iova + r.length - 1);
+	}
 }
 
 void do_report(Vm &vm, Input &in)
