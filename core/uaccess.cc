@@ -35,7 +35,7 @@ bool in_kernel_buffer(const void *p, unsigned long n)
 
 /* Returns bytes not copied. */
 unsigned long checked_copy(void *to, const void *from, unsigned long n,
-			   bool to_user)
+			   bool to_user, bool stable = false)
 {
 	if (!n)
 		return 0;
@@ -47,7 +47,7 @@ unsigned long checked_copy(void *to, const void *from, unsigned long n,
 		if (kbuf_sink &&
 		    (to_user ? kbuf_sink->copy_out(static_cast<char *>(to) -
 							   kbuf_lo,
-						   from, n)
+						   from, n, stable)
 			     : kbuf_sink->copy_in(static_cast<const char *>(
 							  from) - kbuf_lo,
 						  to, n)))
@@ -100,6 +100,12 @@ unsigned long copy_from_user(void *to, const void __user *from, unsigned long n)
 unsigned long copy_to_user(void __user *to, const void *from, unsigned long n)
 {
 	return checked_copy(to, from, n, true);
+}
+
+unsigned long uvfio_copy_to_user_stable(void __user *to, const void *from,
+					unsigned long n)
+{
+	return checked_copy(to, from, n, true, true);
 }
 
 void *memdup_user(const void __user *src, size_t len)

@@ -109,7 +109,8 @@ int vfio_container_open(void);
 class uaccess_sink
 {
 public:
-	virtual bool copy_out(size_t, const void *, size_t) { return false; }
+	/* stable: from uvfio_copy_to_user_stable(), see uaccess.h. */
+	virtual bool copy_out(size_t, const void *, size_t, bool) { return false; }
 	virtual bool copy_in(size_t, void *, size_t) { return false; }
 
 protected:

@@ -29,6 +29,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <thread>
 #include <vector>
 
@@ -91,6 +92,8 @@ struct vfio_mig_stream {
 	UniqueFD core_end;	/* the pump's end of the socketpair */
 	UniqueFD user_end;	/* a dup of the user's end: SIOCINQ, reads */
 	UniqueFD wake;		/* eventfd: kicks and stop requests */
+	/* Saving: where stable copies go by reference, made at first use. */
+	UniqueFD ref_pipe[2];
 
 	std::mutex life;
 	std::thread pump;
@@ -182,10 +185,15 @@ void pump_fail(vfio_mig_stream &s, long err, const char *what)
  * depends on timing, a read must copy each byte at most once and return
  * at least what it copied; otherwise the stream fails (a driver bug),
  * whether or not the bytes had already left.
+ *
+ * A large uvfio_copy_to_user_stable() is not copied at all: its pages go
+ * through a pipe into the socket by reference (vmsplice, then splice), and
+ * the reader's read() is the one copy, as with a kernel driver.
  */
+constexpr size_t ref_min = 64 << 10;	/* below this a copy is cheaper */
+
 struct direct_send final : uaccess_sink {
-	int fd;
-	char *buf;
+	vfio_mig_stream &s;
 	size_t sent = 0;	/* bytes [0, sent) are in the socket */
 	size_t copied_end = 0;	/* past the last byte copied */
 	bool bounce = false;	/* from now on into buf */
@@ -193,9 +201,10 @@ struct direct_send final : uaccess_sink {
 	/* What was copied, merged where contiguous (usually one range). */
 	std::vector<std::pair<size_t, size_t>> copied;
 
-	direct_send(int fd, char *buf) : fd(fd), buf(buf) {}
+	explicit direct_send(vfio_mig_stream &s) : s(s) {}
 
-	bool copy_out(size_t off, const void *from, size_t n) override
+	bool copy_out(size_t off, const void *from, size_t n,
+		      bool stable) override
 	{
 		for (auto [lo, hi] : copied)
 			if (off < hi && lo < off + n)
@@ -209,16 +218,81 @@ struct direct_send final : uaccess_sink {
 			return true;	/* the stream fails anyway */
 		if (bounce || off != sent)
 			return bounce = true, false;
-		ssize_t w = send(fd, from, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-		size_t took = w > 0 ? static_cast<size_t>(w) : 0;
-		sent += took;
-		if (took < n) {
+		const char *p = static_cast<const char *>(from);
+		size_t done = 0;	/* in the socket, or in buf if bounce */
+		if (stable && n >= ref_min)
+			done = send_ref(off, p, n);
+		if (!bounce && done < n) {
+			ssize_t w = send(s.core_end.get(), p + done, n - done,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+			size_t took = w > 0 ? static_cast<size_t>(w) : 0;
+			sent += took;
+			done += took;
+		}
+		if (done < n) {
 			bounce = true;
-			std::memcpy(buf + off + took,
-				    static_cast<const char *>(from) + took,
-				    n - took);
+			std::memcpy(s.buf.get() + off + done, p + done, n - done);
 		}
 		return true;
+	}
+
+	/*
+	 * Pages of p into the socket, a pipeful at a time. Returns the bytes
+	 * done: those the socket took (added to sent) and, once it is full,
+	 * those that came back out of the pipe into buf (bounce is set then).
+	 * Short of n without bounce: the rest is for send().
+	 */
+	size_t send_ref(size_t off, const char *p, size_t n)
+	{
+		if (!s.ref_pipe[0].is_valid()) {
+			int fds[2];
+			if (pipe2(fds, O_CLOEXEC | O_NONBLOCK))
+				return 0;
+			s.ref_pipe[0].reset(fds[0]);
+			s.ref_pipe[1].reset(fds[1]);
+			/*
+			 * A chunk per round trip, unaligned ones too (a page
+			 * more; the size rounds up to a power of two). A
+			 * smaller pipe only means more round trips.
+			 */
+			fcntl(fds[1], F_SETPIPE_SZ,
+			      static_cast<int>(pump_chunk + 4096));
+		}
+		int in = s.ref_pipe[1].get(), out = s.ref_pipe[0].get();
+		size_t done = 0;
+		while (done < n) {
+			struct iovec iov = {const_cast<char *>(p + done), n - done};
+			ssize_t v = vmsplice(in, &iov, 1, SPLICE_F_NONBLOCK);
+			if (v <= 0)
+				break;
+			size_t queued = static_cast<size_t>(v);
+			ssize_t w = splice(out, nullptr, s.core_end.get(), nullptr,
+					   queued, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+			size_t moved = w > 0 ? static_cast<size_t>(w) : 0;
+			sent += moved;
+			done += moved;
+			if (moved < queued) {
+				/* The socket is full: the pipe's rest into buf. */
+				bounce = true;
+				char *to = s.buf.get() + off + done;
+				size_t left = queued - moved;
+				if (read(out, to, left) != static_cast<ssize_t>(left)) {
+					/* A pipe gives back what it holds; not reached. */
+					std::memcpy(to, p + done, left);
+					drain_pipe(out);
+				}
+				done += left;
+				break;
+			}
+		}
+		return done;
+	}
+
+	static void drain_pipe(int fd)
+	{
+		char sink[4096];
+		while (read(fd, sink, sizeof(sink)) > 0) {
+		}
 	}
 };
 
@@ -264,7 +338,7 @@ void pump_save(vfio_mig_stream &s)
 
 		s.retry = false;
 		ssize_t n = should_fail("mig.data.read");
-		direct_send sink(s.core_end.get(), s.buf.get());
+		direct_send sink(s);
 		if (!n) {
 			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk,
 						   &sink);
@@ -738,6 +812,12 @@ int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	s->core_end.reset(sv[0]);
+	/*
+	 * The pump never blocks on its end (it polls), and splice(2) into a
+	 * socket honours only the file's O_NONBLOCK, not SPLICE_F_NONBLOCK.
+	 * The user's end is another file and keeps its own flags.
+	 */
+	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	UniqueFD user_fd(sv[1]);
 	set_sndbuf(saving ? sv[0] : sv[1]);
 	s->user_end.reset(fcntl(sv[1], F_DUPFD_CLOEXEC, 0));
@@ -870,6 +950,8 @@ void vfio_mig_stream_end(vfio_mig_stream &s)
 		drv = std::exchange(s.drv, nullptr);
 		/* The reader gets what is queued, then end of stream. */
 		s.core_end.reset();
+		s.ref_pipe[0].reset();
+		s.ref_pipe[1].reset();
 		s.buf_len = 0;
 		s.cv.notify_all();
 	}

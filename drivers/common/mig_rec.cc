@@ -74,7 +74,8 @@ ssize_t mig_rec_read(mig_rec_writer *w, char __user *buf, size_t len,
 			break;
 		const u8 *src;
 		size_t n;
-		if (w->out_off < w->out.size()) {
+		bool ref = w->out_off >= w->out.size();
+		if (!ref) {
 			src = w->out.data() + w->out_off;
 			n = w->out.size() - w->out_off;
 		} else {
@@ -82,7 +83,9 @@ ssize_t mig_rec_read(mig_rec_writer *w, char __user *buf, size_t len,
 			n = mig_rec_unread(w);
 		}
 		n = std::min(len - done, n);
-		if (copy_to_user(buf + done, src, n)) {
+		/* A ref payload holds still and is hashed: it may go by reference. */
+		if (ref ? uvfio_copy_to_user_stable(buf + done, src, n)
+			: copy_to_user(buf + done, src, n)) {
 			if (!done)
 				return -EFAULT;
 			break;

@@ -54,6 +54,22 @@ inline u8 mig_pattern(u64 off)
 inline constexpr u64 MIG_NEVER = UINT64_MAX;
 
 /*
+ * mig_pattern() bytes [0, MIG_IMAGE_SIZE) in memory that never changes and
+ * is never freed: what a driver may hand to uvfio_copy_to_user_stable().
+ */
+inline constexpr u64 MIG_IMAGE_SIZE = 32 << 20;
+inline const u8 *mig_pattern_image()
+{
+	static const std::vector<u8> image = [] {
+		std::vector<u8> v(MIG_IMAGE_SIZE);
+		for (u64 i = 0; i < v.size(); i++)
+			v[i] = mig_pattern(i);
+		return v;
+	}();
+	return image.data();
+}
+
+/*
  * What the driver does. Set before the SET that should see it: data files
  * take a snapshot of their knobs when the arc opens them.
  */
@@ -94,6 +110,14 @@ struct MigKnobs {
 	 */
 	int copy_order = 0;
 	bool return_short = false;
+
+	/*
+	 * Saving reads copy with uvfio_copy_to_user_stable() from
+	 * mig_pattern_image() (streams up to MIG_IMAGE_SIZE): all of each
+	 * read (1), or its first 100 bytes with copy_to_user() and the rest
+	 * stable (2), as a record header and its payload.
+	 */
+	int stable_copies = 0;
 };
 
 struct mig_file;
@@ -163,6 +187,7 @@ struct mig_file {
 	bool checked = false;	/* the core read it once after disabling */
 	int copy_order = 0;	/* MigKnobs */
 	bool return_short = false;
+	int stable_copies = 0;
 	bool precopy = false;	/* saving: -ENOMSG, not EOF, at the limit */
 	u64 limit = 0;		/* saving: bytes before EOF / ENOMSG */
 	u64 save_len = 0;	/* saving: STOP_COPY bytes after limit */
@@ -211,16 +236,33 @@ inline ssize_t mig_file_read(struct file *filp, char __user *buf, size_t len,
 		return f->precopy ? -ENOMSG : 0;
 
 	size_t n = static_cast<size_t>(std::min<u64>(len, end - f->pos));
-	std::vector<u8> tmp(n);
-	for (size_t i = 0; i < n; i++)
-		tmp[i] = mig_pattern(f->pos + i);
+	std::vector<u8> tmp;
+	const u8 *src;
+	if (f->stable_copies) {
+		if (f->pos + n > MIG_IMAGE_SIZE)
+			return -EFBIG;	/* a test asked for too long a stream */
+		src = mig_pattern_image() + f->pos;
+	} else {
+		tmp.resize(n);
+		for (size_t i = 0; i < n; i++)
+			tmp[i] = mig_pattern(f->pos + i);
+		src = tmp.data();
+	}
+	/* Bytes [lo, hi) of this read, stable or not as the knob says. */
+	auto copy = [&](size_t lo, size_t hi) {
+		if (!f->stable_copies)
+			return copy_to_user(buf + lo, src + lo, hi - lo) != 0;
+		size_t head = f->stable_copies == 2
+			? std::clamp<size_t>(100, lo, hi) : lo;
+		return copy_to_user(buf + lo, src + lo, head - lo) ||
+		       uvfio_copy_to_user_stable(buf + head, src + head,
+						 hi - head);
+	};
 	size_t half = n / 2;
-	bool bad = f->copy_order == 1
-		? copy_to_user(buf + half, tmp.data() + half, n - half) ||
-		  copy_to_user(buf, tmp.data(), half)
-		: copy_to_user(buf, tmp.data(), n);
+	bool bad = f->copy_order == 1 ? copy(half, n) || copy(0, half)
+				      : copy(0, n);
 	if (!bad && f->copy_order == 2)
-		bad = copy_to_user(buf, tmp.data(), 1);
+		bad = copy(0, 1);
 	if (bad)
 		return -EFAULT;
 	if (f->return_short && n > 1)
@@ -327,6 +369,7 @@ inline mig_file *mig_new_file(MigDriver *d, bool saving, bool precopy)
 	f->fail_errno = saving ? d->k.read_errno : d->k.write_errno;
 	f->copy_order = d->k.copy_order;
 	f->return_short = d->k.return_short;
+	f->stable_copies = d->k.stable_copies;
 	/* Access mode as a real driver's: the core checks it. */
 	struct file *filp = anon_inode_getfile("[mig-test]", &mig_file_fops, f,
 					       saving ? O_RDONLY : O_WRONLY);

@@ -9,6 +9,7 @@
 
 #include <liburing.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -359,6 +360,42 @@ TEST(MigrationCorruptStream, ConfigurationMismatch)
 	LogCapture log;
 	EXPECT_EQ(load(dst, s, STOP), -EINVAL);
 	EXPECT_TRUE(log.contains("configuration mismatch"));
+}
+
+// Contract: stop-copy records of device memory go to the reader by
+// reference (uvfio_copy_to_user_stable), so a write to that memory after
+// its record is queued and before it is read shows in the stream; it is
+// never loaded silently: the destination refuses the stream at RESUMING ->
+// STOP with EINVAL (the record's checksum) and keeps its state.
+TEST(MigrationCorruptStream, MemoryWrittenWhileQueuedIsRejected)
+{
+	MigDevice src("mig=stop_copy,mem=16M"), dst("mig=stop_copy,mem=16M");
+	ASSERT_TRUE(src.ok() && dst.ok());
+	fill_device(src, 16 << 20, 50);
+	bytes before = dst.pread_region(BAR2, 1 << 20);
+	int dfd = src.set_ok(STOP_COPY);
+	ASSERT_GE(dfd, 0);
+	/* Wait for the first MEM record (offset 0, 1 MiB) to be queued. */
+	int queued = 0;
+	for (int i = 0; i < 500 && queued < (2 << 20); i++) {
+		std::this_thread::sleep_for(std::chrono::milliseconds(10));
+		ASSERT_EQ(ioctl(dfd, FIONREAD, &queued), 0);
+	}
+	ASSERT_GE(queued, 2 << 20);
+	bytes b = src.pread_region(BAR2, 1, 100);
+	b[0] ^= 0xff;
+	src.pwrite_region(BAR2, b, 100);
+	bytes s;
+	EXPECT_GE(read_to_eof(dfd, &s), 0);
+	EXPECT_EQ(src.set(STOP), 0);
+	uvfio_close(dfd);
+
+	LogCapture log;
+	EXPECT_EQ(load(dst, s, STOP), -EINVAL);
+	EXPECT_TRUE(log.contains("checksum"));
+	EXPECT_EQ(dst.get(), RESUMING);
+	EXPECT_EQ(dst.reset(), 0);
+	EXPECT_EQ(dst.pread_region(BAR2, 1 << 20), before);
 }
 
 // Contract: the data fd is a real stream fd: poll(2) reports POLLIN when

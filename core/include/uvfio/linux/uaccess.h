@@ -17,6 +17,21 @@ unsigned long copy_from_user(void *to, const void __user *from,
 			     unsigned long n);
 unsigned long copy_to_user(void __user *to, const void *from, unsigned long n);
 
+/*
+ * uvfio only (a kernel driver calls copy_to_user()): copy_to_user() of
+ * memory the caller vouches for. The saving pump of a migration data fd
+ * may then queue references to the pages of from instead of a copy, so the
+ * reader copies the bytes once, as from a kernel driver's read(), and not
+ * twice. Until the reader has taken them, a write to that memory shows in
+ * the stream. So only for memory that holds still while the device is
+ * stopped (device memory in STOP_COPY, never freed under the stream), and
+ * only for bytes a hash in the stream covers, which turns such a write
+ * into a stream the destination rejects rather than wrong state.
+ * mig_rec_emit_ref() payloads are that.
+ */
+unsigned long uvfio_copy_to_user_stable(void __user *to, const void *from,
+					unsigned long n);
+
 /* Duplicate n user bytes into kmalloc()ed memory; ERR_PTR(-EFAULT/-ENOMEM). */
 void *memdup_user(const void __user *src, size_t len);
 
