@@ -219,6 +219,41 @@ TEST(MigrationClient, SaveLoadAndShortStream)
 	close(mfd);
 }
 
+// Contract: a save into a pipe that leaves the device running hands over
+// the state as it was saved: device memory written after save_device()
+// returns, before the pipe is read, does not reach the stream (a data fd
+// may queue device memory by reference; the client copies it out here).
+TEST(MigrationClient, SaveIntoAPipeThenRunKeepsTheSavedBytes)
+{
+	SimVm a, b;
+	std::string why;
+	ASSERT_EQ(a.create("simnic,bdf=0000:00:14.0,mem=256K,seed=5", 0, &why), 0);
+	ASSERT_EQ(b.create("simnic,bdf=0000:00:14.1,mem=256K", 0, &why), 0);
+	auto t = make_sim_transport();
+	Device da(*t, a.fd()), db(*t, b.fd());
+	int p[2];
+	ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+	/* The whole stream fits: nobody reads until the save is over. */
+	ASSERT_GE(fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+
+	ASSERT_EQ(save_device(da, {nullptr, p[1]}, false, nullptr, &why), 0) << why;
+	close(p[1]);
+	const off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	std::vector<char> saved(256 << 10), now(256 << 10);
+	ASSERT_EQ(t->pread(a.fd(), saved.data(), saved.size(), bar2),
+		  ssize_t(saved.size()));
+	for (size_t i = 0; i < now.size(); i++)
+		now[i] = char(~saved[i]);
+	ASSERT_EQ(t->pwrite(a.fd(), now.data(), now.size(), bar2),
+		  ssize_t(now.size()));
+
+	ASSERT_EQ(load_device(db, {nullptr, p[0]}, true, nullptr, &why), 0) << why;
+	close(p[0]);
+	ASSERT_EQ(t->pread(b.fd(), now.data(), now.size(), bar2),
+		  ssize_t(now.size()));
+	EXPECT_TRUE(now == saved);
+}
+
 } // namespace
 
 namespace {

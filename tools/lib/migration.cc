@@ -4,6 +4,7 @@
  * engine, save, load and live migration, through a Transport only.
  */
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -438,6 +439,21 @@ int copy_to_eof(const Endpoint &src, const Endpoint &dst,
 	return plain_copy(src, dst, false, stats, progress);
 }
 
+/*
+ * A simulated device's saving data fd may queue device memory by
+ * reference (uvfio_copy_to_user_stable). Spliced on into a pipe or a
+ * socket, the references outlive the stream: if the device then runs
+ * again, bytes not yet taken downstream change under their checksum. Where
+ * the device will run after a save, only a regular file (whose page cache
+ * takes a copy) gets spliced data; anything else gets copies, as from a
+ * kernel data fd (which does not splice at all).
+ */
+static bool is_regular_file(int fd)
+{
+	struct stat st;
+	return !fstat(fd, &st) && S_ISREG(st.st_mode);
+}
+
 /* QEMU's recovery: the fallback state, else a reset. */
 static void recover(Device &dev, __u32 fallback)
 {
@@ -464,7 +480,11 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 		recover(dev, orig);
 		return ret ? ret : -EPROTO;
 	}
-	ret = copy_to_eof({&dev.transport(), data_fd}, dst, so, stats,
+	__u32 after = leave_stopped ? __u32(VFIO_DEVICE_STATE_STOP) : orig;
+	StreamOptions copy_so = so;
+	if (after != VFIO_DEVICE_STATE_STOP && !is_regular_file(dst.fd))
+		copy_so.uring_opt.splice = false;
+	ret = copy_to_eof({&dev.transport(), data_fd}, dst, copy_so, stats,
 			  progress);
 	dev.transport().close(data_fd);
 	if (ret) {
@@ -472,7 +492,6 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 		recover(dev, orig);
 		return ret;
 	}
-	__u32 after = leave_stopped ? __u32(VFIO_DEVICE_STATE_STOP) : orig;
 	ret = dev.set_state(after);
 	if (ret) {
 		say(why, std::string("saved, but cannot return to ") +
