@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <mutex>
+#include <csignal>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -553,8 +554,19 @@ int start_pump(vfio_mig_stream &s)
 	/* A paused pre-copy stream asks the driver again after a state change. */
 	s.retry = true;
 	try {
-		s.pump = std::thread(s.saving ? pump_save : pump_resume,
-				     std::ref(s));
+		s.pump = std::thread([&s] {
+			/*
+			 * splice(2) into a socket whose reader shut it down
+			 * raises SIGPIPE (it has no MSG_NOSIGNAL). Blocked,
+			 * it stays pending on this thread and the call
+			 * returns EPIPE, as send() does.
+			 */
+			sigset_t pipe;
+			sigemptyset(&pipe);
+			sigaddset(&pipe, SIGPIPE);
+			pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+			(s.saving ? pump_save : pump_resume)(s);
+		});
 	} catch (...) {
 		return -EAGAIN;
 	}

@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <vector>
 
@@ -1004,6 +1005,31 @@ TEST_F(MigrationCoreTest, StableCopiesIntoAFullSocketLoseNothing)
 	}
 	EXPECT_EQ(got, k.save_len);
 	EXPECT_EQ(bad, 0u);
+	EXPECT_EQ(set(fd, STOP), 0);
+	close_fd(dfd);
+	close_fd(fd);
+}
+
+// Contract: a reader that shuts its side of the data fd down while device
+// memory is going in by reference costs it the stream, never a SIGPIPE
+// in the process (splice into a socket raises one unless the pump blocks
+// it); the stream just ends and STOP is reached.
+TEST_F(MigrationCoreTest, StableCopiesToAShutDownReaderRaiseNoSigpipe)
+{
+	MigKnobs k;
+	k.save_len = 24 << 20;
+	k.stable_copies = 1;
+	make(SC, k);
+	ASSERT_TRUE(dev_->ok());
+	int fd = open_dev();
+	ASSERT_GE(fd, 0);
+	int dfd;
+	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	char c;
+	ASSERT_EQ(read(dfd, &c, 1), 1);
+	ASSERT_EQ(shutdown(dfd, SHUT_RD), 0);
+	/* Let the pump try to queue more into the shut socket. */
+	std::this_thread::sleep_for(std::chrono::milliseconds(100));
 	EXPECT_EQ(set(fd, STOP), 0);
 	close_fd(dfd);
 	close_fd(fd);
