@@ -199,6 +199,23 @@ protected:
 		fds_.insert(fd);
 	}
 
+	/*
+	 * A device with these knobs, opened and moved to STOP_COPY: its fd,
+	 * and the data fd in *dfd; -1 (and a failed check) if that fails.
+	 */
+	int open_saving(const MigKnobs &k, int *dfd)
+	{
+		make(SC, k);
+		EXPECT_TRUE(dev_->ok());
+		int fd = dev_->ok() ? open_dev() : -1;
+		EXPECT_GE(fd, 0);
+		if (fd < 0 || set(fd, STOP_COPY, dfd)) {
+			ADD_FAILURE() << "cannot open a STOP_COPY stream";
+			return -1;
+		}
+		return fd;
+	}
+
 	int open_dev()
 	{
 		int fd = uvfio_open(dev_->name());
@@ -559,12 +576,10 @@ TEST_F(MigrationCoreTest, FailureIntoErrorEndsStream)
 {
 	MigKnobs k;
 	k.save_len = 3 << 20;
-	MigDriver &drv = make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
+	MigDriver &drv = dev_->drv;
 	ASSERT_GE(dfd, 0);
 
 	k.fail_into = STOP;
@@ -777,12 +792,10 @@ TEST_F(MigrationCoreTest, ReadErrorRawReader)
 	k.save_len = 2 << 20;
 	k.read_fail_after = (1 << 20) + 123;
 	k.read_errno = EBADMSG;
-	MigDriver &drv = make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
+	MigDriver &drv = dev_->drv;
 	ASSERT_GE(dfd, 0);
 
 	Drained d = drain(dfd, 0, true);
@@ -856,12 +869,10 @@ TEST_F(MigrationCoreTest, ResetClearsStreamError)
 	MigKnobs k;
 	k.save_len = 200000;
 	k.read_fail_after = 100000;
-	MigDriver &drv = make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
+	MigDriver &drv = dev_->drv;
 	ASSERT_GE(dfd, 0);
 	Drained d = drain(dfd, 0, false);
 	EXPECT_EQ(d.bytes, k.read_fail_after);
@@ -884,12 +895,10 @@ TEST_F(MigrationCoreTest, LeavingStopCopyEndsStream)
 {
 	MigKnobs k;
 	k.save_len = 3 << 20;
-	MigDriver &drv = make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
+	MigDriver &drv = dev_->drv;
 	ASSERT_GE(dfd, 0);
 	Drained first = drain(dfd, 0, true, 100 << 10);
 	ASSERT_EQ(first.bytes, 100u << 10);
@@ -906,38 +915,15 @@ TEST_F(MigrationCoreTest, LeavingStopCopyEndsStream)
 	close_fd(fd);
 }
 
-// Contract: the pump streams a driver's copy_to_user() to the user as it
-// is made, without changing the stream: copies out of order (the second
-// half of a read before the first) still arrive in order, byte for byte,
-// and the STOP_COPY stream ends normally.
-TEST_F(MigrationCoreTest, OutOfOrderCopiesArriveInOrder)
+// Contract: the pump streams a driver's copies to the reader as they are
+// made, or queues the pages of uvfio_copy_to_user_stable() copies by
+// reference, without changing the stream: with copy_to_user() only, all of
+// a read stable or only its tail, copied in order or second half first,
+// read with read(2) or uvfio_read, in a stream longer than the socket
+// holds, every byte arrives once and in order and the stream ends normally.
+TEST_F(MigrationCoreTest, CopiesArriveInOrderByteForByte)
 {
-	MigKnobs k;
-	k.save_len = 3 << 20;
-	k.copy_order = 1;
-	make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
-	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
-	Drained d = drain(dfd, 0, false);
-	EXPECT_EQ(d.err, 0);
-	EXPECT_EQ(d.bad, 0u);
-	EXPECT_EQ(d.bytes, k.save_len);
-	EXPECT_EQ(set(fd, STOP), 0);
-	close_fd(dfd);
-	close_fd(fd);
-}
-
-// Contract: what a driver copies with uvfio_copy_to_user_stable() (the
-// pump may queue its pages by reference instead of copying) reaches the
-// reader byte for byte and in order: all of a read stable or only its
-// tail, copied in order or second half first, read with read(2) or
-// uvfio_read, in a stream longer than the socket holds; it ends normally.
-TEST_F(MigrationCoreTest, StableCopiesArriveByteForByte)
-{
-	for (int mode : {1, 2})
+	for (int mode : {0, 1, 2})
 		for (int order : {0, 1})
 			for (bool raw : {true, false}) {
 				SCOPED_TRACE(::testing::Message()
@@ -948,12 +934,9 @@ TEST_F(MigrationCoreTest, StableCopiesArriveByteForByte)
 				k.save_len = 12 << 20;
 				k.stable_copies = mode;
 				k.copy_order = order;
-				make(SC, k);
-				ASSERT_TRUE(dev_->ok());
-				int fd = open_dev();
-				ASSERT_GE(fd, 0);
 				int dfd;
-				ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+				int fd = open_saving(k, &dfd);
+				ASSERT_GE(fd, 0);
 				Drained d = drain(dfd, 0, raw);
 				EXPECT_EQ(d.err, 0);
 				EXPECT_EQ(d.bad, 0u);
@@ -974,12 +957,9 @@ TEST_F(MigrationCoreTest, StableCopiesIntoAFullSocketLoseNothing)
 	MigKnobs k;
 	k.save_len = 24 << 20;
 	k.stable_copies = 1;
-	make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
 	/* Let the pump fill the socket: the queue stops growing. */
 	int queued = -1, same = 0;
 	for (int i = 0; i < 500 && same < 5; i++) {
@@ -1019,12 +999,9 @@ TEST_F(MigrationCoreTest, StableCopiesToAShutDownReaderRaiseNoSigpipe)
 	MigKnobs k;
 	k.save_len = 24 << 20;
 	k.stable_copies = 1;
-	make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
 	char c;
 	ASSERT_EQ(read(dfd, &c, 1), 1);
 	ASSERT_EQ(shutdown(dfd, SHUT_RD), 0);
@@ -1176,12 +1153,10 @@ TEST_F(MigrationCoreTest, CloseDeviceEndsStream)
 {
 	MigKnobs k;
 	k.save_len = 3 << 20;
-	MigDriver &drv = make(SC, k);
-	ASSERT_TRUE(dev_->ok());
-	int fd = open_dev();
-	ASSERT_GE(fd, 0);
 	int dfd;
-	ASSERT_EQ(set(fd, STOP_COPY, &dfd), 0);
+	int fd = open_saving(k, &dfd);
+	ASSERT_GE(fd, 0);
+	MigDriver &drv = dev_->drv;
 	ASSERT_GE(dfd, 0);
 	Drained first = drain(dfd, 0, true, 64 << 10);
 	ASSERT_EQ(first.bytes, 64u << 10);
