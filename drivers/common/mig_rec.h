@@ -55,9 +55,12 @@ void mig_rec_emit(mig_rec_writer *w, u16 type, u64 offset,
 		  const void *payload, u32 length);
 /*
  * A record whose payload is read straight from payload, without a copy
- * into the writer: only for memory that holds still until the record is
- * read (device memory of a stopped device). Hashed now: memory that
- * changes anyway makes the destination reject the record, never take it.
+ * into the writer, and handed to the reader with
+ * uvfio_copy_to_user_stable() (by reference until the reader copies it):
+ * only for memory that holds still while the device is stopped and is not
+ * freed under the stream (device memory in STOP_COPY). Hashed now: memory
+ * that changes anyway makes the destination reject the record, never take
+ * it.
  */
 void mig_rec_emit_ref(mig_rec_writer *w, u16 type, u64 offset,
 		      const void *payload, u32 length);

@@ -118,7 +118,10 @@ int copy_to_eof(const Endpoint &src, const Endpoint &dst,
 /*
  * Save a device's state into dst: to STOP_COPY (the core walks the path),
  * the stream to EOF, then back to the state it had (leave_stopped: STOP).
- * On failure the device is brought back to that state, or reset.
+ * On failure the device is brought back to that state, or reset. When the
+ * device will run again and dst is not a regular file, the io_uring engine
+ * copies instead of splicing, so that what sits in dst is not device
+ * memory by reference (see uvfio_copy_to_user_stable()).
  */
 int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 		StreamStats *stats, std::string *why,
