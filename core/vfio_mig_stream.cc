@@ -155,6 +155,23 @@ void wait_io(vfio_mig_stream &s, std::unique_lock<std::mutex> &l, short events,
 }
 
 /*
+ * Close the core's end so that a raw reader's next read fails with
+ * ECONNRESET instead of returning end of stream: unread bytes in the
+ * closing end's own queue do that to its peer.
+ */
+void close_core_end_broken(vfio_mig_stream &s)
+{
+	if (s.saving && s.user_end.is_valid() && s.core_end.is_valid()) {
+		char c = 0;
+		if (send(s.user_end.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) <
+		    0) {
+			/* Then the reader sees plain end of stream. */
+		}
+	}
+	s.core_end.reset();
+}
+
+/*
  * The driver's read or write failed: record it, tell whoever waits, and
  * break the socket so a raw reader sees ECONNRESET after the bytes already
  * pumped (a raw writer sees EPIPE). The driver is not called again.
@@ -164,17 +181,28 @@ void pump_fail(vfio_mig_stream &s, long err, const char *what)
 	s.err = static_cast<int>(err);
 	dev_err(s.device->dev, "migration data stream: driver %s failed (%s)",
 		what, strerror(static_cast<int>(-err)));
-	if (s.saving && s.user_end.is_valid()) {
-		char c = 0;
-		/* Unread bytes on the closing end turn the peer's EOF into ECONNRESET. */
-		if (send(s.user_end.get(), &c, 1, MSG_NOSIGNAL | MSG_DONTWAIT) <
-		    0) {
-			/* Then the reader sees plain end of stream. */
-		}
-	}
-	s.core_end.reset();
+	close_core_end_broken(s);
 	s.buf_len = 0;
 	s.cv.notify_all();
+}
+
+/*
+ * A saving stream the core ends (state left, reset, close) is over for
+ * its reader as the kernel driver's disabled file is: what was queued and
+ * not read is dropped, and a reader short of the end of stream gets
+ * ECONNRESET, never a clean-looking end. Queued bytes may be device memory
+ * by reference, which changes once the device runs again. s.m held.
+ */
+void end_saving(vfio_mig_stream &s)
+{
+	bool dropped = false;
+	if (s.user_end.is_valid() && s.buf)
+		while (recv(s.user_end.get(), s.buf.get(), pump_chunk,
+			    MSG_DONTWAIT) > 0)
+			dropped = true;
+	if (dropped || !s.eof_sent)
+		close_core_end_broken(s);
+	s.core_end.reset();
 }
 
 /*
@@ -960,7 +988,8 @@ void vfio_mig_stream_end(vfio_mig_stream &s)
 		s.ended = true;
 		s.disabled = true;
 		drv = std::exchange(s.drv, nullptr);
-		/* The reader gets what is queued, then end of stream. */
+		if (s.saving)
+			end_saving(s);
 		s.core_end.reset();
 		s.ref_pipe[0].reset();
 		s.ref_pipe[1].reset();

@@ -44,7 +44,8 @@ void vfio_mig_stream_restart(vfio_mig_stream &s);
 
 /*
  * End the stream: stop the pump, release the driver's file and close the
- * core's end, so the reader sees end of stream (or the writer EPIPE).
+ * core's end. A saving stream's unread bytes are dropped, and a reader
+ * that had not reached its end gets ECONNRESET (a writer gets EPIPE).
  * Idempotent; safe against a concurrent close of the user's fd.
  */
 void vfio_mig_stream_end(vfio_mig_stream &s);
