@@ -21,11 +21,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <mutex>
-#include <csignal>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -202,7 +202,6 @@ void end_saving(vfio_mig_stream &s)
 			dropped = true;
 	if (dropped || !s.eof_sent)
 		close_core_end_broken(s);
-	s.core_end.reset();
 }
 
 /*
