@@ -21,6 +21,12 @@
 DECLARE_FAULT_POINT(log_read_and_clear, "log.read_and_clear", EIO,
 		    "a DMA_LOGGING_REPORT window: the driver's "
 		    "log_read_and_clear fails")
+DECLARE_FAULT_POINT(log_start, "log.start", ENOMEM,
+		    "DMA_LOGGING_START: the driver's log_start fails, no "
+		    "session starts")
+DECLARE_FAULT_POINT(log_stop, "log.stop", EIO,
+		    "DMA_LOGGING_STOP: the driver's log_stop fails, the "
+		    "session goes on")
 
 namespace {
 
@@ -115,7 +121,11 @@ int vfio_ioctl_device_feature_logging_start(struct vfio_device *device,
 
 	/* The driver may round page_size up; userspace learns it below. */
 	u64 page_size = control.page_size;
-	ret = device->log_ops->log_start(device, &root, nnodes, &page_size);
+	/* As the driver failing before it starts anything. */
+	ret = should_fail("log.start");
+	if (!ret)
+		ret = device->log_ops->log_start(device, &root, nnodes,
+						 &page_size);
 	if (ret)
 		return ret;
 	control.page_size = page_size;
@@ -137,6 +147,10 @@ int vfio_ioctl_device_feature_logging_stop(struct vfio_device *device,
 		return -ENOTTY;
 	ret = vfio_check_feature(flags, argsz, VFIO_DEVICE_FEATURE_SET, 0);
 	if (ret != 1)
+		return ret;
+	/* As the driver failing before it stops anything. */
+	ret = should_fail("log.stop");
+	if (ret)
 		return ret;
 	return device->log_ops->log_stop(device);
 }

@@ -10,12 +10,17 @@
 #include <mutex>
 #include <string>
 
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/slab.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio.h>
 
 #include "vfio.h"
 #include "vfio_migration.h"
+
+DECLARE_FAULT_POINT(device_open, "device.open", EIO,
+		    "the first open of a device: the driver's open_device "
+		    "fails")
 
 /* -------- registry of registered devices, by parent name -------- */
 
@@ -341,7 +346,9 @@ int vfio_device_open(struct vfio_device *device)
 	mutex_lock(&device->dev_set->lock);
 	device->open_count++;
 	if (device->open_count == 1) {
-		if (device->ops->open_device)
+		/* As the driver's open_device failing: nothing to undo. */
+		ret = should_fail("device.open");
+		if (!ret && device->ops->open_device)
 			ret = device->ops->open_device(device);
 		if (ret)
 			device->open_count--;

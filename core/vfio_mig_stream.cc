@@ -50,6 +50,9 @@ DECLARE_FAULT_POINT(mig_data_read, "mig.data.read", EIO,
 		    "the driver's data-file read fails (saving)")
 DECLARE_FAULT_POINT(mig_data_write, "mig.data.write", EIO,
 		    "the driver's data-file write fails (resuming)")
+DECLARE_FAULT_POINT(mig_precopy_info, "mig.precopy_info", EIO,
+		    "a user's VFIO_MIG_GET_PRECOPY_INFO: the driver's answer "
+		    "fails; the stream goes on")
 
 namespace {
 
@@ -726,7 +729,9 @@ long mig_precopy_info(vfio_mig_stream &s, struct vfio_precopy_info __user *arg)
 
 	struct vfio_precopy_info drv_info = {};
 	drv_info.argsz = sizeof(drv_info);
-	long ret;
+	long ret = should_fail("mig.precopy_info");
+	if (ret)
+		return ret;
 	{
 		uaccess_kernel_buffer kbuf(&drv_info, sizeof(drv_info));
 		ret = s.drv->f_op->unlocked_ioctl(

@@ -295,8 +295,9 @@ std::string arc_point(const char *family, const Arc &a)
 
 // Contract: the documented points are declared (so they can be listed and
 // armed), in name order, each once, with a description: one mig.arc and
-// one mig.error per FSM arc, the data fd's read and write, DMA, the two
-// dirty-page reads and the device's state load.
+// one mig.error per FSM arc, the data fd's read, write and PRECOPY_INFO,
+// DMA, DMA logging's start, stop and read, the IOMMU's dirty-page read,
+// the device's first open and its state load.
 TEST_F(Fault, ListHasTheDocumentedPoints)
 {
 	std::set<std::string> listed;
@@ -312,9 +313,10 @@ TEST_F(Fault, ListHasTheDocumentedPoints)
 	}
 	EXPECT_EQ(errno, ENOENT);
 	std::vector<std::string> want = {
-		"mig.data.read",      "mig.data.write",	    "dma.read",
-		"dma.write",	      "log.read_and_clear", "iommu.dirty_bitmap",
-		"simdev.load_state", "skeleton.save_state",
+		"mig.data.read",      "mig.data.write",	    "mig.precopy_info",
+		"dma.read",	      "dma.write",	    "log.start",
+		"log.stop",	      "log.read_and_clear", "iommu.dirty_bitmap",
+		"device.open",	      "simdev.load_state",  "skeleton.save_state",
 	};
 	for (const Arc &a : arcs) {
 		want.push_back(arc_point("arc", a));
@@ -765,6 +767,14 @@ int logging_report(int fd, __u64 iova, __u64 len, std::vector<__u64> *bm)
 	return a.ioctl(fd);
 }
 
+int logging_stop(int fd)
+{
+	struct vfio_device_feature f = {};
+	f.argsz = sizeof(f);
+	f.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
+	return uvfio_ioctl(fd, VFIO_DEVICE_FEATURE, &f) ? errno : 0;
+}
+
 bool page_set(const std::vector<__u64> &bm, __u64 page)
 {
 	return bm[page / 64] & (1ULL << (page % 64));
@@ -790,10 +800,91 @@ TEST_F(Fault, LogReadAndClear)
 	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), 0);
 	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
 	EXPECT_EQ(reset(d.fd()), 0);
-	struct vfio_device_feature f = {};
-	f.argsz = sizeof(f);
-	f.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
-	EXPECT_EQ(uvfio_ioctl(d.fd(), VFIO_DEVICE_FEATURE, &f), 0);
+	EXPECT_EQ(logging_stop(d.fd()), 0);
+	expect_clean_migration(d, "simnic", "");
+}
+
+// Contract: a failed log_start fails DMA_LOGGING_START with the errno and
+// starts no session: a REPORT is refused, and the next START works and
+// reports what the device then writes.
+TEST_F(Fault, LogStart)
+{
+	SimnicDev d;
+	ASSERT_TRUE(d.ok());
+	d.setup_ring();
+	const __u64 len = d.guest_size();
+	ASSERT_EQ(uvfio_fault_set("log.start", 1, INJ, 0), 0);
+	EXPECT_EQ(logging_start(d.fd(), GUEST_IOVA, len), INJ);
+	std::vector<__u64> bm;
+	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), EINVAL);
+	ASSERT_EQ(logging_start(d.fd(), GUEST_IOVA, len), 0);
+	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
+	ASSERT_TRUE(d.wait_done(1));
+	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), 0);
+	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
+	EXPECT_EQ(logging_stop(d.fd()), 0);
+	expect_clean_migration(d, "simnic", "");
+}
+
+// Contract: a failed log_stop fails DMA_LOGGING_STOP with the errno and
+// the session goes on: a second START is refused, REPORT still has the
+// device's writes, and the next STOP ends the session.
+TEST_F(Fault, LogStop)
+{
+	SimnicDev d;
+	ASSERT_TRUE(d.ok());
+	d.setup_ring();
+	const __u64 len = d.guest_size();
+	ASSERT_EQ(logging_start(d.fd(), GUEST_IOVA, len), 0);
+	ASSERT_EQ(uvfio_fault_set("log.stop", 1, INJ, 0), 0);
+	EXPECT_EQ(logging_stop(d.fd()), INJ);
+	EXPECT_EQ(logging_start(d.fd(), GUEST_IOVA, len), EINVAL);
+	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
+	ASSERT_TRUE(d.wait_done(1));
+	std::vector<__u64> bm;
+	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), 0);
+	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
+	EXPECT_EQ(logging_stop(d.fd()), 0);
+	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), EINVAL);
+	expect_clean_migration(d, "simnic", "");
+}
+
+// Contract: a failed VFIO_MIG_GET_PRECOPY_INFO returns the errno and costs
+// the stream nothing: the device stays in PRE_COPY, the next PRECOPY_INFO
+// answers, and the stream still reads; reset and a clean migration after.
+TEST_F(Fault, PrecopyInfo)
+{
+	SimnicDev d;
+	ASSERT_TRUE(d.ok());
+	int data_fd = -1;
+	ASSERT_EQ(d.set_state(PRE_COPY, &data_fd), 0);
+	struct vfio_precopy_info info = {};
+	info.argsz = sizeof(info);
+	ASSERT_EQ(uvfio_fault_set("mig.precopy_info", 1, INJ, 0), 0);
+	EXPECT_EQ(uvfio_ioctl(data_fd, VFIO_MIG_GET_PRECOPY_INFO, &info), -1);
+	EXPECT_EQ(errno, INJ);
+	EXPECT_EQ(get_state(d.fd()), PRE_COPY);
+	ASSERT_EQ(uvfio_ioctl(data_fd, VFIO_MIG_GET_PRECOPY_INFO, &info), 0);
+	EXPECT_GT(info.initial_bytes, 0u);
+	unsigned char buf[4096];
+	EXPECT_GT(uvfio_read(data_fd, buf, sizeof(buf)), 0);
+	uvfio_close(data_fd);
+	EXPECT_EQ(reset(d.fd()), 0);
+	expect_clean_migration(d, "simnic", "");
+}
+
+// Contract: a failed open_device fails the device's first open with the
+// errno and leaves it closed: the next open works, in RUNNING, and the
+// device migrates cleanly.
+TEST_F(Fault, DeviceOpen)
+{
+	SimnicDev d;
+	ASSERT_TRUE(d.ok());
+	ASSERT_EQ(uvfio_fault_set("device.open", 1, INJ, 0), 0);
+	EXPECT_FALSE(d.reopen());
+	EXPECT_EQ(errno, INJ);
+	ASSERT_TRUE(d.reopen());
+	EXPECT_EQ(get_state(d.fd()), RUNNING);
 	expect_clean_migration(d, "simnic", "");
 }
 
