@@ -254,6 +254,30 @@ TEST(MigrationClient, SaveIntoAPipeThenRunKeepsTheSavedBytes)
 	EXPECT_TRUE(now == saved);
 }
 
+// Contract: live migration of an idle device switches over as soon as a
+// pre-copy pass finds nothing left to send (the initial image, then one
+// empty pass), not after the maximum number of passes, and ends equal.
+TEST(MigrationClient, IdleDeviceSwitchesOverAfterAnEmptyPass)
+{
+	SimVm a, b;
+	std::string why;
+	ASSERT_EQ(a.create("simnic,bdf=0000:00:15.0,mem=1M,seed=6", 1 << 20,
+			   &why), 0) << why;
+	ASSERT_EQ(b.create("simnic,bdf=0000:00:15.1,mem=1M", 1 << 20, &why), 0)
+		<< why;
+	auto t = make_sim_transport();
+	Device da(*t, a.fd()), db(*t, b.fd());
+	MigrateOptions opt;
+	MigrateReport r;
+	ASSERT_EQ(migrate(da, a.guest(), db, b.guest(), opt, {}, &r, &why), 0)
+		<< why;
+	EXPECT_TRUE(r.precopy);
+	ASSERT_EQ(r.passes.size(), 2u);
+	EXPECT_EQ(r.passes[1].device_bytes, 0u);
+	EXPECT_EQ(r.passes[1].guest_pages, 0u);
+	EXPECT_TRUE(r.verified) << r.verify_detail;
+}
+
 } // namespace
 
 namespace {

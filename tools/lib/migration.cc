@@ -561,9 +561,13 @@ bool converged(const PassReport &p, __u64 initial, __u64 dirty,
 	       double budget_ms)
 {
 	__u64 left = initial + dirty + p.guest_pages * PAGE;
+	if (initial)
+		return false;
+	if (!left)
+		return true;	/* nothing to send: no rate needed */
 	double rate = double(p.device_bytes + p.guest_pages * PAGE) /
 		      std::max(p.seconds, 1e-6);
-	return !initial && left / rate * 1000 <= budget_ms;
+	return rate > 0 && left / rate * 1000 <= budget_ms;
 }
 
 /*
