@@ -195,6 +195,11 @@ expect 1 "--fault log read" -- "$ctl" --fault log.read_and_clear dirty "$S" --ms
 expect 1 "--fault IOMMU bitmap" -- "$ctl" --fault iommu.dirty_bitmap dirty "$S" --ms 20 --iommu
 expect 1 "--fault pre-copy read in migrate" -- "$ctl" --fault mig.data.read:3 migrate --workload "$S" "$D"
 expect 1 "--fault repeated" -- "$ctl" --fault 'mig.arc.RUNNING->PRE_COPY:2' --fault 'mig.error.STOP->RESUMING' migrate "$S" "$D"
+# A DMA fault is absorbed: the engine halts and the fault migrates with the
+# device, so migrate completes; the fault fired all the same (1, named).
+expect 1 "--fault absorbed by the device" -- "$ctl" --fault dma.write migrate --workload "$S" "$D"
+grep -q -- "--fault dma.write fired" "$tmp/err" ||
+	{ echo "FAIL: absorbed fault not named"; cat "$tmp/err"; fails=$((fails + 1)); }
 
 if [ $fails != 0 ]; then
 	echo "$fails check(s) failed"

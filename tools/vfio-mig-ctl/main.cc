@@ -137,6 +137,9 @@ int parse_errno(const std::string &s)
 	return 0;
 }
 
+/* What --fault armed: the name and the hit that fails. */
+std::vector<std::pair<std::string, unsigned int>> armed_faults;
+
 /*
  * Arm one --fault spec before the command runs: NAME fails its first hit,
  * NAME:N the Nth, NAME:N+ the Nth and every later one; =ERRNO overrides
@@ -176,6 +179,26 @@ int arm_fault(const std::string &arg)
 					"--fault list shows them)");
 		return fail(EXIT_USAGE, "--fault " + arg + ": " +
 						strerror(errno));
+	}
+	armed_faults.emplace_back(name, nth);
+	return 0;
+}
+
+/*
+ * A command that succeeded although an armed fault fired: the failure was
+ * absorbed (a DMA fault halts the device's engine and migrates with its
+ * state, say). It still counts as the operation failing, so say which.
+ */
+int check_fired_faults(int ret)
+{
+	if (ret)
+		return ret;
+	for (const auto &[name, nth] : armed_faults) {
+		long long hits = uvfio_fault_hits(name.c_str());
+		if (hits >= nth)
+			return fail(EXIT_FAIL, "--fault " + name + " fired; the "
+					"command completed, but what it injected "
+					"is in the device's state now");
 	}
 	return 0;
 }
@@ -1194,27 +1217,30 @@ int main(int argc, char **argv)
 		if (int ret = arm_fault(f))
 			return ret;
 
-	if (*drivers)
-		return cmd_drivers(as_json);
-	if (*info)
-		return cmd_info(spec, as_json);
-	if (*state)
-		return cmd_state(spec, target, as_json);
-	if (*fsm)
-		return cmd_fsm(spec, as_json);
-	if (*save)
-		return cmd_save(spec, file, stop, as_json);
-	if (*load)
-		return cmd_load(spec, file, as_json);
-	if (*send)
-		return cmd_send(spec, addr, as_json);
-	if (*dirty)
-		return cmd_dirty(spec, dirty_ms, dirty_iommu, dirty_seed,
-				 dirty_rate, dirty_guest, as_json);
-	if (*recv)
-		return cmd_recv(spec, addr, as_json);
-	if (*conf)
-		return cmd_conformance(conf_specs, junit, filter);
-	m.as_json = as_json;
-	return cmd_migrate(m);
+	auto run = [&]() {
+		if (*drivers)
+			return cmd_drivers(as_json);
+		if (*info)
+			return cmd_info(spec, as_json);
+		if (*state)
+			return cmd_state(spec, target, as_json);
+		if (*fsm)
+			return cmd_fsm(spec, as_json);
+		if (*save)
+			return cmd_save(spec, file, stop, as_json);
+		if (*load)
+			return cmd_load(spec, file, as_json);
+		if (*send)
+			return cmd_send(spec, addr, as_json);
+		if (*dirty)
+			return cmd_dirty(spec, dirty_ms, dirty_iommu, dirty_seed,
+					 dirty_rate, dirty_guest, as_json);
+		if (*recv)
+			return cmd_recv(spec, addr, as_json);
+		if (*conf)
+			return cmd_conformance(conf_specs, junit, filter);
+		m.as_json = as_json;
+		return cmd_migrate(m);
+	};
+	return check_fired_faults(run());
 }
