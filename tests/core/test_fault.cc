@@ -780,6 +780,21 @@ bool page_set(const std::vector<__u64> &bm, __u64 page)
 	return bm[page / 64] & (1ULL << (page % 64));
 }
 
+/* The device DMA-writes one page of guest memory (its data area's first). */
+bool device_writes_a_page(SimnicDev &d)
+{
+	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
+	return d.wait_done(1);
+}
+
+/* A REPORT over all of guest memory has that page. */
+void expect_page_reported(SimnicDev &d)
+{
+	std::vector<__u64> bm;
+	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, d.guest_size(), &bm), 0);
+	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
+}
+
 // Contract: a failed log_read_and_clear fails DMA_LOGGING_REPORT with the
 // errno and loses nothing: the next REPORT still has the page the device
 // wrote. The migration state is untouched; after a reset the device
@@ -791,14 +806,12 @@ TEST_F(Fault, LogReadAndClear)
 	d.setup_ring();
 	const __u64 len = d.guest_size();
 	ASSERT_EQ(logging_start(d.fd(), GUEST_IOVA, len), 0);
-	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
-	ASSERT_TRUE(d.wait_done(1));
+	ASSERT_TRUE(device_writes_a_page(d));
 	ASSERT_EQ(uvfio_fault_set("log.read_and_clear", 1, INJ, 0), 0);
 	std::vector<__u64> bm;
 	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), INJ);
 	EXPECT_EQ(get_state(d.fd()), RUNNING);
-	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), 0);
-	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
+	expect_page_reported(d);
 	EXPECT_EQ(reset(d.fd()), 0);
 	EXPECT_EQ(logging_stop(d.fd()), 0);
 	expect_clean_migration(d, "simnic", "");
@@ -818,10 +831,8 @@ TEST_F(Fault, LogStart)
 	std::vector<__u64> bm;
 	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), EINVAL);
 	ASSERT_EQ(logging_start(d.fd(), GUEST_IOVA, len), 0);
-	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
-	ASSERT_TRUE(d.wait_done(1));
-	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), 0);
-	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
+	ASSERT_TRUE(device_writes_a_page(d));
+	expect_page_reported(d);
 	EXPECT_EQ(logging_stop(d.fd()), 0);
 	expect_clean_migration(d, "simnic", "");
 }
@@ -839,12 +850,10 @@ TEST_F(Fault, LogStop)
 	ASSERT_EQ(uvfio_fault_set("log.stop", 1, INJ, 0), 0);
 	EXPECT_EQ(logging_stop(d.fd()), INJ);
 	EXPECT_EQ(logging_start(d.fd(), GUEST_IOVA, len), EINVAL);
-	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
-	ASSERT_TRUE(d.wait_done(1));
-	std::vector<__u64> bm;
-	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), 0);
-	EXPECT_TRUE(page_set(bm, d.data_off() / 4096));
+	ASSERT_TRUE(device_writes_a_page(d));
+	expect_page_reported(d);
 	EXPECT_EQ(logging_stop(d.fd()), 0);
+	std::vector<__u64> bm;
 	EXPECT_EQ(logging_report(d.fd(), GUEST_IOVA, len, &bm), EINVAL);
 	expect_clean_migration(d, "simnic", "");
 }
@@ -922,8 +931,7 @@ TEST_F(Fault, IommuDirtyBitmap)
 	const __u64 len = d.guest_size();
 	ASSERT_EQ(iommu_dirty(d.container(), VFIO_IOMMU_DIRTY_PAGES_FLAG_START),
 		  0);
-	d.post(fill(GUEST_IOVA + d.data_off(), 4096, 1));
-	ASSERT_TRUE(d.wait_done(1));
+	ASSERT_TRUE(device_writes_a_page(d));
 	ASSERT_EQ(uvfio_fault_set("iommu.dirty_bitmap", 1, INJ, 0), 0);
 	std::vector<__u64> bm;
 	EXPECT_EQ(iommu_dirty(d.container(),
