@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -275,6 +276,39 @@ int uvfio_close(int fd)
 {
 	int ret = uvfio_fd_close(fd);
 	return ret ? fail(ret, -1) : 0;
+}
+
+int uvfio_dup(int oldfd)
+{
+	int ret = uvfio_fd_dup(oldfd, -1, 0, 0);
+	return ret < 0 ? fail(ret, -1) : ret;
+}
+
+int uvfio_dup3(int oldfd, int newfd, int flags)
+{
+	if (newfd < 0)
+		return fail(-EBADF, -1);
+	int ret = uvfio_fd_dup(oldfd, newfd, 0, flags);
+	return ret < 0 ? fail(ret, -1) : ret;
+}
+
+int uvfio_fcntl(int fd, int cmd, long arg)
+{
+	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC) {
+		if (!uvfio_fd_owned(fd))
+			return fail(-EBADF, -1);
+		return fcntl(fd, cmd, arg);
+	}
+	if (arg < 0 || arg > INT_MAX)
+		return fail(-EINVAL, -1);
+	int ret = uvfio_fd_dup(fd, -1, static_cast<int>(arg),
+			       cmd == F_DUPFD_CLOEXEC ? O_CLOEXEC : 0);
+	return ret < 0 ? fail(ret, -1) : ret;
+}
+
+int uvfio_is_fd(int fd)
+{
+	return uvfio_fd_owned(fd) ? 1 : 0;
 }
 
 } /* extern "C" */

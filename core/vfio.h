@@ -92,6 +92,20 @@ struct file *uvfio_fget(int fd);
  */
 int uvfio_fd_close(int fd);
 
+/*
+ * Whether fd is in the table, without taking its lock (safe from inside any
+ * core call, and cheap enough for an interposer's every read(2)).
+ */
+bool uvfio_fd_owned(int fd);
+
+/*
+ * dup(2) for a uvfio fd: a new real fd for oldfd's file, in the table with
+ * its own reference. newfd >= 0: dup3() onto it (a uvfio file there is
+ * released, EINVAL when newfd == oldfd); otherwise the lowest free number
+ * >= minfd (fcntl F_DUPFD). flags: O_CLOEXEC or 0. The fd, or -errno.
+ */
+int uvfio_fd_dup(int oldfd, int newfd, int minfd, int flags);
+
 /* Number of fds in the table (tests check for leaks). */
 size_t uvfio_fd_count(void);
 

@@ -3,6 +3,7 @@
  * The syscall surface: spec parsing and its errors, opening by name, fd
  * hygiene, -1/errno conventions, and removal waiting for users.
  */
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -180,6 +181,69 @@ TEST(SyscallTest, FdHygiene)
 
 // Contract: operations on an fd that is not (or no longer) a uvfio fd fail
 // with EBADF; a second close fails with EBADF.
+// Contract: uvfio_dup, uvfio_dup3 and uvfio_fcntl(F_DUPFD*) give new fds
+// for the same file, as dup(2) of a kernel file does: the device stays open
+// (close_device not called) until the last of them is closed; dup3 onto a
+// uvfio fd releases the file that stood there; uvfio_is_fd follows every
+// fd in and out of the table; bad arguments fail with dup3's errnos.
+TEST(SyscallTest, DupStandsForTheSameFile)
+{
+	int fds = count_open_fds();
+	size_t table = uvfio_fd_count();
+	{
+		SimDevice dev("mem=64K");
+		ASSERT_TRUE(dev.added());
+		struct vfio_device_info info = {};
+		info.argsz = sizeof(info);
+		int a = uvfio_open(dev.name());
+		ASSERT_GE(a, 0);
+		EXPECT_EQ(uvfio_is_fd(a), 1);
+		int b = uvfio_dup(a);
+		ASSERT_GE(b, 0);
+		EXPECT_NE(b, a);
+		EXPECT_EQ(uvfio_is_fd(b), 1);
+		int c = uvfio_fcntl(a, F_DUPFD_CLOEXEC, 100);
+		EXPECT_GE(c, 100);
+		EXPECT_TRUE(fcntl(c, F_GETFD) & FD_CLOEXEC);
+		EXPECT_EQ(uvfio_fcntl(a, F_GETFD, 0), FD_CLOEXEC)
+			<< "other commands reach the real fd";
+		EXPECT_EQ(uvfio_fd_count(), table + 3);
+
+		/* The first close is not the last: the dup still works. */
+		EXPECT_EQ(uvfio_close(a), 0);
+		EXPECT_EQ(uvfio_is_fd(a), 0);
+		EXPECT_EQ(uvfio_ioctl(b, VFIO_DEVICE_GET_INFO, &info), 0);
+
+		/* dup3 onto a uvfio fd: the container there is released. */
+		int cont = uvfio_open("/dev/vfio/vfio");
+		ASSERT_GE(cont, 0);
+		EXPECT_EQ(uvfio_dup3(b, cont, 0), cont);
+		EXPECT_EQ(uvfio_ioctl(cont, VFIO_DEVICE_GET_INFO, &info), 0)
+			<< "the number now stands for the device";
+		EXPECT_EQ(uvfio_fd_count(), table + 3);
+
+		errno = 0;
+		EXPECT_EQ(uvfio_dup3(b, b, 0), -1);
+		EXPECT_EQ(errno, EINVAL);
+		EXPECT_EQ(uvfio_dup3(b, cont, O_NONBLOCK), -1);
+		EXPECT_EQ(errno, EINVAL);
+		EXPECT_EQ(uvfio_dup(-1), -1);
+		EXPECT_EQ(errno, EBADF);
+		int plain = eventfd(0, EFD_CLOEXEC);
+		EXPECT_EQ(uvfio_dup(plain), -1) << "not a uvfio fd";
+		EXPECT_EQ(errno, EBADF);
+		EXPECT_EQ(uvfio_is_fd(plain), 0);
+		close(plain);
+
+		EXPECT_EQ(uvfio_close(b), 0);
+		EXPECT_EQ(uvfio_close(c), 0);
+		EXPECT_EQ(uvfio_close(cont), 0);
+		EXPECT_EQ(uvfio_is_fd(cont), 0);
+	}
+	EXPECT_EQ(uvfio_fd_count(), table);
+	EXPECT_EQ(count_open_fds(), fds);
+}
+
 TEST(SyscallTest, BadFds)
 {
 	SimDevice dev;

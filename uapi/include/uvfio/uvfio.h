@@ -134,6 +134,29 @@ void *uvfio_mmap(void *addr, size_t length, int prot, int flags, int fd,
 /* close(2) a uvfio fd. The last close of a device calls close_device. */
 int uvfio_close(int fd);
 
+/*
+ * dup(2), dup3(2) and fcntl(2) on a uvfio fd. The new fd stands for the same
+ * file as the old one, as a dup of a kernel file does: the device stays
+ * open until every fd for it is closed with uvfio_close(). uvfio_dup3 onto
+ * a uvfio fd releases the file that fd stood for (as dup2 closes its
+ * target); flags is 0 or O_CLOEXEC; oldfd == newfd is EINVAL, as in dup3.
+ * uvfio_fcntl does F_DUPFD and F_DUPFD_CLOEXEC (arg: the lowest number)
+ * itself and passes every other command to fcntl(2) on the real fd.
+ *
+ * Return: the new fd (uvfio_fcntl: fcntl's result), or -1 with errno EBADF
+ * (oldfd is not a uvfio fd), EINVAL, EMFILE or ENOMEM.
+ */
+int uvfio_dup(int oldfd);
+int uvfio_dup3(int oldfd, int newfd, int flags);
+int uvfio_fcntl(int fd, int cmd, long arg);
+
+/*
+ * Whether fd is a uvfio fd (a container, group, device or migration data
+ * fd): 1 or 0. Takes no lock and makes no system call, so an interposer
+ * (uvfio-run's preload) may ask it on every call it sees.
+ */
+int uvfio_is_fd(int fd);
+
 /* Log levels, as syslog(3) and the kernel's KERN_* number them. */
 #define UVFIO_LOG_ERR 3
 #define UVFIO_LOG_WARNING 4
