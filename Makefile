@@ -22,9 +22,16 @@ JOBS ?=
 NINJA := ninja $(if $(JOBS),-j$(JOBS))
 
 # Everything the build, the tests and the benchmarks need, by Debian name.
+# The QEMU tests (tests/qemu) run Debian's own, unmodified QEMU 7.2 under
+# uvfio-run: qemu-system-x86 (qemu-system-x86_64, with SeaBIOS); their
+# Linux guest boots from an initramfs made of busybox-static's /bin/busybox
+# (its devmem reaches the device, its cpio packs the initramfs). The
+# guest's kernel is Debian's linux-image-6.12 package, which the test
+# fetches itself with apt-get download into $(BUILD)/tests/qemu/cache/.
 DEB_PACKAGES := meson ninja-build pkg-config gcc g++ \
 	liburing-dev libgtest-dev libgmock-dev libbenchmark-dev \
-	libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev scdoc
+	libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev scdoc \
+	qemu-system-x86 busybox-static
 
 # The fuzzers only (make fuzz, and make test with CI=true): clang with its
 # libFuzzer runtime (libclang_rt.fuzzer is in libclang-rt-14-dev), and llvm
@@ -138,6 +145,9 @@ bench: build
 	./$(BUILD)/tests/bench/uvfio-bench
 	./$(BUILD)/tests/bench/uvfio-bench-stream
 	./$(BUILD)/tests/bench/uvfio-bench-downtime
+	tests/bench/bench_preload.sh $(BUILD)/tools/uvfio-run/uvfio-run \
+		$(BUILD)/tests/bench/bench-preload \
+		$(BUILD)/tests/bench/bench-preload-uvfio
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -164,6 +164,15 @@ int main(int argc, char **argv)
 				"simulated sysfs\n");
 		return 1;
 	}
+	/*
+	 * A sanitizer build's preload needs its runtime loaded first, which
+	 * an unsanitized sh and readlink do not do: not testable there.
+	 */
+	if (getenv("UVFIO_SANITIZED") && *getenv("UVFIO_SANITIZED")) {
+		printf("exec: without the preload the real system; with it: "
+		       "skipped (%s)\n", getenv("UVFIO_SANITIZED"));
+		goto out;
+	}
 	snprintf(cmd, sizeof(cmd),
 		 "readlink /sys/bus/pci/devices/%s/iommu_group >/dev/null", bdf);
 	if (run(cmd, 1)) {
@@ -173,7 +182,7 @@ int main(int argc, char **argv)
 	}
 	printf("exec: without the preload the real system, with it its own "
 	       "devices\n");
-
+out:
 	if (close(device) || close(group) || close(container))
 		fail("close");
 	printf("PASS\n");
