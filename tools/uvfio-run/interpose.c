@@ -123,6 +123,13 @@ static inline enum uvfio_preload_path path_kind(const char *path, char *buf)
 		ret_;                                                      \
 	})
 
+/*
+ * A call on fd: uvfio's (op, a member of uvfio_preload_ops, with its
+ * arguments), inside the core, when fd is ours; libc's (next) otherwise.
+ */
+#define FD_CALL(type, fd, op, next)                                        \
+	(fd_ours(fd) ? IN_CORE(type, uvfio_preload_ops.op) : (next))
+
 /* -------- open -------- */
 
 static int open_dev(const char *path)
@@ -143,110 +150,73 @@ static int open_dev(const char *path)
 		mode_;                                                     \
 	})
 
-#define OPEN_BODY(next, path, flags, mode)                                 \
+/*
+ * Every open: a /dev/vfio node opens through uvfio; call (which names the
+ * path p_) opens a tree path or the caller's own.
+ */
+#define OPEN_BODY(path, call)                                              \
 	do {                                                               \
 		char buf_[PATH_MAX];                                       \
+		const char *p_ = (path);                                   \
 		switch (path_kind(path, buf_)) {                           \
 		case UVFIO_PATH_DEV:                                       \
 			return open_dev(path);                             \
 		case UVFIO_PATH_TREE:                                      \
-			return next(buf_, flags, mode);                    \
+			p_ = buf_;                                         \
+			break;                                             \
 		default:                                                   \
-			return next(path, flags, mode);                    \
+			break;                                             \
 		}                                                          \
-	} while (0)
-
-#define OPENAT_BODY(next, dirfd, path, flags, mode)                        \
-	do {                                                               \
-		char buf_[PATH_MAX];                                       \
-		switch (path_kind(path, buf_)) {                           \
-		case UVFIO_PATH_DEV:                                       \
-			return open_dev(path);                             \
-		case UVFIO_PATH_TREE:                                      \
-			return next(dirfd, buf_, flags, mode);             \
-		default:                                                   \
-			return next(dirfd, path, flags, mode);             \
-		}                                                          \
+		return call;                                               \
 	} while (0)
 
 int open(const char *path, int flags, ...)
 {
 	mode_t mode = OPEN_MODE(flags);
 
-	OPEN_BODY(NEXT(open), path, flags, mode);
+	OPEN_BODY(path, NEXT(open)(p_, flags, mode));
 }
 
 int open64(const char *path, int flags, ...)
 {
 	mode_t mode = OPEN_MODE(flags);
 
-	OPEN_BODY(NEXT(open64), path, flags, mode);
+	OPEN_BODY(path, NEXT(open64)(p_, flags, mode));
 }
 
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = OPEN_MODE(flags);
 
-	OPENAT_BODY(NEXT(openat), dirfd, path, flags, mode);
+	OPEN_BODY(path, NEXT(openat)(dirfd, p_, flags, mode));
 }
 
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	mode_t mode = OPEN_MODE(flags);
 
-	OPENAT_BODY(NEXT(openat64), dirfd, path, flags, mode);
+	OPEN_BODY(path, NEXT(openat64)(dirfd, p_, flags, mode));
 }
 
-/* The fortified open: no mode, O_CREAT without one is a bug it catches. */
-#define OPEN2_BODY(next, path, flags)                                      \
-	do {                                                               \
-		char buf_[PATH_MAX];                                       \
-		switch (path_kind(path, buf_)) {                           \
-		case UVFIO_PATH_DEV:                                       \
-			return open_dev(path);                             \
-		case UVFIO_PATH_TREE:                                      \
-			return next(buf_, flags);                          \
-		default:                                                   \
-			return next(path, flags);                          \
-		}                                                          \
-	} while (0)
-
+/* The fortified opens: no mode (O_CREAT without one is what they catch). */
 int __open_2(const char *path, int flags)
 {
-	OPEN2_BODY(NEXT(__open_2), path, flags);
+	OPEN_BODY(path, NEXT(__open_2)(p_, flags));
 }
 
 int __open64_2(const char *path, int flags)
 {
-	OPEN2_BODY(NEXT(__open64_2), path, flags);
+	OPEN_BODY(path, NEXT(__open64_2)(p_, flags));
 }
 
 int __openat_2(int dirfd, const char *path, int flags)
 {
-	char buf[PATH_MAX];
-
-	switch (path_kind(path, buf)) {
-	case UVFIO_PATH_DEV:
-		return open_dev(path);
-	case UVFIO_PATH_TREE:
-		return NEXT(__openat_2)(dirfd, buf, flags);
-	default:
-		return NEXT(__openat_2)(dirfd, path, flags);
-	}
+	OPEN_BODY(path, NEXT(__openat_2)(dirfd, p_, flags));
 }
 
 int __openat64_2(int dirfd, const char *path, int flags)
 {
-	char buf[PATH_MAX];
-
-	switch (path_kind(path, buf)) {
-	case UVFIO_PATH_DEV:
-		return open_dev(path);
-	case UVFIO_PATH_TREE:
-		return NEXT(__openat64_2)(dirfd, buf, flags);
-	default:
-		return NEXT(__openat64_2)(dirfd, path, flags);
-	}
+	OPEN_BODY(path, NEXT(__openat64_2)(dirfd, p_, flags));
 }
 
 /*
@@ -284,16 +254,12 @@ DIR *opendir(const char *path)
 
 int close(int fd)
 {
-	if (fd_ours(fd))
-		return IN_CORE(int, uvfio_preload_ops.close(fd));
-	return NEXT(close)(fd);
+	return FD_CALL(int, fd, close(fd), NEXT(close)(fd));
 }
 
 int dup(int oldfd)
 {
-	if (fd_ours(oldfd))
-		return IN_CORE(int, uvfio_preload_ops.dup(oldfd));
-	return NEXT(dup)(oldfd);
+	return FD_CALL(int, oldfd, dup(oldfd), NEXT(dup)(oldfd));
 }
 
 /*
@@ -359,111 +325,88 @@ int ioctl(int fd, unsigned long request, ...)
 	va_start(ap, request);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (fd_ours(fd))
-		return IN_CORE(int, uvfio_preload_ops.ioctl(fd, request, arg));
-	return NEXT(ioctl)(fd, request, arg);
+	return FD_CALL(int, fd, ioctl(fd, request, arg),
+		       NEXT(ioctl)(fd, request, arg));
 }
 
 ssize_t read(int fd, void *buf, size_t count)
 {
-	if (fd_ours(fd))
-		return IN_CORE(ssize_t, uvfio_preload_ops.read(fd, buf, count));
-	return NEXT(read)(fd, buf, count);
-}
-
-ssize_t __read_chk(int fd, void *buf, size_t nbytes, size_t buflen)
-{
-	if (fd_ours(fd)) {
-		if (nbytes > buflen)
-			__chk_fail();
-		return IN_CORE(ssize_t,
-			       uvfio_preload_ops.read(fd, buf, nbytes));
-	}
-	return NEXT(__read_chk)(fd, buf, nbytes, buflen);
+	return FD_CALL(ssize_t, fd, read(fd, buf, count),
+		       NEXT(read)(fd, buf, count));
 }
 
 ssize_t write(int fd, const void *buf, size_t count)
 {
-	if (fd_ours(fd))
-		return IN_CORE(ssize_t,
-			       uvfio_preload_ops.write(fd, buf, count));
-	return NEXT(write)(fd, buf, count);
+	return FD_CALL(ssize_t, fd, write(fd, buf, count),
+		       NEXT(write)(fd, buf, count));
 }
 
 ssize_t pread(int fd, void *buf, size_t count, off_t offset)
 {
-	if (fd_ours(fd))
-		return IN_CORE(ssize_t, uvfio_preload_ops.pread(fd, buf, count,
-								offset));
-	return NEXT(pread)(fd, buf, count, offset);
+	return FD_CALL(ssize_t, fd, pread(fd, buf, count, offset),
+		       NEXT(pread)(fd, buf, count, offset));
 }
 
 ssize_t pread64(int fd, void *buf, size_t count, off64_t offset)
 {
-	if (fd_ours(fd))
-		return IN_CORE(ssize_t, uvfio_preload_ops.pread(fd, buf, count,
-								offset));
-	return NEXT(pread64)(fd, buf, count, offset);
+	return FD_CALL(ssize_t, fd, pread(fd, buf, count, offset),
+		       NEXT(pread64)(fd, buf, count, offset));
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
+{
+	return FD_CALL(ssize_t, fd, pwrite(fd, buf, count, offset),
+		       NEXT(pwrite)(fd, buf, count, offset));
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset)
+{
+	return FD_CALL(ssize_t, fd, pwrite(fd, buf, count, offset),
+		       NEXT(pwrite64)(fd, buf, count, offset));
+}
+
+/* The fortified reads check the buffer's size first, as glibc's do. */
+ssize_t __read_chk(int fd, void *buf, size_t nbytes, size_t buflen)
+{
+	if (nbytes > buflen && fd_ours(fd))
+		__chk_fail();
+	return FD_CALL(ssize_t, fd, read(fd, buf, nbytes),
+		       NEXT(__read_chk)(fd, buf, nbytes, buflen));
 }
 
 ssize_t __pread_chk(int fd, void *buf, size_t nbytes, off_t offset,
 		    size_t buflen)
 {
-	if (fd_ours(fd)) {
-		if (nbytes > buflen)
-			__chk_fail();
-		return IN_CORE(ssize_t, uvfio_preload_ops.pread(fd, buf, nbytes,
-								offset));
-	}
-	return NEXT(__pread_chk)(fd, buf, nbytes, offset, buflen);
+	if (nbytes > buflen && fd_ours(fd))
+		__chk_fail();
+	return FD_CALL(ssize_t, fd, pread(fd, buf, nbytes, offset),
+		       NEXT(__pread_chk)(fd, buf, nbytes, offset, buflen));
 }
 
 ssize_t __pread64_chk(int fd, void *buf, size_t nbytes, off64_t offset,
 		      size_t buflen)
 {
-	if (fd_ours(fd)) {
-		if (nbytes > buflen)
-			__chk_fail();
-		return IN_CORE(ssize_t, uvfio_preload_ops.pread(fd, buf, nbytes,
-								offset));
-	}
-	return NEXT(__pread64_chk)(fd, buf, nbytes, offset, buflen);
+	if (nbytes > buflen && fd_ours(fd))
+		__chk_fail();
+	return FD_CALL(ssize_t, fd, pread(fd, buf, nbytes, offset),
+		       NEXT(__pread64_chk)(fd, buf, nbytes, offset, buflen));
 }
 
-ssize_t pwrite(int fd, const void *buf, size_t count, off_t offset)
-{
-	if (fd_ours(fd))
-		return IN_CORE(ssize_t, uvfio_preload_ops.pwrite(fd, buf, count,
-								 offset));
-	return NEXT(pwrite)(fd, buf, count, offset);
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t count, off64_t offset)
-{
-	if (fd_ours(fd))
-		return IN_CORE(ssize_t, uvfio_preload_ops.pwrite(fd, buf, count,
-								 offset));
-	return NEXT(pwrite64)(fd, buf, count, offset);
-}
-
+/* An anonymous mapping's fd is meaningless, whatever number it is. */
 void *mmap(void *addr, size_t length, int prot, int flags, int fd,
 	   off_t offset)
 {
-	if (!(flags & MAP_ANONYMOUS) && fd_ours(fd))
-		return IN_CORE(void *, uvfio_preload_ops.mmap(addr, length,
-							      prot, flags, fd,
-							      offset));
-	return NEXT(mmap)(addr, length, prot, flags, fd, offset);
+	return FD_CALL(void *, (flags & MAP_ANONYMOUS) ? -1 : fd,
+		       mmap(addr, length, prot, flags, fd, offset),
+		       NEXT(mmap)(addr, length, prot, flags, fd, offset));
 }
 
 void *mmap64(void *addr, size_t length, int prot, int flags, int fd,
 	     off64_t offset)
 {
-	if (!(flags & MAP_ANONYMOUS) && fd_ours(fd))
-		return IN_CORE(void *, uvfio_preload_ops.mmap(addr, length,
-							      prot, flags, fd,
-							      offset));
-	return NEXT(mmap64)(addr, length, prot, flags, fd, offset);
+	return FD_CALL(void *, (flags & MAP_ANONYMOUS) ? -1 : fd,
+		       mmap(addr, length, prot, flags, fd, offset),
+		       NEXT(mmap64)(addr, length, prot, flags, fd, offset));
 }
 
 /* -------- looking at paths -------- */
