@@ -3,7 +3,10 @@
  * tools/lib against the installed-style library: the kernel transport with
  * faked system calls (requests, offsets and errno mapping pass through
  * unchanged), the plain engine's end conditions, and the client's probe,
- * states, save/load and migration on simulated devices.
+ * states, save/load and migration on simulated devices; device names
+ * (sysfs paths, /dev/vfio/N@NAME) and the VMM-style opener, run over the
+ * simulator's transport and over the kernel transport's own code with its
+ * system calls routed to uvfio_* (what uvfio-run does for a whole process).
  */
 #include <gtest/gtest.h>
 
@@ -23,6 +26,7 @@
 
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/sim_vm.h>
+#include <uvfio/tools/vfio_open.h>
 #include <uvfio/uapi/vfio.h>
 #include <uvfio/uvfio.h>
 
@@ -34,6 +38,7 @@ namespace {
 struct FakeKernel {
 	unsigned long last_request = 0;
 	off_t last_offset = -1;
+	int last_flags = 0;
 	int fail_errno = 0;
 	std::deque<std::pair<ssize_t, int>> reads;	/* (result, errno) */
 };
@@ -390,6 +395,320 @@ TEST(UringEngine, SourceErrorBesideAWrite)
 		EXPECT_EQ(d.reset(), 0);
 	}
 	uvfio_fault_clear(nullptr);
+}
+
+} // namespace
+
+namespace {
+
+/* -------- device names and the VMM-style opener -------- */
+
+int fake_open(const char *path, int flags)
+{
+	fake.last_flags = flags;
+	if (!std::strcmp(path, "/nonexistent")) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 42;
+}
+
+ssize_t fake_readlink(const char *path, char *buf, size_t len)
+{
+	if (std::strcmp(path, "/sys/bus/pci/devices/0000:00:02.0/iommu_group")) {
+		errno = ENOENT;
+		return -1;
+	}
+	const char t[] = "../../../kernel/iommu_groups/7";
+	size_t n = std::min(len, sizeof(t) - 1);
+	std::memcpy(buf, t, n);	/* readlink(2): no NUL */
+	return ssize_t(n);
+}
+
+// Contract: the kernel transport's open adds O_CLOEXEC (nothing the tools
+// run inherits a VFIO fd) and maps errno; readlink returns the link's
+// target, without a terminator, or -errno.
+TEST(KernelTransport, OpenAndReadlink)
+{
+	syscall_ops ops;
+	ops.open = fake_open;
+	ops.readlink = fake_readlink;
+	auto t = make_kernel_transport(ops);
+	EXPECT_EQ(t->open("/dev/vfio/vfio", O_RDWR), 42);
+	EXPECT_EQ(fake.last_flags, O_RDWR | O_CLOEXEC);
+	EXPECT_EQ(t->open("/nonexistent", O_RDWR), -ENOENT);
+	std::string target;
+	EXPECT_EQ(t->readlink("/sys/bus/pci/devices/0000:00:02.0/iommu_group",
+			      &target), 0);
+	EXPECT_EQ(target, "../../../kernel/iommu_groups/7");
+	EXPECT_EQ(t->readlink("/sys/bus/pci/devices/0000:00:03.0/iommu_group",
+			      &target), -ENOENT);
+}
+
+// Contract: the simulator's readlink answers a simulated device's
+// iommu_group link as sysfs would (relative, ending in its group number,
+// the N of /dev/vfio/N) and ENOENT for any other device or path.
+TEST(SimTransport, ReadlinkOfIommuGroup)
+{
+	SimVm vm;
+	std::string why;
+	ASSERT_EQ(vm.create("simnic,bdf=0000:00:16.0,mem=256K", 0, &why), 0) << why;
+	auto t = make_sim_transport();
+	std::string target;
+	ASSERT_EQ(t->readlink("/sys/bus/pci/devices/0000:00:16.0/iommu_group",
+			      &target), 0);
+	EXPECT_EQ(target, "../../../kernel/iommu_groups/" +
+				  std::to_string(uvfio_sim_iommu_group("0000:00:16.0")));
+	EXPECT_EQ(t->readlink("/sys/bus/pci/devices/0000:00:16.1/iommu_group",
+			      &target), -ENOENT);
+	EXPECT_EQ(t->readlink("/sys/bus/pci/devices/0000:00:16.0/driver",
+			      &target), -ENOENT);
+	EXPECT_EQ(t->readlink("/sys/bus/mdev/devices/0a1b2c3d-0000-4000-8000-"
+			      "0123456789ab/iommu_group", &target), -ENOENT);
+}
+
+// Contract: the three forms parse into the device's name in its group
+// (and its sysfs directory, or its group when given); a trailing slash is
+// fine; anything else is refused with a reason that names the forms, and
+// only paths are device names (a spec never starts with '/').
+TEST(DeviceNames, Parse)
+{
+	DeviceName dn;
+	std::string why;
+	ASSERT_EQ(parse_device_path("/sys/bus/pci/devices/0000:00:02.0", &dn,
+				    &why), 0) << why;
+	EXPECT_EQ(dn.name, "0000:00:02.0");
+	EXPECT_EQ(dn.sysfs, "/sys/bus/pci/devices/0000:00:02.0");
+	EXPECT_EQ(dn.group, "");
+	ASSERT_EQ(parse_device_path("/sys/bus/pci/devices/0000:00:02.0/", &dn,
+				    &why), 0) << why;
+	EXPECT_EQ(dn.sysfs, "/sys/bus/pci/devices/0000:00:02.0");
+	EXPECT_EQ(dn.arg, "/sys/bus/pci/devices/0000:00:02.0/");
+	const std::string uuid = "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001";
+	ASSERT_EQ(parse_device_path("/sys/bus/mdev/devices/" + uuid, &dn, &why),
+		  0) << why;
+	EXPECT_EQ(dn.name, uuid);
+	ASSERT_EQ(parse_device_path("/dev/vfio/12@0000:3b:00.1", &dn, &why), 0)
+		<< why;
+	EXPECT_EQ(dn.name, "0000:3b:00.1");
+	EXPECT_EQ(dn.group, "/dev/vfio/12");
+	EXPECT_EQ(dn.sysfs, "");
+	ASSERT_EQ(parse_device_path("/dev/vfio/3@" + uuid, &dn, &why), 0);
+	EXPECT_EQ(dn.name, uuid);
+
+	struct Bad {
+		const char *name, *says;
+	} bad[] = {
+		{"/sys/bus/pci/devices/00:02.0", "not a PCI address"},
+		{"/sys/bus/pci/devices/0000:00:02.8", "not a PCI address"},
+		{"/sys/bus/pci/devices/0000:00:0G.0", "not a PCI address"},
+		{"/sys/bus/pci/devices/0000:00:02.0/iommu_group", "not a PCI"},
+		{"/sys/bus/mdev/devices/not-a-uuid", "not an mdev UUID"},
+		{"/dev/vfio/12", "which device of group 12?"},
+		{"/dev/vfio/12@", "not a device name"},
+		{"/dev/vfio/x@0000:00:02.0", "not a group number"},
+		{"/dev/vfio/vfio", "the container"},
+		{"/dev/vfio/devices/vfio0", "not supported"},
+		{"/dev/vfio/noiommu-0@0000:00:02.0", "not supported"},
+		{"/dev/sda", "/sys/bus/pci/devices/DDDD:BB:DD.F"},
+	};
+	for (const Bad &b : bad) {
+		SCOPED_TRACE(b.name);
+		why.clear();
+		EXPECT_EQ(parse_device_path(b.name, &dn, &why), -EINVAL);
+		EXPECT_NE(why.find(b.says), std::string::npos) << why;
+		EXPECT_EQ(why.find('\n'), std::string::npos);
+	}
+	EXPECT_TRUE(is_device_path("/dev/vfio/1@x"));
+	EXPECT_FALSE(is_device_path("simnic,bdf=00:02.0"));
+	EXPECT_TRUE(is_pci_address("0000:00:02.0"));
+	EXPECT_FALSE(is_pci_address("0000:00:02.0 "));
+}
+
+/* The kernel transport's system calls, answered by uvfio_* (uvfio-run's
+ * job for a whole process), and sysfs's link by the simulator's group. */
+int uvfio_open2(const char *path, int)
+{
+	return uvfio_open(path);
+}
+
+ssize_t sim_readlink(const char *path, char *buf, size_t len)
+{
+	std::string target;
+	int ret = make_sim_transport()->readlink(path, &target);
+	if (ret) {
+		errno = -ret;
+		return -1;
+	}
+	size_t n = std::min(len, target.size());
+	std::memcpy(buf, target.data(), n);
+	return ssize_t(n);
+}
+
+syscall_ops uvfio_syscalls()
+{
+	syscall_ops ops;
+	ops.open = uvfio_open2;
+	ops.readlink = sim_readlink;
+	ops.ioctl = uvfio_ioctl;
+	ops.pread = uvfio_pread;
+	ops.pwrite = uvfio_pwrite;
+	ops.read = uvfio_read;
+	ops.write = uvfio_write;
+	ops.close = uvfio_close;
+	return ops;
+}
+
+/* A simulated device, created, for the opener to find by name. */
+struct Added {
+	std::string bdf;
+	explicit Added(const std::string &spec) : bdf(spec_bdf(spec))
+	{
+		EXPECT_EQ(uvfio_sim_add(spec.c_str()), 0) << spec;
+	}
+	~Added() { uvfio_sim_remove(bdf.c_str()); }
+	std::string group() const
+	{
+		return "/dev/vfio/" + std::to_string(uvfio_sim_iommu_group(bdf.c_str()));
+	}
+};
+
+// Contract: a device named by its sysfs path or by /dev/vfio/N@NAME opens
+// through container and group as a VMM opens it, over either transport
+// (the same opener): the device answers the uAPI, the group is in a
+// type1v2 container, and reopen() is the last close (the device is
+// RUNNING again); closing releases the group, which opens again.
+TEST(VfioOpen, OpensLikeAVmmOverBothTransports)
+{
+	Added a("simnic,bdf=0000:00:17.0,mem=256K");
+	for (bool kernel : {false, true}) {
+		auto t = kernel ? make_kernel_transport(uvfio_syscalls())
+				: make_sim_transport();
+		for (const std::string &name :
+		     {std::string("/sys/bus/pci/devices/0000:00:17.0"),
+		      a.group() + "@0000:00:17.0"}) {
+			SCOPED_TRACE(std::string(t->name()) + " " + name);
+			DeviceName dn;
+			std::string why;
+			ASSERT_EQ(parse_device_path(name, &dn, &why), 0) << why;
+			VfioDevice v(*t);
+			ASSERT_EQ(v.open(dn, &why), 0) << why;
+			EXPECT_EQ(v.name().group, a.group());
+			EXPECT_GE(v.container_fd(), 0);
+			struct vfio_group_status st = {};
+			st.argsz = sizeof(st);
+			ASSERT_EQ(t->ioctl(v.group_fd(), VFIO_GROUP_GET_STATUS, &st), 0);
+			EXPECT_TRUE(st.flags & VFIO_GROUP_FLAGS_CONTAINER_SET);
+
+			Device d(*t, v.fd());
+			DeviceCaps c;
+			ASSERT_EQ(d.probe(&c), 0);
+			EXPECT_TRUE(c.migration);
+			ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), 0);
+			ASSERT_EQ(v.reopen(), 0);
+			Device d2(*t, v.fd());
+			__u32 s = 0;
+			ASSERT_EQ(d2.get_state(&s), 0);
+			EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+
+			/* The group is taken while open; free once closed. */
+			VfioDevice other(*t);
+			why.clear();
+			EXPECT_EQ(other.open(dn, &why), -EBUSY);
+			EXPECT_NE(why.find(a.group() + ": "), std::string::npos) << why;
+			v.close();
+			EXPECT_EQ(other.open(dn, &why), 0) << why;
+		}
+	}
+}
+
+// Contract: an opener that fails says, in one line, which name, which
+// path or step, and the errno text: a device sysfs does not know (the
+// link), a group that is not the device's, a name the group has not; and
+// leaves nothing open behind (the group opens again right after).
+TEST(VfioOpen, FailuresNameThePathAndErrno)
+{
+	Added a("simnic,bdf=0000:00:18.0,mem=256K");
+	Added b("simnic,bdf=0000:00:18.1,mem=256K");
+	auto t = make_kernel_transport(uvfio_syscalls());
+	struct Case {
+		std::string name;
+		int err;
+		std::string says;
+	} cases[] = {
+		{"/sys/bus/pci/devices/0000:00:18.7", -ENOENT,
+		 "readlink /sys/bus/pci/devices/0000:00:18.7/iommu_group: No such "
+		 "file or directory"},
+		{a.group() + "@0000:00:18.1", -ENODEV,
+		 a.group() + " has no device \"0000:00:18.1\": No such device"},
+		{"/dev/vfio/99999@0000:00:18.0", -ENOENT,
+		 "/dev/vfio/99999: No such file or directory"},
+	};
+	for (const Case &c : cases) {
+		SCOPED_TRACE(c.name);
+		DeviceName dn;
+		std::string why;
+		ASSERT_EQ(parse_device_path(c.name, &dn, &why), 0) << why;
+		VfioDevice v(*t);
+		EXPECT_EQ(v.open(dn, &why), c.err);
+		EXPECT_NE(why.find("cannot open " + c.name + ": "), std::string::npos)
+			<< why;
+		EXPECT_NE(why.find(c.says), std::string::npos) << why;
+		EXPECT_EQ(why.find('\n'), std::string::npos);
+		EXPECT_EQ(v.fd(), -1);
+		EXPECT_EQ(v.group_fd(), -1);
+		EXPECT_EQ(v.container_fd(), -1);
+	}
+	/* The failed GET_DEVICE_FD closed a's group again. */
+	DeviceName dn;
+	std::string why;
+	ASSERT_EQ(parse_device_path(a.group() + "@0000:00:18.0", &dn, &why), 0);
+	VfioDevice v(*t);
+	EXPECT_EQ(v.open(dn, &why), 0) << why;
+}
+
+// Contract: two devices opened by name, each with guest memory mapped in
+// its own container, live-migrate through the kernel transport's code
+// and end verified; the IOMMU's dirty tracking runs on that memory (with
+// nothing written, nothing is reported).
+TEST(VfioOpen, MigrateAndIommuDirtyPagesThroughTheKernelTransport)
+{
+	Added a("simnic,bdf=0000:00:19.0,mem=1M,seed=9");
+	Added b("simnic,bdf=0000:00:19.1,mem=1M");
+	auto t = make_kernel_transport(uvfio_syscalls());
+	VfioDevice va(*t), vb(*t);
+	DeviceName na, nb;
+	std::string why;
+	ASSERT_EQ(parse_device_path("/sys/bus/pci/devices/0000:00:19.0", &na, &why), 0);
+	ASSERT_EQ(parse_device_path("/sys/bus/pci/devices/0000:00:19.1", &nb, &why), 0);
+	ASSERT_EQ(va.open(na, &why), 0) << why;
+	ASSERT_EQ(vb.open(nb, &why), 0) << why;
+	ASSERT_EQ(va.map_guest(1 << 20, &why), 0) << why;
+	ASSERT_EQ(vb.map_guest(1 << 20, &why), 0) << why;
+	EXPECT_EQ(va.guest().iova, VfioDevice::GUEST_IOVA);
+	EXPECT_EQ(va.guest().container, va.container_fd());
+
+	Device da(*t, va.fd()), db(*t, vb.fd());
+	{
+		DirtyTracker tr(da, va.guest());
+		ASSERT_EQ(tr.start(false), 0);
+		EXPECT_STREQ(tr.mode(), "iommu");
+		std::vector<__u64> bm;
+		ASSERT_EQ(tr.report(&bm), 0);
+		ASSERT_EQ(tr.report(&bm), 0);
+		for (__u64 w : bm)
+			EXPECT_EQ(w, 0u) << "a page dirty with nothing written";
+	}
+	MigrateOptions opt;
+	MigrateReport r;
+	ASSERT_EQ(migrate(da, va.guest(), db, vb.guest(), opt, {}, &r, &why), 0)
+		<< why;
+	EXPECT_TRUE(r.precopy);
+	EXPECT_TRUE(r.verified) << r.verify_detail;
+	/* And the destination runs. */
+	__u32 s = 0;
+	ASSERT_EQ(db.get_state(&s), 0);
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
 }
 
 } // namespace

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The two transports: the simulator's syscall surface and the kernel's. */
+#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 
 #include <uvfio/tools/transport.h>
 #include <uvfio/uvfio.h>
@@ -18,10 +20,38 @@ template <typename T> T neg_errno(T ret)
 	return ret < 0 ? static_cast<T>(-errno) : ret;
 }
 
+constexpr char PCI_DEVICES[] = "/sys/bus/pci/devices/";
+constexpr char IOMMU_GROUP[] = "/iommu_group";
+
 class SimTransport final : public Transport
 {
 public:
 	const char *name() const override { return "sim"; }
+	int open(const char *path, int) override
+	{
+		return neg_errno(uvfio_open(path));
+	}
+	/*
+	 * The simulator has no sysfs, but it knows each device's group:
+	 * answer the one link a VMM reads, with the kernel's relative target.
+	 */
+	int readlink(const char *path, std::string *target) override
+	{
+		std::string p = path;
+		const size_t pre = sizeof(PCI_DEVICES) - 1;
+		const size_t suf = sizeof(IOMMU_GROUP) - 1;
+		if (p.size() <= pre + suf || p.compare(0, pre, PCI_DEVICES) ||
+		    p.compare(p.size() - suf, suf, IOMMU_GROUP))
+			return -ENOENT;
+		std::string bdf = p.substr(pre, p.size() - pre - suf);
+		if (bdf.find('/') != std::string::npos)
+			return -ENOENT;
+		int grp = uvfio_sim_iommu_group(bdf.c_str());
+		if (grp < 0)
+			return -ENOENT;
+		*target = "../../../kernel/iommu_groups/" + std::to_string(grp);
+		return 0;
+	}
 	int ioctl(int fd, unsigned long request, void *arg) override
 	{
 		return neg_errno(uvfio_ioctl(fd, request, arg));
@@ -51,11 +81,20 @@ int libc_ioctl(int fd, unsigned long request, void *arg)
 	return ::ioctl(fd, request, arg);
 }
 
+int libc_open(const char *path, int flags)
+{
+	return ::open(path, flags);
+}
+
 class KernelTransport final : public Transport
 {
 public:
 	explicit KernelTransport(const syscall_ops &ops) : ops_(ops)
 	{
+		if (!ops_.open)
+			ops_.open = libc_open;
+		if (!ops_.readlink)
+			ops_.readlink = ::readlink;
 		if (!ops_.ioctl)
 			ops_.ioctl = libc_ioctl;
 		if (!ops_.pread)
@@ -70,6 +109,22 @@ public:
 			ops_.close = ::close;
 	}
 	const char *name() const override { return "kernel"; }
+	/* Not inherited by what the tools run (a shell, a child VMM). */
+	int open(const char *path, int flags) override
+	{
+		return neg_errno(ops_.open(path, flags | O_CLOEXEC));
+	}
+	int readlink(const char *path, std::string *target) override
+	{
+		char buf[PATH_MAX];
+		ssize_t n = ops_.readlink(path, buf, sizeof(buf));
+		if (n < 0)
+			return -errno;
+		if (size_t(n) == sizeof(buf))
+			return -ENAMETOOLONG;
+		target->assign(buf, size_t(n));
+		return 0;
+	}
 	int ioctl(int fd, unsigned long request, void *arg) override
 	{
 		return neg_errno(ops_.ioctl(fd, request, arg));
