@@ -13,15 +13,25 @@
 #ifndef UVFIO_TESTS_CONFORMANCE_H
 #define UVFIO_TESTS_CONFORMANCE_H
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include <uvfio/tools/transport.h>
+
 namespace uvfio::conformance {
 
-/* A driver under test: a device spec without bdf ("simnic,mem=2M"). */
+/*
+ * What is under test: a driver, by a device spec without bdf
+ * ("simnic,mem=2M"), of which each test creates its own devices; or one
+ * real device, by its path (device; see <uvfio/tools/vfio_open.h>),
+ * which each test opens through its group and closes again.
+ */
 struct Target {
 	std::string driver;	/* spec name, for test names */
 	std::string spec;
+	std::string device;	/* a real device: its name; spec unused */
 };
 
 /*
@@ -37,6 +47,11 @@ std::vector<Target> all_drivers();
 struct Options {
 	/* What to test; empty: all_drivers(). */
 	std::vector<Target> targets;
+	/*
+	 * How real devices are reached: the kernel's system calls (also
+	 * under uvfio-run) when empty. A test may give the simulator's.
+	 */
+	std::function<std::unique_ptr<tools::Transport>()> device_transport;
 	/* Write a JUnit XML report here ("" = none). */
 	std::string junit;
 	/* More GoogleTest arguments (--gtest_filter=..., ...). */
@@ -45,13 +60,18 @@ struct Options {
 
 /*
  * Run the suite: 0 when every test passed (skips allowed), 1 when any
- * failed, 2 when a target cannot be created at all (unknown driver, bad
- * spec), with a one-line message on stderr.
+ * failed or a real device does not open, 2 when a target cannot be
+ * created at all (unknown driver, bad spec, a malformed device name),
+ * with a one-line message on stderr.
  */
 int run(const Options &opt);
 
 /* Parse "DRIVER[,key=value...]" into a Target; false if malformed. */
 bool parse_target(const std::string &spec, Target *out);
+
+/* A real device by its path; false with *why if the name is malformed. */
+bool parse_device_target(const std::string &path, Target *out,
+			 std::string *why);
 
 } // namespace uvfio::conformance
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * uvfio-conformance: the conformance suite as a program, for meson test
- * and for out-of-tree drivers (plugins found through UVFIO_DRIVER_PATH).
- * vfio-mig-ctl conformance runs the same suite.
+ * and for out-of-tree drivers (plugins found through UVFIO_DRIVER_PATH),
+ * and for real devices (--device: a kernel's, or a simulated one under
+ * uvfio-run). vfio-mig-ctl conformance runs the same suite.
  */
 #include <CLI/CLI.hpp>
 
@@ -14,12 +15,16 @@ int main(int argc, char **argv)
 {
 	namespace cf = uvfio::conformance;
 	CLI::App app{"Run the uvfio conformance suite against drivers"};
-	std::vector<std::string> specs;
+	std::vector<std::string> specs, devices;
 	cf::Options opt;
 	app.add_option("-d,--driver", specs,
 		       "driver to test, as a device spec without bdf "
 		       "(\"simnic\" or \"simnic,mem=4M\"); repeatable; "
 		       "default: every registered driver");
+	app.add_option("--device", devices,
+		       "a real device to test, by path: /sys/bus/pci/devices/"
+		       "BDF, /sys/bus/mdev/devices/UUID or /dev/vfio/N@NAME; "
+		       "repeatable");
 	app.add_option("--junit", opt.junit, "write a JUnit XML report");
 	app.allow_extras();
 	app.footer("Other arguments go to GoogleTest (--gtest_filter=..., "
@@ -32,6 +37,16 @@ int main(int argc, char **argv)
 			std::fprintf(stderr, "uvfio-conformance: bad driver spec "
 					     "\"%s\" (DRIVER[,key=value...], "
 					     "no bdf)\n", s.c_str());
+			return 2;
+		}
+		opt.targets.push_back(t);
+	}
+	for (const std::string &d : devices) {
+		cf::Target t;
+		std::string why;
+		if (!cf::parse_device_target(d, &t, &why)) {
+			std::fprintf(stderr, "uvfio-conformance: %s\n",
+				     why.c_str());
 			return 2;
 		}
 		opt.targets.push_back(t);

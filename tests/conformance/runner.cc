@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include <uvfio/tools/vfio_open.h>
 #include <uvfio/uvfio.h>
 
 #include "conformance.h"
@@ -20,6 +21,7 @@ namespace uvfio::conformance {
 namespace {
 
 std::vector<Target> g_targets;
+std::function<std::unique_ptr<tools::Transport>()> g_device_transport;
 
 } // namespace
 
@@ -28,15 +30,25 @@ const std::vector<Target> &targets()
 	return g_targets;
 }
 
+std::unique_ptr<tools::Transport> device_transport()
+{
+	return g_device_transport ? g_device_transport()
+				  : tools::make_kernel_transport();
+}
+
 void PrintTo(const Target &t, std::ostream *os)
 {
-	*os << '"' << t.spec << '"';
+	*os << '"' << (t.device.empty() ? t.spec : t.device) << '"';
 }
 
 std::string target_name(const Target &t, size_t index)
 {
 	std::string name;
-	if (t.spec == default_spec(t.driver))
+	if (!t.device.empty())
+		for (char c : t.device.substr(1))	/* "/sys/..." */
+			name += std::isalnum(static_cast<unsigned char>(c)) ? c
+									    : '_';
+	else if (t.spec == default_spec(t.driver))
 		name = t.driver;
 	else
 		for (char c : t.spec)
@@ -44,7 +56,8 @@ std::string target_name(const Target &t, size_t index)
 									    : '_';
 	/* Distinct, and stable for the in-tree defaults. */
 	for (size_t i = 0; i < index; i++)
-		if (g_targets[i].spec == t.spec)
+		if (g_targets[i].spec == t.spec &&
+		    g_targets[i].device == t.device)
 			return name + "_" + std::to_string(index);
 	return name;
 }
@@ -81,15 +94,46 @@ bool parse_target(const std::string &spec, Target *out)
 	return true;
 }
 
+bool parse_device_target(const std::string &path, Target *out,
+			 std::string *why)
+{
+	tools::DeviceName dn;
+	if (tools::parse_device_path(path, &dn, why))
+		return false;
+	*out = {};
+	out->driver = dn.name;
+	out->device = path;
+	return true;
+}
+
 int run(const Options &opt)
 {
 	g_targets = opt.targets.empty() ? all_drivers() : opt.targets;
+	g_device_transport = opt.device_transport;
 	if (g_targets.empty()) {
 		std::fprintf(stderr, "conformance: no driver to test\n");
 		return 2;
 	}
 	/* A target that cannot even be created is a usage error, not a test. */
 	for (const Target &t : g_targets) {
+		if (!t.device.empty()) {
+			/* Opens, or one line why, not a failure per test. */
+			std::unique_ptr<tools::Transport> tr = device_transport();
+			tools::VfioDevice d(*tr);
+			tools::DeviceName dn;
+			std::string why;
+			if (tools::parse_device_path(t.device, &dn, &why)) {
+				std::fprintf(stderr, "conformance: %s\n",
+					     why.c_str());
+				return 2;
+			}
+			if (d.open(dn, &why)) {
+				std::fprintf(stderr, "conformance: %s\n",
+					     why.c_str());
+				return 1;
+			}
+			continue;
+		}
 		std::string spec = t.spec + ",bdf=" + kProbeBdf;
 		if (uvfio_sim_add(spec.c_str())) {
 			int e = errno;

@@ -3,6 +3,7 @@
 #ifndef UVFIO_TESTS_CONFORMANCE_SUITE_H
 #define UVFIO_TESTS_CONFORMANCE_SUITE_H
 
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -17,6 +18,8 @@ inline constexpr const char *kDstBdf = "0000:7e:01.0";
 inline constexpr const char *kProbeBdf = "0000:7e:02.0";
 
 const std::vector<Target> &targets();
+/* A transport to real devices, as Options::device_transport says. */
+std::unique_ptr<tools::Transport> device_transport();
 /* How GoogleTest prints a target (reports, JUnit value_param). */
 void PrintTo(const Target &t, std::ostream *os);
 /* A GoogleTest-safe name for the index-th target. */

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * vfio-mig-ctl: inspect simulated VFIO devices and migrate them, through
- * the uAPI only (tools/lib). Devices are named by the spec strings
- * uvfio_sim_add() takes and live for the duration of the command.
+ * vfio-mig-ctl: inspect VFIO devices and migrate them, through the uAPI
+ * only (tools/lib). A device is named by a spec string (uvfio_sim_add()'s;
+ * the simulated device lives for the duration of the command and is
+ * reached through uvfio_*), or by a path, a real device (the kernel's, or
+ * a simulated one under uvfio-run) opened through its group and container
+ * with plain system calls (see <uvfio/tools/vfio_open.h>).
  *
  * Exit codes: 0 success, 1 the operation failed (an armed --fault that
  * fires included), 2 usage error (bad options, a device spec that does
@@ -31,6 +34,7 @@
 #include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/sim_vm.h>
+#include <uvfio/tools/vfio_open.h>
 #include <uvfio/uvfio.h>
 
 #include "conformance.h"
@@ -209,9 +213,32 @@ int make_device(SimVm &vm, const std::string &spec, size_t guest,
 {
 	if (spec_bdf(spec).empty()) {
 		*why = "device spec \"" + spec + "\" has no bdf=";
+		/* An operator's first guess for a host device: say the form. */
+		if (is_pci_address(spec) || is_pci_address("0000:" + spec))
+			*why = "\"" + spec + "\" is not a device spec; a real "
+			       "device is named by its path, e.g. "
+			       "/sys/bus/pci/devices/" +
+			       (spec.size() == 7 ? "0000:" + spec : spec);
 		return -EINVAL;
 	}
 	return vm.create(spec, guest, why);
+}
+
+/*
+ * --fault arms this process's simulator. A device named by its path is in
+ * it only under uvfio-run (the preload shares the library); a kernel's
+ * device has no fault points: say so rather than arm nothing.
+ */
+bool faults_reach(const std::string &name)
+{
+	return armed_faults.empty() || uvfio_sim_iommu_group(name.c_str()) >= 0;
+}
+
+int refuse_faults(const std::string &path)
+{
+	return fail(EXIT_USAGE, "--fault arms uvfio's fault points in this "
+			"process; " + path + " is a device outside it (a "
+			"kernel's), which has none");
 }
 
 std::string hex64(__u64 v)
@@ -255,20 +282,76 @@ int save_to_memfd(Device &dev, bool leave_stopped, std::string *why,
 	return mfd;
 }
 
-/* A command's device: created from its spec, with a transport to it. */
+/*
+ * A command's device, with a transport to it: created from its spec and
+ * reached through the simulator, or a real device named by its path,
+ * opened as a VMM opens it and reached through plain system calls. The
+ * commands see only dev (and fd, guest); the rest is the same for both.
+ */
 struct CmdDevice {
-	SimVm vm;
-	std::unique_ptr<Transport> t = make_sim_transport();
+	std::unique_ptr<Transport> t;
+	SimVm vm;				/* a spec's */
+	std::unique_ptr<VfioDevice> real;	/* a path's */
 	std::unique_ptr<Device> dev;
 
-	/* 0, or the exit code after saying why (a bad spec is usage). */
-	int open(const std::string &spec, size_t guest = 0)
+	/*
+	 * guest: bytes of guest memory mapped for the device's DMA (0:
+	 * none). 0, or the exit code after saying why: a bad spec or a
+	 * malformed name is usage (2), a real device that does not open 1.
+	 */
+	int open(const std::string &arg, size_t guest = 0)
 	{
 		std::string why;
-		if (make_device(vm, spec, guest, &why))
+		if (is_device_path(arg)) {
+			DeviceName dn;
+			if (parse_device_path(arg, &dn, &why))
+				return fail(EXIT_USAGE, why);
+			t = make_kernel_transport();
+			real = std::make_unique<VfioDevice>(*t);
+			if (real->open(dn, &why) ||
+			    (guest && real->map_guest(guest, &why)))
+				return fail(EXIT_FAIL, why);
+			if (!faults_reach(dn.name))
+				return refuse_faults(arg);
+			dev = std::make_unique<Device>(*t, real->fd());
+			return 0;
+		}
+		t = make_sim_transport();
+		if (make_device(vm, arg, guest, &why))
 			return fail(EXIT_USAGE, why);
 		dev = std::make_unique<Device>(*t, vm.fd());
 		return 0;
+	}
+
+	bool is_real() const { return real != nullptr; }
+	int fd() const { return real ? real->fd() : vm.fd(); }
+	/* Its name: a spec's BDF, a real device's name in its group. */
+	const std::string &name() const
+	{
+		return real ? real->name().name : vm.bdf();
+	}
+	GuestMemory guest() const { return real ? real->guest() : vm.guest(); }
+	/* For text: the name, and a real device's group. */
+	std::string label() const
+	{
+		return real ? name() + " (" + real->name().group + ")" : name();
+	}
+	/*
+	 * A JSON report: the device first ("bdf" for a PCI address, a real
+	 * device's "device" and "group" too), then rest.
+	 */
+	json report(const json &rest) const
+	{
+		json j = json::object();
+		if (!real || is_pci_address(name()))
+			j["bdf"] = name();
+		if (real) {
+			j["device"] = name();
+			j["group"] = real->name().group;
+		}
+		for (const auto &[k, v] : rest.items())
+			j[k] = v;
+		return j;
 	}
 };
 
@@ -331,14 +414,13 @@ int cmd_info(const std::string &spec, bool as_json)
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	SimVm &vm = d.vm;
 	Transport *t = d.t.get();
 	Device &dev = *d.dev;
 	std::string why;
 
 	struct vfio_device_info info = {};
 	info.argsz = sizeof(info);
-	int ret = t->ioctl(vm.fd(), VFIO_DEVICE_GET_INFO, &info);
+	int ret = t->ioctl(d.fd(), VFIO_DEVICE_GET_INFO, &info);
 	if (ret)
 		return fail(EXIT_FAIL, "GET_INFO: " + std::string(strerror(-ret)));
 	DeviceCaps caps;
@@ -355,7 +437,7 @@ int cmd_info(const std::string &spec, bool as_json)
 		struct vfio_region_info r = {};
 		r.argsz = sizeof(r);
 		r.index = i;
-		if (t->ioctl(vm.fd(), VFIO_DEVICE_GET_REGION_INFO, &r) || !r.size)
+		if (t->ioctl(d.fd(), VFIO_DEVICE_GET_REGION_INFO, &r) || !r.size)
 			continue;
 		regions.push_back({{"name", rnames[i]}, {"size", r.size},
 				   {"offset", r.offset},
@@ -363,21 +445,20 @@ int cmd_info(const std::string &spec, bool as_json)
 				   {"write", bool(r.flags & VFIO_REGION_INFO_FLAG_WRITE)},
 				   {"mmap", bool(r.flags & VFIO_REGION_INFO_FLAG_MMAP)}});
 	}
-	json j = {{"bdf", vm.bdf()},
-		  {"flags", info.flags},
-		  {"regions", regions},
-		  {"irqs", info.num_irqs},
-		  {"migration", caps.migration},
-		  {"migration_flags", flags_text(caps.migration_flags)},
-		  {"state", state_name(state)},
-		  {"dma_logging", caps.dma_logging},
-		  {"stop_copy_size", caps.stop_copy_size}};
+	json j = d.report({{"flags", info.flags},
+			   {"regions", regions},
+			   {"irqs", info.num_irqs},
+			   {"migration", caps.migration},
+			   {"migration_flags", flags_text(caps.migration_flags)},
+			   {"state", state_name(state)},
+			   {"dma_logging", caps.dma_logging},
+			   {"stop_copy_size", caps.stop_copy_size}});
 	if (as_json) {
 		fmt::print("{}\n", j.dump(2));
 		return 0;
 	}
-	fmt::print("device {}: {} regions, {} irqs\n", vm.bdf(), info.num_regions,
-		   info.num_irqs);
+	fmt::print("device {}: {} regions, {} irqs\n", d.label(),
+		   info.num_regions, info.num_irqs);
 	for (auto &r : regions)
 		fmt::print("  region {:<6} size {:>12}  {}{}{}\n",
 			   r["name"].get<std::string>(), r["size"].get<__u64>(),
@@ -403,7 +484,6 @@ int cmd_state(const std::string &spec, const std::string &target,
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	SimVm &vm = d.vm;
 	Transport *t = d.t.get();
 	Device &dev = *d.dev;
 	DeviceCaps caps;
@@ -414,8 +494,8 @@ int cmd_state(const std::string &spec, const std::string &target,
 					       std::string(strerror(-ret)));
 	if (target.empty()) {
 		if (as_json)
-			fmt::print("{}\n", json({{"bdf", vm.bdf()},
-						  {"state", state_name(from)}}).dump(2));
+			fmt::print("{}\n", d.report({{"state",
+						       state_name(from)}}).dump(2));
 		else
 			fmt::print("{}\n", state_name(from));
 		return 0;
@@ -450,9 +530,9 @@ int cmd_state(const std::string &spec, const std::string &target,
 		cur = next;
 	}
 	if (as_json)
-		fmt::print("{}\n", json({{"bdf", vm.bdf()}, {"from", state_name(from)},
-					  {"to", state_name(want)}, {"arcs", arcs}})
-					   .dump(2));
+		fmt::print("{}\n", d.report({{"from", state_name(from)},
+					      {"to", state_name(want)},
+					      {"arcs", arcs}}).dump(2));
 	else if (path.empty())
 		fmt::print("{} (already)\n", state_name(from));
 	return 0;
@@ -469,7 +549,6 @@ int cmd_fsm(const std::string &spec, bool as_json)
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	SimVm &vm = d.vm;
 	Transport *t = d.t.get();
 	Device &dev = *d.dev;
 	std::string why;
@@ -541,15 +620,14 @@ int cmd_fsm(const std::string &spec, bool as_json)
 	close(snap);
 	dev.reset();
 	if (as_json)
-		fmt::print("{}\n", json({{"bdf", vm.bdf()},
-					  {"migration_flags",
-					   flags_text(caps.migration_flags)},
-					  {"matrix", rows}, {"checked", checked},
-					  {"mismatches", mismatches}}).dump(2));
+		fmt::print("{}\n", d.report({{"migration_flags",
+					       flags_text(caps.migration_flags)},
+					      {"matrix", rows}, {"checked", checked},
+					      {"mismatches", mismatches}}).dump(2));
 	else
 		fmt::print("{} ({}): ok(n) = reached in n arcs, ! = not as "
 			   "documented\n{}{} pairs checked against the documented "
-			   "FSM: {}\n", vm.bdf(), flags_text(caps.migration_flags),
+			   "FSM: {}\n", d.label(), flags_text(caps.migration_flags),
 			   table, checked,
 			   mismatches ? fmt::format("{} differ", mismatches)
 				      : std::string("all as documented"));
@@ -565,7 +643,6 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	SimVm &vm = d.vm;
 	Device &dev = *d.dev;
 	std::string why;
 	__u64 estimate = 0;
@@ -620,15 +697,15 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 		return fail(EXIT_FAIL, "writing " + out + ": " + strerror(err));
 	double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
 						 t0).count();
-	json j = {{"bdf", vm.bdf()}, {"bytes", len}, {"seconds", s},
-		  {"digest", hex64(digest)}};
+	json j = d.report({{"bytes", len}, {"seconds", s},
+			   {"digest", hex64(digest)}});
 	/* With the stream on stdout, the report goes to stderr. */
 	FILE *rep = out == "-" ? stderr : stdout;
 	if (as_json)
 		fmt::print(rep, "{}\n", j.dump(2));
 	else
 		fmt::print(rep, "saved {} bytes from {} in {:.3f} s (digest {})\n",
-			   len, vm.bdf(), s, hex64(digest));
+			   len, d.label(), s, hex64(digest));
 	return 0;
 }
 
@@ -651,7 +728,6 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 			close(ifd);
 		return rc;
 	}
-	SimVm &vm = d.vm;
 	StreamStats st;
 	std::string why;
 	__u64 digest = 0;
@@ -664,14 +740,13 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 		close(ifd);
 	if (ret)
 		return fail(EXIT_FAIL, "load: " + why);
-	json j = {{"bdf", vm.bdf()}, {"bytes", st.bytes},
-		  {"seconds", st.seconds}, {"digest", hex64(digest)},
-		  {"state", "running"}};
+	json j = d.report({{"bytes", st.bytes}, {"seconds", st.seconds},
+			   {"digest", hex64(digest)}, {"state", "running"}});
 	if (as_json)
 		fmt::print("{}\n", j.dump(2));
 	else
 		fmt::print("loaded {} bytes into {} in {:.3f} s, running "
-			   "(digest {})\n", st.bytes, vm.bdf(), st.seconds,
+			   "(digest {})\n", st.bytes, d.label(), st.seconds,
 			   hex64(digest));
 	return 0;
 }
@@ -751,7 +826,6 @@ int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	SimVm &vm = d.vm;
 	Device &dev = *d.dev;
 	std::string why;
 	int mfd = save_to_memfd(dev, false, &why);
@@ -794,14 +868,14 @@ int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 					       (r.empty() ? std::string("closed the connection without a verdict")
 							  : "said: " + r.substr(r.rfind("ERR ", 0) ? 0 : 4)));
 	bool verified = r.substr(3) == hex64(digest);
-	json j = {{"bdf", vm.bdf()}, {"to", to}, {"bytes", st.bytes},
-		  {"seconds", st.seconds}, {"digest", hex64(digest)},
-		  {"verified", verified}};
+	json j = d.report({{"to", to}, {"bytes", st.bytes},
+			   {"seconds", st.seconds}, {"digest", hex64(digest)},
+			   {"verified", verified}});
 	if (as_json)
 		fmt::print("{}\n", j.dump(2));
 	else
 		fmt::print("sent {} bytes from {} to {} in {:.3f} s; receiver "
-			   "{} (digest {})\n", st.bytes, vm.bdf(), to, st.seconds,
+			   "{} (digest {})\n", st.bytes, d.label(), to, st.seconds,
 			   verified ? "verified the state" : "has a DIFFERENT state",
 			   hex64(digest));
 	return verified ? 0 : fail(EXIT_FAIL, "send: the receiver's state differs");
@@ -821,7 +895,6 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		close(lsock);
 		return rc;
 	}
-	SimVm &vm = d.vm;
 	fmt::print(stderr, "recv: listening on {}\n", listen_addr);
 	int sock = accept4(lsock, nullptr, nullptr, SOCK_CLOEXEC);
 	int err = errno;
@@ -847,20 +920,23 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		return fail(EXIT_FAIL, "recv: " + why);
 	}
 	answer("OK " + hex64(digest));
-	json j = {{"bdf", vm.bdf()}, {"bytes", st.bytes}, {"seconds", st.seconds},
-		  {"digest", hex64(digest)}, {"state", "running"}};
+	json j = d.report({{"bytes", st.bytes}, {"seconds", st.seconds},
+			   {"digest", hex64(digest)}, {"state", "running"}});
 	if (as_json)
 		fmt::print("{}\n", j.dump(2));
 	else
 		fmt::print("received {} bytes into {} in {:.3f} s, running (digest "
-			   "{})\n", st.bytes, vm.bdf(), st.seconds, hex64(digest));
+			   "{})\n", st.bytes, d.label(), st.seconds, hex64(digest));
 	return 0;
 }
 
 /*
  * dirty: start dirty tracking of a device's guest memory, let the
  * workload run, report (read and clear) and stop, with a summary: pages,
- * their share of guest memory, and the ranges they form.
+ * their share of guest memory, and the ranges they form. A real device
+ * gets no workload (it plays the simulated function in-process): the
+ * report shows what it wrote by itself, and the second report is shown,
+ * not checked (type1 reports every page of a device that cannot say).
  */
 int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
 	      unsigned rate, size_t guest, bool as_json)
@@ -868,18 +944,18 @@ int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
 	CmdDevice d;
 	if (int rc = d.open(spec, guest))
 		return rc;
-	SimVm &vm = d.vm;
 	std::string why;
-	DirtyTracker tr(*d.dev, vm.guest());
+	const bool workload = !d.is_real();
+	DirtyTracker tr(*d.dev, d.guest());
 	int ret = tr.start(!iommu);
 	if (ret)
 		return fail(EXIT_FAIL, "dirty: cannot start tracking: " +
 					       std::string(strerror(-ret)));
-	if (vm.start_workload(seed, rate, &why))
+	if (workload && d.vm.start_workload(seed, rate, &why))
 		return fail(EXIT_FAIL, "dirty: workload: " + why);
 	usleep(ms * 1000);
 	/* What was posted is done: nothing writes after the report. */
-	if ((ret = vm.drain_workload(10000)))
+	if (workload && (ret = d.vm.drain_workload(10000)))
 		return fail(EXIT_FAIL, "dirty: the workload did not finish: " +
 					       std::string(strerror(-ret)));
 	std::vector<__u64> bm;
@@ -907,33 +983,38 @@ int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
 		while (q < npages && (bm[q / 64] >> (q % 64) & 1))
 			q++;
 		pages += q - p;
-		__u64 iova = SimVm::GUEST_IOVA + p * DirtyTracker::PAGE;
+		__u64 iova = d.guest().iova + p * DirtyTracker::PAGE;
 		ranges.push_back({{"iova", iova},
 				  {"bytes", (q - p) * DirtyTracker::PAGE}});
 		if (ranges.size() <= 8)
 			text += fmt::format("  {:#x} + {} pages\n", iova, q - p);
 		p = q;
 	}
-	json j = {{"bdf", vm.bdf()}, {"tracking", mode},
-		  {"workload_ms", ms},
-		  {"workload_descriptors", vm.workload_completed()},
-		  {"guest_pages", npages}, {"dirty_pages", pages},
-		  {"dirty_ranges", ranges.size()}, {"after_clear", left},
-		  {"ranges", ranges}};
+	json j = d.report({{"tracking", mode},
+			   {"workload", workload},
+			   {"workload_ms", ms},
+			   {"workload_descriptors", d.vm.workload_completed()},
+			   {"guest_pages", npages}, {"dirty_pages", pages},
+			   {"dirty_ranges", ranges.size()}, {"after_clear", left},
+			   {"ranges", ranges}});
 	if (as_json) {
 		fmt::print("{}\n", j.dump(2));
 	} else {
+		std::string after = workload ?
+			fmt::format("{} ms of workload ({} descriptors)", ms,
+				    d.vm.workload_completed()) :
+			fmt::format("{} ms (a real device: no workload)", ms);
 		fmt::print("{}: {} dirty pages of {} ({:.1f}%) in {} ranges after "
-			   "{} ms of workload ({} descriptors), by {}\n{}", vm.bdf(),
-			   pages, npages, 100.0 * pages / std::max<__u64>(npages, 1),
-			   ranges.size(), ms, vm.workload_completed(),
-			   j["tracking"].get<std::string>(), text);
+			   "{}, by {}\n{}", d.label(), pages, npages,
+			   100.0 * pages / std::max<__u64>(npages, 1),
+			   ranges.size(), after, mode, text);
 		if (ranges.size() > 8)
 			fmt::print("  ... {} more ranges\n", ranges.size() - 8);
 		fmt::print("read and cleared: a second report has {} pages\n", left);
 	}
-	return left ? fail(EXIT_FAIL, "dirty: pages left after read-and-clear")
-		    : 0;
+	/* Only a drained workload promises that nothing wrote since. */
+	return left && workload ?
+		fail(EXIT_FAIL, "dirty: pages left after read-and-clear") : 0;
 }
 
 struct MigrateArgs {
@@ -949,17 +1030,26 @@ struct MigrateArgs {
 	bool as_json = false;
 };
 
+/*
+ * migrate: each device with its own container and guest memory, in this
+ * process; either may be a real device (no workload on one: it plays the
+ * simulated function's guest driver in-process).
+ */
 int cmd_migrate(const MigrateArgs &a)
 {
-	SimVm src, dst;
+	CmdDevice src, dst;
 	std::string why;
-	if (make_device(src, a.src, a.guest, &why) ||
-	    make_device(dst, a.dst, a.guest, &why))
-		return fail(EXIT_USAGE, why);
-	auto t = make_sim_transport();
-	Device s(*t, src.fd()), d(*t, dst.fd());
+	if (a.workload && is_device_path(a.src))
+		return fail(EXIT_USAGE, "--workload plays the simulated DMA "
+				"function's guest driver in this process; " +
+				a.src + " is a real device");
+	if (int rc = src.open(a.src, a.guest))
+		return rc;
+	if (int rc = dst.open(a.dst, a.guest))
+		return rc;
+	Device &s = *src.dev, &d = *dst.dev;
 	if (a.workload) {
-		if (src.start_workload(a.seed, a.rate, &why))
+		if (src.vm.start_workload(a.seed, a.rate, &why))
 			return fail(EXIT_FAIL, "workload: " + why);
 		usleep(a.warmup_ms * 1000);
 	}
@@ -968,7 +1058,7 @@ int cmd_migrate(const MigrateArgs &a)
 	opt.max_passes = a.max_passes;
 	opt.downtime_budget_ms = a.budget_ms;
 	opt.stream = stream_opt;
-	opt.cpu_written = src.cpu_written();
+	opt.cpu_written = src.vm.cpu_written();
 	MigrateReport r;
 	__u64 estimate = 0;
 	s.data_size(&estimate);
@@ -976,7 +1066,8 @@ int cmd_migrate(const MigrateArgs &a)
 	{
 		ProgressBar bar("migrating", estimate);
 		ret = migrate(s, src.guest(), d, dst.guest(), opt,
-			      [&] { src.stop_workload(); }, &r, &why, bar.fn());
+			      [&] { src.vm.stop_workload(); }, &r, &why,
+			      bar.fn());
 	}
 	if (ret)
 		return fail(EXIT_FAIL, "migrate: " + why);
@@ -987,9 +1078,9 @@ int cmd_migrate(const MigrateArgs &a)
 				  {"guest_pages", p.guest_pages},
 				  {"seconds", p.seconds}});
 	double gbs = r.total_bytes / std::max(r.total_seconds, 1e-9) / 1e9;
-	json j = {{"source", src.bdf()}, {"destination", dst.bdf()},
+	json j = {{"source", src.name()}, {"destination", dst.name()},
 		  {"precopy", r.precopy}, {"dirty_tracking", r.dirty_tracking},
-		  {"workload_descriptors", src.workload_completed()},
+		  {"workload_descriptors", src.vm.workload_completed()},
 		  {"passes", passes}, {"stop_copy_bytes", r.stop_copy_bytes},
 		  {"final_guest_pages", r.final_guest_pages},
 		  {"downtime_ms", r.downtime_ms},
@@ -999,12 +1090,12 @@ int cmd_migrate(const MigrateArgs &a)
 	if (a.as_json) {
 		fmt::print("{}\n", j.dump(2));
 	} else {
-		fmt::print("migration {} -> {}\n", src.bdf(), dst.bdf());
+		fmt::print("migration {} -> {}\n", src.label(), dst.label());
 		fmt::print("  pre-copy          {}\n", r.precopy ? "yes" : "no");
 		fmt::print("  dirty tracking    {}\n", r.dirty_tracking);
 		if (a.workload)
 			fmt::print("  workload          {} descriptors done by the "
-				   "source\n", src.workload_completed());
+				   "source\n", src.vm.workload_completed());
 		for (size_t i = 0; i < r.passes.size(); i++)
 			fmt::print("  pass {:<2}           {:>12} device bytes, {:>6} "
 				   "guest pages, {:.1f} ms\n", i + 1,
@@ -1023,18 +1114,33 @@ int cmd_migrate(const MigrateArgs &a)
 							 r.verify_detail);
 }
 
-/* The conformance suite (tests/conformance) on the drivers named. */
+/* The conformance suite (tests/conformance) on the drivers and devices. */
 int cmd_conformance(const std::vector<std::string> &specs,
+		    const std::vector<std::string> &devices,
 		    const std::string &junit, const std::string &filter)
 {
 	namespace cf = uvfio::conformance;
 	cf::Options opt;
 	for (const std::string &s : specs) {
 		cf::Target t;
+		if (is_device_path(s))
+			return fail(EXIT_USAGE, "\"" + s + "\" is a device, not "
+					"a driver: --device " + s);
 		if (!cf::parse_target(s, &t))
 			return fail(EXIT_USAGE, fmt::format(
 					    "bad driver spec \"{}\" (DRIVER"
 					    "[,key=value...], no bdf)", s));
+		opt.targets.push_back(t);
+	}
+	for (const std::string &path : devices) {
+		cf::Target t;
+		std::string why;
+		if (!cf::parse_device_target(path, &t, &why))
+			return fail(EXIT_USAGE, why);
+		/* One line now rather than a failure in every test. */
+		CmdDevice d;
+		if (int rc = d.open(path))
+			return rc;
 		opt.targets.push_back(t);
 	}
 	if (!junit.empty()) {
@@ -1059,9 +1165,14 @@ int cmd_conformance(const std::vector<std::string> &specs,
 
 int main(int argc, char **argv)
 {
-	CLI::App app{"Inspect and migrate simulated VFIO devices through the "
-		     "VFIO uAPI.\nDevices are named by spec strings, e.g. "
-		     "\"simnic,bdf=0000:00:02.0,mem=64M\" (see uvfio-spec.md)."};
+	CLI::App app{"Inspect and migrate VFIO devices through the VFIO uAPI.\n"
+		     "A device is a spec string, a simulated device created "
+		     "for the command,\ne.g. \"simnic,bdf=0000:00:02.0,"
+		     "mem=64M\" (see uvfio-spec.md); or a path, a real\n"
+		     "device opened through its group: /sys/bus/pci/devices/"
+		     "BDF,\n/sys/bus/mdev/devices/UUID or /dev/vfio/N@NAME (a "
+		     "simulated one under uvfio-run)."};
+	const char *dev_help = "device: a spec, or a real device's path";
 	app.require_subcommand(1);
 	app.add_flag("-v,--verbose", verbose, "print the library's log lines");
 	std::string engine = "uring";
@@ -1088,12 +1199,12 @@ int main(int argc, char **argv)
 	std::string spec, target, file;
 	auto *info = app.add_subcommand("info", "show a device's regions, "
 					"interrupts and migration support");
-	info->add_option("spec", spec, "device spec")->required();
+	info->add_option("device", spec, dev_help)->required();
 	info->add_flag("--json", as_json, "JSON output");
 
 	auto *state = app.add_subcommand("state", "get the migration state, or "
 					 "set it, printing each arc");
-	state->add_option("spec", spec, "device spec")->required();
+	state->add_option("device", spec, dev_help)->required();
 	state->add_option("target", target, "state to set: running, stop, "
 			  "stop_copy, resuming, running_p2p, pre_copy, "
 			  "pre_copy_p2p");
@@ -1101,13 +1212,13 @@ int main(int argc, char **argv)
 
 	auto *fsm = app.add_subcommand("fsm", "walk a device's whole transition "
 				       "matrix and check it");
-	fsm->add_option("spec", spec, "device spec")->required();
+	fsm->add_option("device", spec, dev_help)->required();
 	fsm->add_flag("--json", as_json, "JSON output");
 
 	bool stop = false;
 	auto *save = app.add_subcommand("save", "save a device's state to a "
 					"file or stdout");
-	save->add_option("spec", spec, "device spec")->required();
+	save->add_option("device", spec, dev_help)->required();
 	save->add_option("-o,--output", file, "file, or - for stdout")
 		->required();
 	save->add_flag("--stop", stop, "leave the device stopped");
@@ -1115,7 +1226,7 @@ int main(int argc, char **argv)
 
 	auto *load = app.add_subcommand("load", "load a device's state from a "
 					"file or stdin and run it");
-	load->add_option("spec", spec, "device spec")->required();
+	load->add_option("device", spec, dev_help)->required();
 	load->add_option("-i,--input", file, "file, or - for stdin")
 		->required();
 	load->add_flag("--json", as_json, "JSON report");
@@ -1123,14 +1234,14 @@ int main(int argc, char **argv)
 	std::string addr;
 	auto *send = app.add_subcommand("send", "save a device and send its state "
 					"over TCP to vfio-mig-ctl recv");
-	send->add_option("spec", spec, "device spec")->required();
+	send->add_option("device", spec, dev_help)->required();
 	send->add_option("--to", addr, "[HOST:]PORT of the receiver (host "
 			 "default 127.0.0.1)")->required();
 	send->add_flag("--json", as_json, "JSON report");
 
 	auto *recv = app.add_subcommand("recv", "receive a device's state over "
 					"TCP, load it and run it");
-	recv->add_option("spec", spec, "device spec")->required();
+	recv->add_option("device", spec, dev_help)->required();
 	recv->add_option("--listen", addr, "[HOST:]PORT to accept one sender on")
 		->required();
 	recv->add_flag("--json", as_json, "JSON report");
@@ -1141,15 +1252,19 @@ int main(int argc, char **argv)
 	bool dirty_iommu = false;
 	auto *dirty = app.add_subcommand("dirty", "track the guest pages a busy "
 					 "device writes: start, report, stop");
-	dirty->add_option("spec", spec, "device spec (the simulated DMA "
-			  "function)")->required();
+	dirty->add_option("device", spec, "device: a spec (the simulated DMA "
+			  "function, with the workload) or a real device's "
+			  "path (no workload)")->required();
 	dirty->add_option("--ms", dirty_ms, "workload time between start and "
 			  "report")->capture_default_str();
 	dirty->add_flag("--iommu", dirty_iommu, "the IOMMU's dirty pages even if "
 			"the device does DMA logging");
-	dirty->add_option("--seed", dirty_seed, "workload seed")
+	auto *dirty_seed_opt = dirty->add_option("--seed", dirty_seed,
+						 "workload seed")
 		->capture_default_str();
-	dirty->add_option("--rate", dirty_rate, "workload descriptors per second")
+	auto *dirty_rate_opt = dirty->add_option("--rate", dirty_rate,
+						 "workload descriptors per "
+						 "second")
 		->capture_default_str();
 	dirty->add_option("--guest-mem", dirty_guest, "guest memory (K/M/G)")
 		->transform(CLI::AsSizeValue(false))->capture_default_str();
@@ -1158,9 +1273,10 @@ int main(int argc, char **argv)
 	MigrateArgs m;
 	auto *mig = app.add_subcommand("migrate", "live-migrate one device to "
 				       "another in this process, with a report");
-	mig->add_option("source", m.src, "source device spec")->required();
-	mig->add_option("destination", m.dst, "destination device spec")
+	mig->add_option("source", m.src, "source device: a spec or a path")
 		->required();
+	mig->add_option("destination", m.dst, "destination device: a spec or "
+			"a path")->required();
 	mig->add_flag("--no-precopy", m.no_precopy,
 		      "stop-and-copy only, even if the source offers PRE_COPY");
 	mig->add_flag("--workload", m.workload,
@@ -1181,7 +1297,7 @@ int main(int argc, char **argv)
 		->transform(CLI::AsSizeValue(false))->capture_default_str();
 	mig->add_flag("--json", as_json, "JSON report");
 
-	std::vector<std::string> conf_specs;
+	std::vector<std::string> conf_specs, conf_devices;
 	std::string junit, filter;
 	auto *conf = app.add_subcommand("conformance", "run the conformance "
 					"suite against drivers");
@@ -1190,6 +1306,10 @@ int main(int argc, char **argv)
 			 "\"simnic,mem=4M\"); repeatable; default: every "
 			 "registered driver (plugins: name them, with "
 			 "UVFIO_DRIVER_PATH set)");
+	conf->add_option("--device", conf_devices, "a real device to test "
+			 "(/sys/bus/pci/devices/BDF, /sys/bus/mdev/devices/"
+			 "UUID or /dev/vfio/N@NAME), opened through its group "
+			 "for each test; repeatable");
 	conf->add_option("--junit", junit, "write a JUnit XML report to FILE");
 	conf->add_option("--filter", filter, "run only tests matching a "
 			 "GoogleTest filter (e.g. '*Fsm*:*DataFd*')");
@@ -1232,13 +1352,21 @@ int main(int argc, char **argv)
 			return cmd_load(spec, file, as_json);
 		if (*send)
 			return cmd_send(spec, addr, as_json);
-		if (*dirty)
+		if (*dirty) {
+			if (is_device_path(spec) &&
+			    (dirty_seed_opt->count() || dirty_rate_opt->count()))
+				return fail(EXIT_USAGE, "dirty: --seed and --rate "
+						"are the workload's, which plays the "
+						"simulated function in-process; " +
+						spec + " is a real device");
 			return cmd_dirty(spec, dirty_ms, dirty_iommu, dirty_seed,
 					 dirty_rate, dirty_guest, as_json);
+		}
 		if (*recv)
 			return cmd_recv(spec, addr, as_json);
 		if (*conf)
-			return cmd_conformance(conf_specs, junit, filter);
+			return cmd_conformance(conf_specs, conf_devices, junit,
+					       filter);
 		m.as_json = as_json;
 		return cmd_migrate(m);
 	};
