@@ -37,7 +37,7 @@ opts=${3:-}
 here=$(dirname "$(readlink -f "$0")")
 qemu=$(command -v qemu-system-x86_64) ||
 	{ echo "FAIL: qemu-system-x86_64 not found (Debian package qemu-system-x86; make deps)"; exit 1; }
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx devmem ||
+[ -x /bin/busybox ] && /bin/busybox --list | grep -x devmem >/dev/null ||
 	{ echo "FAIL: /bin/busybox with devmem not found (Debian package busybox-static; make deps)"; exit 1; }
 
 if ! kernel=$("$here/fetch-kernel.sh" "$cache"); then

@@ -118,9 +118,9 @@ else
 				fail "BAR$n was not placed by the firmware: $a"
 			fi
 		done
-		simnic_block | grep -q '^ *BAR0: 32 bit memory at 0x[0-9a-f]* \[' ||
+		simnic_block | grep '^ *BAR0: 32 bit memory at 0x[0-9a-f]* \[' >/dev/null ||
 			fail "BAR0 is not 32-bit memory"
-		simnic_block | grep -q '^ *BAR2: 64 bit prefetchable memory at ' ||
+		simnic_block | grep '^ *BAR2: 64 bit prefetchable memory at ' >/dev/null ||
 			fail "BAR2 is not 64-bit prefetchable memory"
 		read -r a0 e0 < <(bar 0) || true
 		read -r a2 e2 < <(bar 2) || true
