@@ -378,17 +378,23 @@ int uvfio_bus_add(const char *text)
 		}
 	}
 	for (auto &[key, value] : spec.keys) {
-		bool known = key == "bdf";
+		bool known = key == "bdf" || key == "mig_v1";
 		for (size_t i = 0; !known && drv->spec_keys && drv->spec_keys[i];
 		     i++)
 			known = key == drv->spec_keys[i];
 		if (!known) {
-			std::string keys = "bdf";
+			std::string keys = "bdf, mig_v1";
 			for (size_t i = 0; drv->spec_keys && drv->spec_keys[i]; i++)
 				keys += std::string(", ") + drv->spec_keys[i];
 			spec_error(spec.text, "unknown key '" + key + "' for " +
 						      spec.driver + " (known: " +
 						      keys + ")");
+			return -EINVAL;
+		}
+		/* Every driver's: pci_core reads it (the v1 migration region). */
+		if (key == "mig_v1" && value != "on" && value != "off") {
+			spec_error(spec.text, "mig_v1=" + value +
+						      ": want on or off");
 			return -EINVAL;
 		}
 	}

@@ -13,6 +13,7 @@
 #include <uvfio/linux/vfio.h>
 
 struct vfio_mig_stream;
+struct vfio_mig_v1;
 struct vfio_group;
 
 /* Core state hung off each vfio_device. */
@@ -26,6 +27,11 @@ struct vfio_device_private {
 	std::mutex mig_lock;
 	/* The live data stream, if any (protected by mig_lock). */
 	std::shared_ptr<vfio_mig_stream> mig_stream;
+	/*
+	 * The v1 migration region (vfio_migration_v1.cc), set before
+	 * registration; its session is protected by mig_lock.
+	 */
+	std::shared_ptr<vfio_mig_v1> mig_v1;
 	/* uvfio_set_state_digest()'s hook, or NULL. */
 	int (*state_digest)(struct vfio_device *device, u64 *out) = nullptr;
 	/* The device's IOMMU group, from registration to unregistration. */

@@ -95,6 +95,8 @@ struct vfio_mig_stream {
 
 	UniqueFD core_end;	/* the pump's end of the socketpair */
 	UniqueFD user_end;	/* a dup of the user's end: SIOCINQ, reads */
+	/* The user's end until vfio_mig_stream_install_fd() hands it out. */
+	UniqueFD user_fd;
 	UniqueFD wake;		/* eventfd: kicks and stop requests */
 	/* Saving: where stable copies go by reference, made at first use. */
 	UniqueFD ref_pipe[2];
@@ -801,6 +803,7 @@ int mig_fops_release(struct inode *, struct file *filp)
 		std::lock_guard<std::mutex> life(s.life);
 		std::lock_guard<std::mutex> l(s.m);
 		s.user_end.reset();
+		s.user_fd.reset();
 		s.wake.reset();
 		s.buf.reset();
 	}
@@ -828,7 +831,8 @@ void set_sndbuf(int fd)
 
 int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 			 enum vfio_device_mig_state state,
-			 std::shared_ptr<vfio_mig_stream> *out)
+			 std::shared_ptr<vfio_mig_stream> *out,
+			 struct file **filp_out)
 {
 	bool saving = saving_state(state);
 	if (saving ? !(drv->f_mode & FMODE_READ) || !drv->f_op->read
@@ -862,7 +866,7 @@ int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 	 * The user's end is another file and keeps its own flags.
 	 */
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
-	UniqueFD user_fd(sv[1]);
+	s->user_fd.reset(sv[1]);
 	set_sndbuf(saving ? sv[0] : sv[1]);
 	s->user_end.reset(fcntl(sv[1], F_DUPFD_CLOEXEC, 0));
 	s->wake.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -909,12 +913,25 @@ int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 		fput(filp);	/* ends the stream, releasing drv */
 		return ret;
 	}
-	/* The table owns the user's fd and the file from here. */
-	ret = uvfio_fd_install(filp, user_fd.release());
-	if (ret < 0)
-		return ret;
 	*out = std::move(s);
-	return ret;
+	*filp_out = filp;
+	return 0;
+}
+
+int vfio_mig_stream_install_fd(struct file *filp)
+{
+	vfio_mig_stream &s = stream_of(filp);
+	int fd;
+	{
+		std::lock_guard<std::mutex> l(s.m);
+		fd = s.user_fd.release();
+	}
+	if (fd < 0) {
+		fput(filp);
+		return -EINVAL;
+	}
+	/* The table owns the user's fd and the file from here. */
+	return uvfio_fd_install(filp, fd);
 }
 
 bool vfio_mig_stream_continues(const vfio_mig_stream &s,
@@ -1028,4 +1045,13 @@ int vfio_mig_stream_take_error(vfio_mig_stream &s)
 bool vfio_mig_stream_saving(const vfio_mig_stream &s)
 {
 	return s.saving;
+}
+
+u64 vfio_mig_stream_file_unread(struct file *filp)
+{
+	vfio_mig_stream &s = stream_of(filp);
+	std::lock_guard<std::mutex> l(s.m);
+	if (!s.saving || s.ended)
+		return 0;
+	return unread(s.user_end.get()) + s.buf_len;
 }

@@ -20,12 +20,24 @@ struct vfio_mig_stream;
 
 /*
  * Take over drv (the driver's file, one reference) for a stream entered in
- * state, start the pump and install the user's fd. Returns the fd number, or
- * -errno (drv is released). *out gets the core's handle on the stream.
+ * state and start the pump. Returns 0 or -errno (drv is released). *out
+ * gets the core's handle on the stream, *filp the file userspace would hold
+ * (one reference; its last fput() ends the stream). The user's end of the
+ * socketpair is not in the fd table yet: vfio_mig_stream_install_fd() puts
+ * it there (MIG_DEVICE_STATE), the v1 migration region never does and uses
+ * the file's read and write itself.
  */
 int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 			 enum vfio_device_mig_state state,
-			 std::shared_ptr<vfio_mig_stream> *out);
+			 std::shared_ptr<vfio_mig_stream> *out,
+			 struct file **filp);
+
+/*
+ * Give userspace a real fd for filp (from vfio_mig_stream_open), taking
+ * over the caller's reference. The fd number, or -errno (the reference is
+ * dropped, which ends the stream).
+ */
+int vfio_mig_stream_install_fd(struct file *filp);
 
 /* Does a stream survive an arc into state? (PRE_COPY* and STOP_COPY do.) */
 bool vfio_mig_stream_continues(const vfio_mig_stream &s,
@@ -73,5 +85,11 @@ int vfio_mig_stream_take_error(vfio_mig_stream &s);
 
 /* A saving stream (PRE_COPY*, STOP_COPY) rather than a resuming one. */
 bool vfio_mig_stream_saving(const vfio_mig_stream &s);
+
+/*
+ * A saving stream's bytes taken from the driver that the reader of filp
+ * (from vfio_mig_stream_open) has not read yet; 0 once it has ended.
+ */
+u64 vfio_mig_stream_file_unread(struct file *filp);
 
 #endif /* UVFIO_CORE_VFIO_MIG_STREAM_H */

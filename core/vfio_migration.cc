@@ -4,7 +4,9 @@
  * VFIO_DEVICE_FEATURE_MIGRATION (GET), MIG_DEVICE_STATE (GET and SET, with
  * the data fds of vfio_mig_stream.cc) and MIG_DATA_SIZE (GET); and what
  * VFIO_DEVICE_RESET and the last close do to a live data stream. The DMA
- * logging features are in vfio_dma_logging.cc.
+ * logging features are in vfio_dma_logging.cc; the v1 migration region,
+ * which walks the FSM through __vfio_mig_set_state() too, in
+ * vfio_migration_v1.cc.
  *
  * SET walks the FSM here, one arc per migration_set_state call, so that the
  * core can deliver pending resume data before an arc, stop the pump before
@@ -56,22 +58,26 @@ void settle_stream(struct vfio_device *device,
 	stream.reset();
 }
 
+} // namespace
+
 /*
- * Walk from the current state to target. *data_fd gets the fd of a stream
- * the last arc opened. On failure the device stays where the failing arc
- * left it; GET reports that.
+ * Walk from the current state to target, mig_lock held. *data_filp gets the
+ * file of a stream the last arc opened (one reference), or stays NULL. On
+ * failure the device stays where the failing arc left it; GET reports that.
  *
  * The pump is stopped across every arc (the driver may disable its file in
  * the arc, and is never called on a disabled file) and restarted after an
  * arc the stream survives, e.g. PRE_COPY_P2P -> STOP_COPY.
  */
-int vfio_mig_set_state(struct vfio_device *device,
-		       enum vfio_device_mig_state target, int *data_fd)
+int __vfio_mig_set_state(struct vfio_device *device,
+			 enum vfio_device_mig_state target,
+			 struct file **data_filp)
 {
-	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
 	enum vfio_device_mig_state cur, next;
 	int ret;
+
+	*data_filp = nullptr;
 
 	if (stream) {
 		/*
@@ -130,11 +136,10 @@ int vfio_mig_set_state(struct vfio_device *device,
 			vfio_mig_stream_end(*stream);
 			stream.reset();
 		}
-		ret = vfio_mig_stream_open(device, filp, cur, &stream);
+		ret = vfio_mig_stream_open(device, filp, cur, &stream,
+					   data_filp);
 		if (ret < 0)
 			break;
-		*data_fd = ret;
-		ret = 0;
 		/* A new stream pumps already; nothing left to settle. */
 		return 0;
 	}
@@ -142,8 +147,6 @@ int vfio_mig_set_state(struct vfio_device *device,
 	settle_stream(device, stream);
 	return ret;
 }
-
-} // namespace
 
 int vfio_ioctl_device_feature_migration(struct vfio_device *device, u32 flags,
 					void __user *arg, size_t argsz)
@@ -192,12 +195,26 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 		if (mig.device_state > UVFIO_DEVICE_STATE_MAX)
 			return -EINVAL;
 		int data_fd = -1;
-		ret = vfio_mig_set_state(
-			device, static_cast<enum vfio_device_mig_state>(
+		{
+			std::lock_guard<std::mutex> guard(
+				device->priv->mig_lock);
+			struct file *filp;
+
+			/* The v1 region's session does not survive a v2 SET. */
+			vfio_mig_v1_abandon(device);
+			ret = __vfio_mig_set_state(
+				device,
+				static_cast<enum vfio_device_mig_state>(
 					mig.device_state),
-			&data_fd);
-		if (ret)
-			return ret;
+				&filp);
+			if (ret)
+				return ret;
+			if (filp) {
+				data_fd = vfio_mig_stream_install_fd(filp);
+				if (data_fd < 0)
+					return data_fd;
+			}
+		}
 		mig.data_fd = data_fd;
 		if (copy_to_user(arg, &mig, minsz)) {
 			/* The caller cannot learn the fd: do not leak it. */
@@ -256,6 +273,9 @@ static long vfio_migration_reset(struct vfio_device *device,
 	if (stream)
 		vfio_mig_stream_quiesce(*stream);
 	long ret = do_reset();
+	/* A reset ends a v1 session as it ends the stream under it. */
+	if (!ret)
+		vfio_mig_v1_abandon(device);
 	if (stream) {
 		/* A failed reset leaves the device, and its stream, as they were. */
 		if (ret) {
@@ -315,6 +335,7 @@ void vfio_migration_device_close(struct vfio_device *device)
 	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
 
+	vfio_mig_v1_abandon(device);
 	if (stream) {
 		vfio_mig_stream_end(*stream);
 		stream.reset();

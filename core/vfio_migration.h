@@ -41,4 +41,23 @@ int vfio_migration_state_digest(struct vfio_device *device, u64 *out);
 /* Last close of the device: end any data stream still open. */
 void vfio_migration_device_close(struct vfio_device *device);
 
+/*
+ * MIG_DEVICE_STATE SET's walk to target, with device->priv->mig_lock held:
+ * one migration_set_state per arc, pending resume data delivered first, the
+ * stream ended or kept as the arcs go. On success *data_filp is the file of
+ * the stream the last arc opened (one reference: install it for userspace
+ * with vfio_mig_stream_install_fd(), or keep it in the core), or NULL. On
+ * failure the device stays where the failing arc left it. 0 or -errno.
+ */
+int __vfio_mig_set_state(struct vfio_device *device,
+			 enum vfio_device_mig_state target,
+			 struct file **data_filp);
+
+/*
+ * vfio_migration_v1.cc: drop the v1 migration region's session (its data
+ * stream and window), mig_lock held. A reset, the last close and a
+ * MIG_DEVICE_STATE SET do this; a device without the region is untouched.
+ */
+void vfio_mig_v1_abandon(struct vfio_device *device);
+
 #endif /* UVFIO_CORE_VFIO_MIGRATION_H */

@@ -46,10 +46,21 @@ static void vfio_pci_core_free_bars(struct vfio_pci_core_device *vdev)
 	}
 }
 
+/* Give back the device-specific regions (release, or a failed register). */
+static void vfio_pci_core_free_dev_regions(struct vfio_pci_core_device *vdev)
+{
+	for (auto &region : vdev->region)
+		if (region.ops->release)
+			region.ops->release(vdev, &region);
+	vdev->region.clear();
+	vdev->num_regions = 0;
+}
+
 void vfio_pci_core_release_dev(struct vfio_device *core_vdev)
 {
 	struct vfio_pci_core_device *vdev = to_core(core_vdev);
 
+	vfio_pci_core_free_dev_regions(vdev);
 	vfio_pci_core_free_bars(vdev);
 	mutex_destroy(&vdev->igate);
 }
@@ -121,6 +132,84 @@ static int vfio_pci_core_init_config(struct vfio_pci_core_device *vdev)
 	return 0;
 }
 
+int vfio_pci_core_register_dev_region(struct vfio_pci_core_device *vdev,
+				      unsigned int type, unsigned int subtype,
+				      const struct vfio_pci_regops *ops,
+				      size_t size, u32 flags, void *data)
+{
+	if (!ops || !ops->rw)
+		return -EINVAL;
+	try {
+		vdev->region.push_back({type, subtype, ops, data, size, flags});
+	} catch (...) {
+		return -ENOMEM;
+	}
+	vdev->num_regions = static_cast<u32>(vdev->region.size());
+	return 0;
+}
+
+/* -------- the core's v1 migration region, as a device-specific region -------- */
+
+static ssize_t vfio_pci_mig_v1_rw(struct vfio_pci_core_device *vdev,
+				  char __user *buf, size_t count, loff_t *ppos,
+				  bool iswrite)
+{
+	u64 off = static_cast<u64>(*ppos) & VFIO_PCI_OFFSET_MASK;
+	ssize_t ret = vfio_mig_v1_rw(&vdev->vdev, buf, count, off, iswrite);
+
+	if (ret > 0)
+		*ppos += ret;
+	return ret;
+}
+
+static int vfio_pci_mig_v1_mmap(struct vfio_pci_core_device *vdev,
+				struct vfio_pci_region *,
+				struct vm_area_struct *vma)
+{
+	u64 pgoff = vma->vm_pgoff &
+		    ((1UL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1);
+
+	return vfio_mig_v1_mmap(&vdev->vdev, vma, pgoff << PAGE_SHIFT);
+}
+
+static int vfio_pci_mig_v1_add_capability(struct vfio_pci_core_device *vdev,
+					  struct vfio_pci_region *,
+					  struct vfio_info_cap *caps)
+{
+	return vfio_mig_v1_add_capability(&vdev->vdev, caps);
+}
+
+static const struct vfio_pci_regops vfio_pci_mig_v1_regops = {
+	.rw = vfio_pci_mig_v1_rw,
+	.release = nullptr,	/* the core frees its part with the device */
+	.mmap = vfio_pci_mig_v1_mmap,
+	.add_capability = vfio_pci_mig_v1_add_capability,
+};
+
+/*
+ * The v1 migration region for a device with mig_ops, unless the spec being
+ * probed says mig_v1=off (the bus has checked the value).
+ */
+static int vfio_pci_core_add_mig_v1(struct vfio_pci_core_device *vdev)
+{
+	const struct uvfio_spec *spec = vdev->pdev->spec;
+	const char *want = spec ? uvfio_spec_get(spec, "mig_v1") : nullptr;
+	int ret;
+
+	if (!vdev->vdev.mig_ops || (want && !std::strcmp(want, "off")))
+		return 0;
+	ret = vfio_mig_v1_init(&vdev->vdev);
+	if (ret)
+		return ret;
+	return vfio_pci_core_register_dev_region(
+		vdev, VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
+		VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
+		&vfio_pci_mig_v1_regops, UVFIO_MIG_V1_REGION_SIZE,
+		VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+			VFIO_REGION_INFO_FLAG_MMAP,
+		nullptr);
+}
+
 int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 {
 	int ret;
@@ -173,13 +262,22 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 		goto err_free;
 	}
 
+	ret = vfio_pci_core_add_mig_v1(vdev);
+	if (ret) {
+		dev_err(&vdev->pdev->dev,
+			"cannot set up the v1 migration region: %s",
+			strerror(-ret));
+		goto err_free;
+	}
+
 	ret = vfio_register_group_dev(&vdev->vdev);
 	if (ret)
 		goto err_free;
 	return 0;
 
 err_free:
-	/* Balances the memfds and mappings made above. */
+	/* Balances the regions, memfds and mappings made above. */
+	vfio_pci_core_free_dev_regions(vdev);
 	vfio_pci_core_free_bars(vdev);
 	return ret;
 }
@@ -632,7 +730,7 @@ static long vfio_pci_ioctl_get_info(struct vfio_pci_core_device *vdev,
 	info.flags = VFIO_DEVICE_FLAGS_PCI;
 	if (vdev->reset_works)
 		info.flags |= VFIO_DEVICE_FLAGS_RESET;
-	info.num_regions = VFIO_PCI_NUM_REGIONS;
+	info.num_regions = VFIO_PCI_NUM_REGIONS + vdev->num_regions;
 	info.num_irqs = VFIO_PCI_NUM_IRQS;
 	info.cap_offset = 0;	/* no capabilities */
 
@@ -643,9 +741,38 @@ static long vfio_pci_ioctl_get_info(struct vfio_pci_core_device *vdev,
 	return 0;
 }
 
+/* A device-specific region: its type capability, then its own. */
+static int vfio_pci_dev_region_info(struct vfio_pci_core_device *vdev,
+				    struct vfio_region_info *info,
+				    struct vfio_info_cap *caps)
+{
+	struct vfio_region_info_cap_type cap_type = {};
+	struct vfio_pci_region *region;
+	int ret;
+
+	if (info->index >= VFIO_PCI_NUM_REGIONS + vdev->num_regions)
+		return -EINVAL;
+	region = &vdev->region[info->index - VFIO_PCI_NUM_REGIONS];
+	info->offset = VFIO_PCI_INDEX_TO_OFFSET(info->index);
+	info->size = region->size;
+	info->flags = region->flags;
+
+	cap_type.header.id = VFIO_REGION_INFO_CAP_TYPE;
+	cap_type.header.version = 1;
+	cap_type.type = region->type;
+	cap_type.subtype = region->subtype;
+	ret = vfio_info_add_capability(caps, &cap_type.header,
+				       sizeof(cap_type));
+	if (ret)
+		return ret;
+	if (region->ops->add_capability)
+		ret = region->ops->add_capability(vdev, region, caps);
+	return ret;
+}
+
 int vfio_pci_core_get_region_info_caps(struct vfio_device *core_vdev,
 				       struct vfio_region_info *info,
-				       struct vfio_info_cap *)
+				       struct vfio_info_cap *caps)
 {
 	struct vfio_pci_core_device *vdev = to_core(core_vdev);
 
@@ -679,7 +806,7 @@ int vfio_pci_core_get_region_info_caps(struct vfio_device *core_vdev,
 		info->flags = 0;
 		return 0;
 	default:
-		return -EINVAL;
+		return vfio_pci_dev_region_info(vdev, info, caps);
 	}
 }
 
@@ -870,8 +997,13 @@ static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
 	u8 *base;
 	u64 size;
 
-	if (index >= VFIO_PCI_NUM_REGIONS)
-		return -EINVAL;
+	if (index >= VFIO_PCI_NUM_REGIONS) {
+		if (index >= VFIO_PCI_NUM_REGIONS + vdev->num_regions)
+			return -EINVAL;
+		struct vfio_pci_region *region =
+			&vdev->region[index - VFIO_PCI_NUM_REGIONS];
+		return region->ops->rw(vdev, buf, count, ppos, iswrite);
+	}
 
 	switch (index) {
 	case VFIO_PCI_CONFIG_REGION_INDEX:
@@ -937,10 +1069,18 @@ int vfio_pci_core_mmap(struct vfio_device *core_vdev,
 	unsigned long index, pgoff, req_len, req_start;
 
 	index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
-	if (index >= VFIO_PCI_NUM_REGIONS)
-		return -EINVAL;
 	if (vma->vm_end < vma->vm_start)
 		return -EINVAL;
+	if (index >= VFIO_PCI_NUM_REGIONS) {
+		if (index >= VFIO_PCI_NUM_REGIONS + vdev->num_regions)
+			return -EINVAL;
+		struct vfio_pci_region *region =
+			&vdev->region[index - VFIO_PCI_NUM_REGIONS];
+		if (!region->ops->mmap ||
+		    !(region->flags & VFIO_REGION_INFO_FLAG_MMAP))
+			return -EINVAL;
+		return region->ops->mmap(vdev, region, vma);
+	}
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	if (index >= VFIO_PCI_ROM_REGION_INDEX)

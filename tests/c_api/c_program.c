@@ -32,7 +32,8 @@ int main(void)
 	info.argsz = sizeof(info);
 	CHECK(uvfio_ioctl(fd, VFIO_DEVICE_GET_INFO, &info) == 0);
 	CHECK(info.flags & VFIO_DEVICE_FLAGS_PCI);
-	CHECK(info.num_regions == VFIO_PCI_NUM_REGIONS);
+	/* vfio-pci's regions and the v1 migration region (mig_ops). */
+	CHECK(info.num_regions == VFIO_PCI_NUM_REGIONS + 1);
 	CHECK(info.num_irqs == VFIO_PCI_NUM_IRQS);
 
 	/* A uAPI addition newer than the 6.1 headers is usable from C. */

@@ -210,7 +210,9 @@ class DeviceResetTest : public DeviceFixture
 
 /* ======================= VFIO_DEVICE_GET_INFO ======================= */
 
-// Contract: GET_INFO reports a PCI device with reset, 9 regions and 5 IRQs.
+// Contract: GET_INFO reports a PCI device with reset, 10 regions (the 9
+// of vfio-pci and, the device having mig_ops, the v1 migration region) and
+// 5 IRQs.
 TEST_F(DeviceIoctlTest, GetInfoValid)
 {
 	struct vfio_device_info info = {};
@@ -218,8 +220,8 @@ TEST_F(DeviceIoctlTest, GetInfoValid)
 	ASSERT_EQ(ErrOf(uvfio_ioctl(fd_, VFIO_DEVICE_GET_INFO, &info)), 0);
 	EXPECT_EQ(info.argsz, sizeof(info));
 	EXPECT_EQ(info.flags, VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET);
-	EXPECT_EQ(info.num_regions, 9u);
-	EXPECT_EQ(info.num_regions, (uint32_t)VFIO_PCI_NUM_REGIONS);
+	EXPECT_EQ(info.num_regions, 10u);
+	EXPECT_EQ(info.num_regions, (uint32_t)VFIO_PCI_NUM_REGIONS + 1);
 	EXPECT_EQ(info.num_irqs, 5u);
 	EXPECT_EQ(info.num_irqs, (uint32_t)VFIO_PCI_NUM_IRQS);
 }
@@ -233,7 +235,7 @@ TEST_F(DeviceIoctlTest, GetInfoMinszOnly)
 	info.argsz = 16;
 	ASSERT_EQ(ErrOf(uvfio_ioctl(fd_, VFIO_DEVICE_GET_INFO, &info)), 0);
 	EXPECT_EQ(info.flags, VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET);
-	EXPECT_EQ(info.num_regions, 9u);
+	EXPECT_EQ(info.num_regions, 10u);
 	EXPECT_EQ(info.num_irqs, 5u);
 	EXPECT_EQ(info.cap_offset, 0xa5a5a5a5u);
 }
@@ -368,7 +370,8 @@ TEST_F(DeviceRegionTest, GetRegionInfoVgaWithoutVga)
 // EINVAL.
 TEST_F(DeviceRegionTest, GetRegionInfoBadIndex)
 {
-	for (uint32_t index : {9u, 10u, 0x7fffffffu, 0xffffffffu}) {
+	/* 9 is the v1 migration region (test_migration_v1.cc). */
+	for (uint32_t index : {10u, 11u, 0x7fffffffu, 0xffffffffu}) {
 		struct vfio_region_info info = {};
 		info.argsz = sizeof(info);
 		info.index = index;

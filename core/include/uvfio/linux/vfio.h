@@ -338,6 +338,50 @@ int uvfio_device_reset(struct vfio_device *device,
 void uvfio_set_state_digest(struct vfio_device *device,
 			    int (*digest)(struct vfio_device *device, u64 *out));
 
+/* -------- the v1 migration region (uvfio only) -------- */
+
+/*
+ * uvfio offers the v1 migration region (VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
+ * removed from the kernel in 5.18) over any driver with mig_ops: the core
+ * translates the region's device_state into MIG_DEVICE_STATE walks and
+ * serves its data window from the same data streams a v2 user gets
+ * (Documentation/migration-v1.md). pci_core exposes it as the device-specific
+ * region VFIO_PCI_NUM_REGIONS + n; a driver does nothing.
+ *
+ * Layout: struct vfio_device_migration_info at offset 0, trapped; the data
+ * window from UVFIO_MIG_V1_DATA_OFFSET to the end of the region, which is
+ * memory and may be mmap()ed (sparse-mmap capability).
+ */
+#define UVFIO_MIG_V1_DATA_OFFSET 0x1000UL
+#define UVFIO_MIG_V1_DATA_SIZE 0x100000UL
+#define UVFIO_MIG_V1_REGION_SIZE (UVFIO_MIG_V1_DATA_OFFSET + UVFIO_MIG_V1_DATA_SIZE)
+
+/*
+ * Give a device with mig_ops the region's state (its data window's memory),
+ * before registration. 0, -EINVAL (no mig_ops, or registered already) or
+ * -errno of the window's allocation.
+ */
+int vfio_mig_v1_init(struct vfio_device *device);
+
+/*
+ * Region access at off (from the region's start): the migration_info
+ * fields at their own width and offset, the data window at any width. The
+ * byte count, or -errno.
+ */
+ssize_t vfio_mig_v1_rw(struct vfio_device *device, char __user *buf,
+		       size_t count, u64 off, bool iswrite);
+
+/* mmap of part of the data window, off from the region's start. 0 or -errno. */
+int vfio_mig_v1_mmap(struct vfio_device *device, struct vm_area_struct *vma,
+		     u64 off);
+
+/*
+ * The region's capabilities besides its type: the sparse-mmap area of the
+ * data window and, with VFIO_MIGRATION_P2P, VFIO_REGION_INFO_CAP_MIG_NDMA.
+ */
+int vfio_mig_v1_add_capability(struct vfio_device *device,
+			       struct vfio_info_cap *caps);
+
 /* -------- migration FSM -------- */
 
 /*

@@ -3,7 +3,8 @@
  * uvfio/uapi/vfio.h - the VFIO uAPI as the whole tree sees it.
  *
  * Includes the system <linux/vfio.h> and adds the definitions that newer
- * kernels have and Debian 12's 6.1 headers lack. Every addition is guarded so
+ * kernels have and Debian 12's 6.1 headers lack, and those of the v1
+ * migration region that newer headers dropped. Every addition is guarded so
  * that a newer system header, which already has it, still builds: values and
  * layouts equal upstream's and the static_asserts at the bottom pin them.
  *
@@ -44,6 +45,67 @@ struct vfio_device_feature_mig_data_size {
 };
 
 #define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE 9
+#endif
+
+/*
+ * Migration protocol v1 (Linux 5.8 to 5.17; removed from the uAPI headers
+ * after 6.1): the migration region and struct vfio_device_migration_info at
+ * its offset 0. uvfio offers the region over v2 drivers
+ * (Documentation/migration-v1.md). The state bits use the names of the last
+ * headers that had them (QEMU 7.2's too), which do not clash with enum
+ * vfio_device_mig_state; the struct's guard is the RUNNING bit's macro.
+ */
+#ifndef VFIO_REGION_TYPE_MIGRATION_DEPRECATED
+#define VFIO_REGION_TYPE_MIGRATION_DEPRECATED (3)
+#endif
+#ifndef VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED
+#define VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED (1)
+#endif
+
+#ifndef VFIO_DEVICE_STATE_V1_RUNNING
+struct vfio_device_migration_info {
+	__u32 device_state;
+#define VFIO_DEVICE_STATE_V1_STOP (0)
+#define VFIO_DEVICE_STATE_V1_RUNNING (1 << 0)
+#define VFIO_DEVICE_STATE_V1_SAVING (1 << 1)
+#define VFIO_DEVICE_STATE_V1_RESUMING (1 << 2)
+#define VFIO_DEVICE_STATE_MASK                                               \
+	(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING |        \
+	 VFIO_DEVICE_STATE_V1_RESUMING)
+/* RESUMING only on its own (with bits outside the mask ignored). */
+#define VFIO_DEVICE_STATE_VALID(state)                                       \
+	((state) & VFIO_DEVICE_STATE_V1_RESUMING                             \
+		 ? ((state) & VFIO_DEVICE_STATE_MASK) ==                     \
+			   VFIO_DEVICE_STATE_V1_RESUMING                     \
+		 : 1)
+#define VFIO_DEVICE_STATE_IS_ERROR(state)                                    \
+	(((state) & VFIO_DEVICE_STATE_MASK) ==                               \
+	 (VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RESUMING))
+#define VFIO_DEVICE_STATE_SET_ERROR(state)                                   \
+	(((state) & ~VFIO_DEVICE_STATE_MASK) | VFIO_DEVICE_STATE_V1_SAVING | \
+	 VFIO_DEVICE_STATE_V1_RESUMING)
+	__u32 reserved;
+	__u64 pending_bytes;
+	__u64 data_offset;
+	__u64 data_size;
+};
+#endif /* VFIO_DEVICE_STATE_V1_RUNNING */
+
+/*
+ * The NDMA bit of the v1 device_state, from the RFC "vfio: Update/Clarify
+ * migration uAPI, add NDMA state" (December 2021), which was never merged:
+ * the device starts no new DMA and raises no interrupt, and what is in
+ * flight completes before the write of device_state returns. Offered only
+ * where VFIO_DEVICE_GET_REGION_INFO on the migration region carries the
+ * capability below, a bare struct vfio_info_cap_header (version 1, no
+ * payload). The id is uvfio's choice: 6 is the first region-info
+ * capability id no kernel has used. Both names are uvfio's.
+ */
+#ifndef VFIO_DEVICE_STATE_V1_NDMA
+#define VFIO_DEVICE_STATE_V1_NDMA (1 << 3)
+#endif
+#ifndef VFIO_REGION_INFO_CAP_MIG_NDMA
+#define VFIO_REGION_INFO_CAP_MIG_NDMA 6
 #endif
 
 /* The highest device state the uAPI defines (used to size tables). */
@@ -108,6 +170,45 @@ UVFIO_UAPI_ASSERT(offsetof(struct vfio_device_info, cap_offset) == 16,
 UVFIO_UAPI_ASSERT(sizeof(struct vfio_region_info) == 32, "region_info size");
 UVFIO_UAPI_ASSERT(sizeof(struct vfio_irq_info) == 16, "irq_info size");
 UVFIO_UAPI_ASSERT(sizeof(struct vfio_irq_set) == 20, "irq_set size");
+
+UVFIO_UAPI_ASSERT(VFIO_REGION_TYPE_MIGRATION_DEPRECATED == 3,
+		  "v1 migration region type");
+UVFIO_UAPI_ASSERT(VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED == 1,
+		  "v1 migration region subtype");
+UVFIO_UAPI_ASSERT(VFIO_DEVICE_STATE_V1_STOP == 0, "v1 STOP");
+UVFIO_UAPI_ASSERT(VFIO_DEVICE_STATE_V1_RUNNING == 1, "v1 RUNNING bit");
+UVFIO_UAPI_ASSERT(VFIO_DEVICE_STATE_V1_SAVING == 2, "v1 SAVING bit");
+UVFIO_UAPI_ASSERT(VFIO_DEVICE_STATE_V1_RESUMING == 4, "v1 RESUMING bit");
+UVFIO_UAPI_ASSERT(VFIO_DEVICE_STATE_MASK == 7, "v1 state mask");
+UVFIO_UAPI_ASSERT((VFIO_DEVICE_STATE_V1_NDMA & VFIO_DEVICE_STATE_MASK) == 0,
+		  "NDMA is outside the v1 mask");
+UVFIO_UAPI_ASSERT(VFIO_REGION_INFO_CAP_MIG_NDMA != VFIO_REGION_INFO_CAP_SPARSE_MMAP &&
+			  VFIO_REGION_INFO_CAP_MIG_NDMA != VFIO_REGION_INFO_CAP_TYPE &&
+			  VFIO_REGION_INFO_CAP_MIG_NDMA !=
+				  VFIO_REGION_INFO_CAP_MSIX_MAPPABLE &&
+			  VFIO_REGION_INFO_CAP_MIG_NDMA !=
+				  VFIO_REGION_INFO_CAP_NVLINK2_SSATGT &&
+			  VFIO_REGION_INFO_CAP_MIG_NDMA !=
+				  VFIO_REGION_INFO_CAP_NVLINK2_LNKSPD,
+		  "NDMA capability id is unused");
+UVFIO_UAPI_ASSERT(sizeof(struct vfio_device_migration_info) == 32,
+		  "migration_info size");
+UVFIO_UAPI_ASSERT(offsetof(struct vfio_device_migration_info, device_state) == 0,
+		  "device_state offset");
+UVFIO_UAPI_ASSERT(offsetof(struct vfio_device_migration_info, reserved) == 4,
+		  "reserved offset");
+UVFIO_UAPI_ASSERT(offsetof(struct vfio_device_migration_info, pending_bytes) == 8,
+		  "pending_bytes offset");
+UVFIO_UAPI_ASSERT(offsetof(struct vfio_device_migration_info, data_offset) == 16,
+		  "data_offset offset");
+UVFIO_UAPI_ASSERT(offsetof(struct vfio_device_migration_info, data_size) == 24,
+		  "data_size offset");
+UVFIO_UAPI_ASSERT(sizeof(struct vfio_region_info_cap_type) == 16,
+		  "region_info_cap_type size");
+UVFIO_UAPI_ASSERT(sizeof(struct vfio_region_sparse_mmap_area) == 16,
+		  "sparse_mmap_area size");
+UVFIO_UAPI_ASSERT(sizeof(struct vfio_region_info_cap_sparse_mmap) == 16,
+		  "cap_sparse_mmap header size");
 
 #undef UVFIO_UAPI_ASSERT
 

@@ -55,6 +55,41 @@ struct vfio_pci_irq_ctx {
 };
 
 struct vfio_pci_core_device;
+struct vfio_pci_region;
+
+/*
+ * A device-specific region (index VFIO_PCI_NUM_REGIONS + n), as in
+ * vfio-pci-core: its type and subtype go to GET_REGION_INFO as a
+ * VFIO_REGION_INFO_CAP_TYPE capability; the ops serve it.
+ *
+ * @rw: a read or write at *ppos (region index included); the byte count or
+ *	-errno, advancing *ppos.
+ * @release: the device is going away. Optional.
+ * @mmap: map part of the region (only called with
+ *	VFIO_REGION_INFO_FLAG_MMAP). Optional.
+ * @add_capability: further GET_REGION_INFO capabilities. Optional.
+ */
+struct vfio_pci_regops {
+	ssize_t (*rw)(struct vfio_pci_core_device *vdev, char __user *buf,
+		      size_t count, loff_t *ppos, bool iswrite);
+	void (*release)(struct vfio_pci_core_device *vdev,
+			struct vfio_pci_region *region);
+	int (*mmap)(struct vfio_pci_core_device *vdev,
+		    struct vfio_pci_region *region,
+		    struct vm_area_struct *vma);
+	int (*add_capability)(struct vfio_pci_core_device *vdev,
+			      struct vfio_pci_region *region,
+			      struct vfio_info_cap *caps);
+};
+
+struct vfio_pci_region {
+	u32 type;
+	u32 subtype;
+	const struct vfio_pci_regops *ops;
+	void *data;
+	size_t size;
+	u32 flags;	/* VFIO_REGION_INFO_FLAG_* */
+};
 
 /*
  * The device model behind a function with register BARs and DMA (what
@@ -138,6 +173,14 @@ struct vfio_pci_core_device {
 	struct vfio_pci_irq_ctx err_trigger;
 	struct vfio_pci_irq_ctx req_trigger;
 
+	/*
+	 * Device-specific regions, added before the device is registered:
+	 * the driver's own, then the v1 migration region that
+	 * vfio_pci_core_register_device() adds. Fixed from registration on.
+	 */
+	std::vector<struct vfio_pci_region> region;
+	u32 num_regions = 0;
+
 	const struct pci_error_handlers *err_handler = nullptr;
 	bool reset_works = true;
 	unsigned long resets = 0;	/* completed function resets */
@@ -149,7 +192,10 @@ void vfio_pci_core_release_dev(struct vfio_device *core_vdev);
 
 /*
  * Allocate the BARs described by the variant driver and register. The
- * driver's mig_ops/log_ops must be set before. 0 or -errno.
+ * driver's mig_ops/log_ops must be set before. A device with mig_ops also
+ * gets the v1 migration region (Documentation/migration-v1.md) as its
+ * first device-specific region, unless the spec being probed has
+ * mig_v1=off. 0 or -errno.
  */
 int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev);
 void vfio_pci_core_unregister_device(struct vfio_pci_core_device *vdev);
@@ -194,6 +240,16 @@ int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev);
  * Initiate FLR does the same. The user's emulated config (vconfig) stays.
  */
 int vfio_pci_core_reset(struct vfio_pci_core_device *vdev);
+
+/*
+ * Add a device-specific region, before vfio_pci_core_register_device();
+ * it gets index VFIO_PCI_NUM_REGIONS + the number added before it. 0,
+ * -EINVAL (no ops or no rw) or -ENOMEM.
+ */
+int vfio_pci_core_register_dev_region(struct vfio_pci_core_device *vdev,
+				      unsigned int type, unsigned int subtype,
+				      const struct vfio_pci_regops *ops,
+				      size_t size, u32 flags, void *data);
 
 
 #endif /* UVFIO_LINUX_VFIO_PCI_CORE_H */
