@@ -1,7 +1,8 @@
 #!/bin/sh
 # Contract: vfio-mig-ctl's exit codes (0 done, 1 the operation failed,
 # 2 usage), one-line messages on bad input, --help on every subcommand,
-# state's arcs and fsm's check of every driver, save | load through a pipe
+# state's arcs (one target or several in turn) and fsm's check of every
+# driver, save | load through a pipe
 # and send/recv over loopback TCP round-tripping a device (the loaded
 # state, saved again, has the saved stream's digest), bad inputs (short,
 # corrupted or foreign files, a port in use, a peer leaving mid-stream),
@@ -62,6 +63,16 @@ expect 0 "state set" -- "$ctl" state "$S" stop_copy
 [ "$(cat "$tmp/out")" = "running -> running_p2p
 running_p2p -> stop
 stop -> stop_copy (data fd)" ] || { echo "FAIL: state arcs:"; cat "$tmp/out"; fails=$((fails + 1)); }
+# Several targets, in turn, on the one device the command creates.
+expect 0 "state steps" -- "$ctl" state "$S" stop stop_copy running
+[ "$(cat "$tmp/out")" = "running -> running_p2p
+running_p2p -> stop
+stop -> stop_copy (data fd)
+stop_copy -> stop
+stop -> running_p2p
+running_p2p -> running" ] || { echo "FAIL: state steps:"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "state json names the protocol" -- "$ctl" state "$S" stop --json
+grep -q '"protocol": "v2"' "$tmp/out" || { echo "FAIL: state json"; fails=$((fails + 1)); }
 for drv in simnic simmin skeleton "testdev,mig=stop_copy|pre_copy"; do
 	expect 0 "fsm $drv" -- "$ctl" fsm "$drv,bdf=00:04.0" --json
 	grep -q '"mismatches": 0' "$tmp/out" || { echo "FAIL: fsm $drv"; fails=$((fails + 1)); }

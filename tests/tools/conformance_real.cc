@@ -54,6 +54,7 @@ std::unique_ptr<Transport> uvfio_kernel_transport()
 	ops.read = uvfio_read;
 	ops.write = uvfio_write;
 	ops.close = uvfio_close;
+	ops.mmap = uvfio_mmap;
 	return make_kernel_transport(ops);
 }
 

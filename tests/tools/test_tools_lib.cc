@@ -16,8 +16,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <thread>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include <uvfio/tools/migration.h>
+#include <uvfio/tools/migration_v1.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/tools/vfio_open.h>
 #include <uvfio/uapi/vfio.h>
@@ -556,6 +559,7 @@ syscall_ops uvfio_syscalls()
 	ops.read = uvfio_read;
 	ops.write = uvfio_write;
 	ops.close = uvfio_close;
+	ops.mmap = uvfio_mmap;
 	return ops;
 }
 
@@ -709,6 +713,678 @@ TEST(VfioOpen, MigrateAndIommuDirtyPagesThroughTheKernelTransport)
 	__u32 s = 0;
 	ASSERT_EQ(db.get_state(&s), 0);
 	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+}
+
+} // namespace
+
+namespace {
+
+/* -------- the v1 client against a scripted migration region -------- */
+
+/*
+ * A device with a v1 migration region, answered by fake system calls as
+ * the KABI describes one: region index 9 at offset 9 << 40 (where
+ * vfio-pci puts it), vfio_device_migration_info at 0, the data window at
+ * 4 KiB. Saving serves `stream` in chunks of at most `chunk` bytes: a
+ * data_offset read queues one, the next pending_bytes read counts it as
+ * consumed. Resuming appends what each data_size write covers to
+ * `resumed`. Every access is logged with its width.
+ */
+struct FakeV1 {
+	bool has_region = true, ndma = false, sparse = false;
+	bool broken_chain = false;
+	__u64 window_off = 4096, window_size = 8192;
+	size_t chunk = 3000;
+	__u64 data_offset = 4096;	/* what data_offset reads */
+	__u32 device_state = VFIO_DEVICE_STATE_V1_RUNNING;
+	std::vector<char> stream, resumed;
+	size_t sent = 0;
+	__u64 queued = 0;
+	bool chunk_queued = false;
+	int memfd = -1;			/* the window's bytes */
+	std::vector<std::string> log;
+	std::vector<__u32> argsz;	/* GET_REGION_INFO of index 9 */
+};
+FakeV1 fv1;
+constexpr int V1FD = 77;
+constexpr __u32 V1INDEX = 9;
+constexpr off_t V1BASE = off_t(V1INDEX) << 40;
+
+void fv1_reset()
+{
+	if (fv1.memfd >= 0)
+		close(fv1.memfd);
+	fv1 = {};
+	fv1.memfd = memfd_create("v1window", 0);
+	EXPECT_EQ(ftruncate(fv1.memfd, off_t(fv1.window_size)), 0);
+}
+
+/* The capability chain of the migration region, at info offset `base`. */
+std::vector<char> fv1_caps(__u32 base)
+{
+	std::vector<char> b;
+	auto add = [&](const void *cap, size_t len) {
+		size_t at = b.size();
+		b.insert(b.end(), static_cast<const char *>(cap),
+			 static_cast<const char *>(cap) + len);
+		b.resize((b.size() + 7) & ~size_t(7));
+		return at;
+	};
+	std::vector<size_t> at;
+	/* Something else first: the walk must follow next. */
+	struct vfio_info_cap_header other = {VFIO_REGION_INFO_CAP_MSIX_MAPPABLE, 1, 0};
+	at.push_back(add(&other, sizeof(other)));
+	struct vfio_region_info_cap_type ty = {};
+	ty.header = {VFIO_REGION_INFO_CAP_TYPE, 1, 0};
+	ty.type = VFIO_REGION_TYPE_MIGRATION_DEPRECATED;
+	ty.subtype = VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED;
+	at.push_back(add(&ty, sizeof(ty)));
+	if (fv1.sparse) {
+		alignas(8) char sm[sizeof(struct vfio_region_info_cap_sparse_mmap) +
+				   sizeof(struct vfio_region_sparse_mmap_area)] = {};
+		struct vfio_region_info_cap_sparse_mmap h = {};
+		h.header = {VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, 0};
+		h.nr_areas = 1;
+		struct vfio_region_sparse_mmap_area a = {fv1.window_off,
+							 fv1.window_size};
+		std::memcpy(sm, &h, sizeof(h));
+		std::memcpy(sm + sizeof(h), &a, sizeof(a));
+		at.push_back(add(sm, sizeof(sm)));
+	}
+	if (fv1.ndma) {
+		struct vfio_info_cap_header n = {VFIO_REGION_INFO_CAP_MIG_NDMA, 1, 0};
+		at.push_back(add(&n, sizeof(n)));
+	}
+	for (size_t i = 0; i < at.size(); i++) {
+		__u32 next = i + 1 < at.size() ? base + __u32(at[i + 1]) : 0;
+		if (i + 1 == at.size() && fv1.broken_chain)
+			next = 0xfff0;
+		std::memcpy(b.data() + at[i] + offsetof(struct vfio_info_cap_header, next),
+			    &next, sizeof(next));
+	}
+	return b;
+}
+
+int fv1_ioctl(int fd, unsigned long request, void *arg)
+{
+	if (fd != V1FD) {
+		errno = EBADF;
+		return -1;
+	}
+	if (request == VFIO_DEVICE_GET_INFO) {
+		auto *info = static_cast<struct vfio_device_info *>(arg);
+		info->flags = VFIO_DEVICE_FLAGS_PCI;
+		info->num_regions = fv1.has_region ? V1INDEX + 1 : V1INDEX;
+		info->num_irqs = 0;
+		return 0;
+	}
+	if (request == VFIO_DEVICE_RESET) {
+		fv1.log.push_back("reset");
+		fv1.device_state = VFIO_DEVICE_STATE_V1_RUNNING;
+		return 0;
+	}
+	if (request != VFIO_DEVICE_GET_REGION_INFO) {
+		errno = ENOTTY;
+		return -1;
+	}
+	auto *ri = static_cast<struct vfio_region_info *>(arg);
+	if (ri->index != V1INDEX) {
+		ri->flags = 0;
+		ri->size = 0;
+		ri->offset = off_t(ri->index) << 40;
+		ri->cap_offset = 0;
+		return 0;
+	}
+	fv1.argsz.push_back(ri->argsz);
+	std::vector<char> caps = fv1_caps(sizeof(*ri));
+	ri->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+		    VFIO_REGION_INFO_FLAG_CAPS |
+		    (fv1.sparse ? VFIO_REGION_INFO_FLAG_MMAP : 0);
+	ri->size = fv1.window_off + fv1.window_size;
+	ri->offset = V1BASE;
+	if (ri->argsz < sizeof(*ri) + caps.size()) {
+		ri->argsz = __u32(sizeof(*ri) + caps.size());
+		ri->cap_offset = 0;
+		return 0;
+	}
+	ri->cap_offset = sizeof(*ri);
+	std::memcpy(reinterpret_cast<char *>(ri) + sizeof(*ri), caps.data(),
+		    caps.size());
+	return 0;
+}
+
+const char *fv1_field(off_t rel)
+{
+	switch (rel) {
+	case 0: return "state";
+	case 8: return "pending";
+	case 16: return "offset";
+	case 24: return "size";
+	default: return nullptr;
+	}
+}
+
+ssize_t fv1_pread(int fd, void *buf, size_t count, off_t off)
+{
+	const off_t rel = off - V1BASE;
+	if (fd != V1FD || off < V1BASE) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (__u64(rel) >= fv1.window_off) {
+		fv1.log.push_back("r data " + std::to_string(count));
+		return ::pread(fv1.memfd, buf, count, rel - off_t(fv1.window_off));
+	}
+	const char *f = fv1_field(rel);
+	if (!f || count != (rel ? 8u : 4u)) {
+		fv1.log.push_back("r bad " + std::to_string(rel) + "/" +
+				  std::to_string(count));
+		errno = EINVAL;
+		return -1;
+	}
+	fv1.log.push_back(std::string("r ") + f);
+	__u64 v = 0;
+	const bool saving = fv1.device_state & VFIO_DEVICE_STATE_V1_SAVING;
+	switch (rel) {
+	case 0:
+		std::memcpy(buf, &fv1.device_state, 4);
+		return 4;
+	case 8:
+		if (fv1.chunk_queued) {
+			fv1.sent += fv1.queued;
+			fv1.chunk_queued = false;
+		}
+		v = fv1.stream.size() - fv1.sent;
+		break;
+	case 16:
+		if (saving && !fv1.chunk_queued) {
+			fv1.queued = std::min({__u64(fv1.chunk),
+					       __u64(fv1.stream.size() - fv1.sent),
+					       fv1.window_size});
+			EXPECT_EQ(::pwrite(fv1.memfd, fv1.stream.data() + fv1.sent,
+					   fv1.queued, 0), ssize_t(fv1.queued));
+			fv1.chunk_queued = true;
+		}
+		v = fv1.data_offset;
+		break;
+	case 24:
+		v = saving ? fv1.queued : 0;
+		break;
+	}
+	std::memcpy(buf, &v, 8);
+	return 8;
+}
+
+ssize_t fv1_pwrite(int fd, const void *buf, size_t count, off_t off)
+{
+	const off_t rel = off - V1BASE;
+	if (fd != V1FD || off < V1BASE) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (__u64(rel) >= fv1.window_off) {
+		fv1.log.push_back("w data " + std::to_string(count));
+		return ::pwrite(fv1.memfd, buf, count, rel - off_t(fv1.window_off));
+	}
+	if (rel == 0 && count == 4) {
+		std::memcpy(&fv1.device_state, buf, 4);
+		char hex[32];
+		std::snprintf(hex, sizeof(hex), "w state %#x", fv1.device_state);
+		fv1.log.push_back(hex);
+		return 4;
+	}
+	if (rel == 24 && count == 8) {
+		__u64 n;
+		std::memcpy(&n, buf, 8);
+		fv1.log.push_back("w size " + std::to_string(n));
+		size_t at = fv1.resumed.size();
+		fv1.resumed.resize(at + n);
+		EXPECT_EQ(::pread(fv1.memfd, fv1.resumed.data() + at, n, 0),
+			  ssize_t(n));
+		return 8;
+	}
+	fv1.log.push_back("w bad " + std::to_string(rel) + "/" +
+			  std::to_string(count));
+	errno = EINVAL;
+	return -1;
+}
+
+void *fv1_mmap(void *, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (fd != V1FD || off != V1BASE + off_t(fv1.window_off) ||
+	    len != fv1.window_size) {
+		errno = EINVAL;
+		return MAP_FAILED;
+	}
+	fv1.log.push_back("mmap");
+	return ::mmap(nullptr, len, prot, flags, fv1.memfd, 0);
+}
+
+std::unique_ptr<Transport> fv1_transport()
+{
+	syscall_ops ops;
+	ops.ioctl = fv1_ioctl;
+	ops.pread = fv1_pread;
+	ops.pwrite = fv1_pwrite;
+	ops.mmap = fv1_mmap;
+	return make_kernel_transport(ops);
+}
+
+/* The log from index `from` on, one string. */
+std::string fv1_log(size_t from = 0)
+{
+	std::string s;
+	for (size_t i = from; i < fv1.log.size(); i++)
+		s += (s.empty() ? "" : ", ") + fv1.log[i];
+	return s;
+}
+
+std::vector<char> pattern(size_t n, unsigned seed)
+{
+	std::vector<char> v(n);
+	for (auto &c : v)
+		c = char((seed = seed * 1103515245 + 12345) >> 16);
+	return v;
+}
+
+// Contract: the region is found by its type capability (3, subtype 1)
+// wherever it is in the chain: GET_REGION_INFO is asked again with the
+// argsz the first answer asked for, and the chain is followed by next
+// offsets; the sparse mmap areas and the NDMA capability are seen. A
+// device without the region is -ENODEV, a chain that leaves the buffer
+// -EPROTO, each with one line saying so.
+TEST(MigrationV1Client, FindsTheRegionByItsTypeCapability)
+{
+	fv1_reset();
+	fv1.sparse = fv1.ndma = true;
+	auto t = fv1_transport();
+	V1Region r;
+	std::string why;
+	ASSERT_EQ(find_v1_region(*t, V1FD, &r, &why), 0) << why;
+	EXPECT_EQ(r.index, V1INDEX);
+	EXPECT_EQ(r.offset, __u64(V1BASE));
+	EXPECT_EQ(r.size, fv1.window_off + fv1.window_size);
+	EXPECT_TRUE(r.ndma);
+	ASSERT_EQ(r.mmap_areas.size(), 1u);
+	EXPECT_EQ(r.mmap_areas[0], std::make_pair(fv1.window_off, fv1.window_size));
+	ASSERT_EQ(fv1.argsz.size(), 2u);
+	EXPECT_EQ(fv1.argsz[0], sizeof(struct vfio_region_info));
+	EXPECT_GT(fv1.argsz[1], sizeof(struct vfio_region_info));
+
+	fv1_reset();	/* no NDMA, no sparse mmap */
+	ASSERT_EQ(find_v1_region(*t, V1FD, &r, &why), 0) << why;
+	EXPECT_FALSE(r.ndma);
+	EXPECT_TRUE(r.mmap_areas.empty());
+
+	fv1_reset();
+	fv1.has_region = false;
+	EXPECT_EQ(find_v1_region(*t, V1FD, &r, &why), -ENODEV);
+	EXPECT_NE(why.find("no v1 migration region"), std::string::npos) << why;
+
+	fv1_reset();
+	fv1.broken_chain = true;
+	why.clear();
+	EXPECT_EQ(find_v1_region(*t, V1FD, &r, &why), -EPROTO);
+	EXPECT_NE(why.find("capability chain"), std::string::npos) << why;
+	EXPECT_EQ(why.find('\n'), std::string::npos);
+}
+
+// Contract: device_state is read and written at its native width (4
+// bytes), read-modify-write: bits outside the ones the client sets (the
+// reserved ones, and bit 3 where the region has no NDMA capability) are
+// written back as read. v2 state names map onto the KABI's bits; the P2P
+// states need NDMA (-EOPNOTSUPP, nothing written, without it) and error
+// is never written (-EINVAL).
+TEST(MigrationV1Client, StateBitsReadModifyWrite)
+{
+	fv1_reset();
+	fv1.device_state = 0x80000000u | VFIO_DEVICE_STATE_V1_RUNNING;
+	auto t = fv1_transport();
+	Device dev(*t, V1FD);
+	MigrationV1 m(dev);
+	std::string why;
+	ASSERT_EQ(m.open(&why), 0) << why;
+	size_t mark = fv1.log.size();
+	ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_STOP_COPY), 0);
+	EXPECT_EQ(fv1.device_state, 0x80000000u | VFIO_DEVICE_STATE_V1_SAVING);
+	__u32 s = 0;
+	ASSERT_EQ(m.get_state(&s), 0);
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_STOP_COPY));
+	for (const std::string &e : std::vector<std::string>(
+		     fv1.log.begin() + long(mark), fv1.log.end()))
+		EXPECT_TRUE(e == "r state" || e.rfind("w state ", 0) == 0) << e;
+
+	mark = fv1.log.size();
+	EXPECT_EQ(m.set_state(VFIO_DEVICE_STATE_RUNNING_P2P), -EOPNOTSUPP);
+	EXPECT_EQ(m.set_state(VFIO_DEVICE_STATE_PRE_COPY_P2P), -EOPNOTSUPP);
+	EXPECT_EQ(m.set_state(VFIO_DEVICE_STATE_ERROR), -EINVAL);
+	EXPECT_EQ(fv1_log(mark), "") << "nothing written for a refused state";
+
+	/* Bit 3 is reserved without the capability: kept as read. */
+	fv1.device_state = VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_NDMA;
+	ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	EXPECT_EQ(fv1.device_state, __u32(VFIO_DEVICE_STATE_V1_NDMA));
+
+	fv1_reset();
+	fv1.ndma = true;
+	MigrationV1 n(dev);
+	ASSERT_EQ(n.open(&why), 0) << why;
+	const std::pair<__u32, __u32> map[] = {
+		{VFIO_DEVICE_STATE_RUNNING_P2P, 0x9},
+		{VFIO_DEVICE_STATE_PRE_COPY_P2P, 0xb},
+		{VFIO_DEVICE_STATE_PRE_COPY, 0x3},
+		{VFIO_DEVICE_STATE_STOP_COPY, 0x2},
+		{VFIO_DEVICE_STATE_STOP, 0x0},
+		{VFIO_DEVICE_STATE_RESUMING, 0x4},
+		{VFIO_DEVICE_STATE_RUNNING, 0x1},
+	};
+	for (auto [state, bits] : map) {
+		SCOPED_TRACE(state_name(state));
+		ASSERT_EQ(n.set_state(state), 0);
+		EXPECT_EQ(fv1.device_state, bits);	/* NDMA now ours */
+		ASSERT_EQ(n.get_state(&s), 0);
+		EXPECT_EQ(s, state);
+	}
+	/* Reading: ERROR is SAVING|RESUMING; RESUMING with RUNNING is
+	 * invalid; NDMA without RUNNING adds nothing. */
+	EXPECT_TRUE(v1_state_of_bits(0x6, &s));
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_ERROR));
+	EXPECT_FALSE(v1_state_of_bits(0x5, &s));
+	EXPECT_FALSE(v1_state_of_bits(0x7, &s));
+	EXPECT_TRUE(v1_state_of_bits(0x8, &s));
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_STOP));
+	EXPECT_EQ(v1_bits_text(0x80000003), "RUNNING|SAVING|0x80000000");
+	EXPECT_EQ(v1_bits_text(0), "STOP");
+}
+
+// Contract: a save follows the KABI's sequence, each field at 8 bytes:
+// pending_bytes, data_offset (queues a chunk), data_size, the chunk's
+// bytes, pending_bytes again, until pending_bytes reads 0, which ends a
+// stop-and-copy stream (EOF) and pauses a pre-copy one (-ENOMSG). The
+// bytes are the device's, whole and in order, read with pread or through
+// the mmap'd window when the region offers a sparse mmap (then no pread
+// of the window at all).
+TEST(MigrationV1Client, SavesInTheKabiSequence)
+{
+	for (bool mapped : {false, true}) {
+		SCOPED_TRACE(mapped ? "mmap" : "pread");
+		fv1_reset();
+		fv1.sparse = mapped;
+		fv1.stream = pattern(7000, 1);
+		auto t = fv1_transport();
+		Device dev(*t, V1FD);
+		MigrationV1 m(dev);
+		std::string why;
+		ASSERT_EQ(m.open(&why, mapped), 0) << why;
+		EXPECT_EQ(m.region().mapped_bytes(), mapped ? fv1.window_size : 0);
+		Endpoint from;
+		ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_STOP_COPY, &from), 0);
+		ASSERT_TRUE(from.valid());
+		ASSERT_NE(from.io, nullptr);
+		size_t mark = fv1.log.size();
+		int out = memfd_create("out", 0);
+		StreamStats st;
+		ASSERT_EQ(plain_copy(from, {nullptr, out}, false, &st), 0);
+		EXPECT_EQ(st.bytes, 7000u);
+		EXPECT_TRUE(file_contents(out) == fv1.stream);
+		close(out);
+		const std::string data = mapped ? "" : ", r data ";
+		auto it = [&](int n) {
+			return "r pending, r offset, r size" +
+			       (mapped ? std::string() : data + std::to_string(n));
+		};
+		EXPECT_EQ(fv1_log(mark), it(3000) + ", " + it(3000) + ", " +
+						 it(1000) + ", r pending");
+		m.close_stream(&from);
+
+		/* Pre-copy with nothing pending: a pause, not the end. */
+		fv1_reset();
+		fv1.sparse = mapped;
+		MigrationV1 p(dev);
+		ASSERT_EQ(p.open(&why, mapped), 0) << why;
+		ASSERT_EQ(p.set_state(VFIO_DEVICE_STATE_PRE_COPY, &from), 0);
+		EXPECT_EQ(fv1.device_state, 0x3u);
+		char b[16];
+		EXPECT_EQ(from.io->read(b, sizeof(b)), -ENOMSG);
+		/* Into stop-and-copy: the same stream goes on; now EOF. */
+		Endpoint again;
+		ASSERT_EQ(p.set_state(VFIO_DEVICE_STATE_STOP_COPY, &again), 0);
+		EXPECT_FALSE(again.valid());
+		EXPECT_EQ(from.io->read(b, sizeof(b)), 0);
+	}
+}
+
+// Contract: a load follows the KABI's resuming sequence: per chunk,
+// data_offset, the data written there, data_size written; no chunk is
+// larger than the window from data_offset, the device gets every byte in
+// order, and with a sparse mmap the data goes through the mapping.
+TEST(MigrationV1Client, ResumesInChunksOfAtMostTheWindow)
+{
+	for (bool mapped : {false, true}) {
+		SCOPED_TRACE(mapped ? "mmap" : "pwrite");
+		fv1_reset();
+		fv1.sparse = mapped;
+		auto t = fv1_transport();
+		Device dev(*t, V1FD);
+		MigrationV1 m(dev);
+		std::string why;
+		ASSERT_EQ(m.open(&why, mapped), 0) << why;
+		Endpoint to;
+		ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_RESUMING, &to), 0);
+		ASSERT_TRUE(to.valid());
+		EXPECT_EQ(fv1.device_state, 0x4u);
+		std::vector<char> in;
+		int src = random_file(20000, &in);
+		size_t mark = fv1.log.size();
+		ASSERT_EQ(plain_copy({nullptr, src}, to, false, nullptr), 0);
+		close(src);
+		EXPECT_TRUE(fv1.resumed == in);
+		auto chunk = [&](int n) {
+			return "r offset, " +
+			       (mapped ? std::string() : "w data " + std::to_string(n) + ", ") +
+			       "w size " + std::to_string(n);
+		};
+		EXPECT_EQ(fv1_log(mark), chunk(8192) + ", " + chunk(8192) + ", " +
+						 chunk(3616));
+	}
+}
+
+// Contract: a region that breaks the KABI fails the stream with -EPROTO
+// and a one-line reason (stream_error) rather than reading the wrong
+// bytes: a data_offset inside vfio_device_migration_info, and
+// pending_bytes with no data in stop-and-copy (data_offset must return
+// only once data is there).
+TEST(MigrationV1Client, RefusesWhatBreaksTheKabi)
+{
+	fv1_reset();
+	fv1.stream = pattern(100, 2);
+	fv1.data_offset = 16;
+	auto t = fv1_transport();
+	Device dev(*t, V1FD);
+	MigrationV1 m(dev);
+	std::string why;
+	ASSERT_EQ(m.open(&why), 0) << why;
+	Endpoint from;
+	ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_STOP_COPY, &from), 0);
+	char b[256];
+	EXPECT_EQ(from.io->read(b, sizeof(b)), -EPROTO);
+	EXPECT_NE(m.stream_error().find("data_offset 16"), std::string::npos)
+		<< m.stream_error();
+
+	fv1.data_offset = 4096;
+	fv1.chunk = 0;
+	fv1.sent = 0;
+	fv1.chunk_queued = false;
+	ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	ASSERT_EQ(m.set_state(VFIO_DEVICE_STATE_STOP_COPY, &from), 0);
+	EXPECT_TRUE(m.stream_error().empty()) << "a new stream, a new error";
+	EXPECT_EQ(from.io->read(b, sizeof(b)), -EPROTO);
+	EXPECT_NE(m.stream_error().find("data_size 0"), std::string::npos)
+		<< m.stream_error();
+
+	/* Through save_device: the failure and the reason in one line. */
+	int out = memfd_create("out", 0);
+	why.clear();
+	fv1.device_state = VFIO_DEVICE_STATE_V1_RUNNING;
+	EXPECT_EQ(save_device(m, {nullptr, out}, false, nullptr, &why), -EPROTO);
+	EXPECT_NE(why.find("data_size 0"), std::string::npos) << why;
+	close(out);
+}
+
+} // namespace
+
+namespace {
+
+/* -------- the v1 client on the core's region -------- */
+
+/* A device's whole v1 or v2 save, in memory. */
+std::vector<char> saved(Migration &m, std::string *why)
+{
+	int mfd = memfd_create("save", 0);
+	std::vector<char> v;
+	if (!save_device(m, {nullptr, mfd}, false, nullptr, why))
+		v = file_contents(mfd);
+	close(mfd);
+	return v;
+}
+
+// Contract: open_migration finds the core's v1 region on a device with
+// migration (NDMA offered where the driver has P2P: simnic, not simmin;
+// its data window mmap'd, through either transport), and on a device whose region is turned off
+// (mig_v1=off) fails with -ENODEV and one line saying so; v2 needs no
+// region.
+TEST(MigrationV1OnDevices, FindsTheCoreRegion)
+{
+	SimVm a, b, c;
+	std::string why;
+	ASSERT_EQ(a.create("simnic,bdf=0000:00:1a.0,mem=256K", 0, &why), 0) << why;
+	ASSERT_EQ(b.create("simmin,bdf=0000:00:1a.1,mem=256K", 0, &why), 0) << why;
+	ASSERT_EQ(c.create("simnic,bdf=0000:00:1a.2,mem=256K,mig_v1=off", 0, &why),
+		  0) << why;
+	auto t = make_sim_transport();
+	Device da(*t, a.fd()), db(*t, b.fd()), dc(*t, c.fd());
+	MigrationV1 ma(da), mb(db);
+	ASSERT_EQ(ma.open(&why), 0) << why;
+	ASSERT_EQ(mb.open(&why), 0) << why;
+	EXPECT_GE(ma.region().region().index, __u32(VFIO_PCI_NUM_REGIONS));
+	EXPECT_TRUE(ma.region().region().ndma);
+	EXPECT_FALSE(mb.region().region().ndma);
+	EXPECT_GT(ma.region().mapped_bytes(), 0u);
+	__u32 s;
+	ASSERT_EQ(ma.get_state(&s), 0);
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+
+	/* The kernel transport's own calls (what uvfio-run routes) find and
+	 * map it too. */
+	auto k = make_kernel_transport(uvfio_syscalls());
+	Device dk(*k, a.fd());
+	MigrationV1 mk(dk);
+	ASSERT_EQ(mk.open(&why), 0) << why;
+	EXPECT_EQ(mk.region().mapped_bytes(), ma.region().mapped_bytes());
+
+	std::unique_ptr<Migration> m;
+	why.clear();
+	EXPECT_EQ(open_migration(dc, Protocol::V1, &m, &why), -ENODEV);
+	EXPECT_NE(why.find("no v1 migration region"), std::string::npos) << why;
+	EXPECT_EQ(why.find('\n'), std::string::npos);
+	EXPECT_EQ(open_migration(dc, Protocol::V2, &m, &why), 0);
+	EXPECT_EQ(m->protocol(), Protocol::V2);
+}
+
+// Contract: the region carries the driver's own stream: a v1 save (through
+// the mmap'd window or with pread) is byte for byte a v2 save of the same
+// state; a v1 save loads through v2 and a v2 save through v1, each
+// leaving the destination equal to the source (BAR2) and running.
+TEST(MigrationV1OnDevices, StreamsAreTheSameBothWays)
+{
+	SimVm a, b;
+	std::string why;
+	ASSERT_EQ(a.create("simnic,bdf=0000:00:1b.0,mem=2M,seed=11", 0, &why), 0);
+	ASSERT_EQ(b.create("simnic,bdf=0000:00:1b.1,mem=2M", 0, &why), 0);
+	auto t = make_sim_transport();
+	Device da(*t, a.fd()), db(*t, b.fd());
+	MigrationV2 a2(da), b2(db);
+	MigrationV1 a1(da), a1p(da), b1(db);
+	ASSERT_EQ(a1.open(&why), 0) << why;
+	ASSERT_EQ(a1p.open(&why, false), 0) << why;
+	ASSERT_EQ(b1.open(&why), 0) << why;
+	EXPECT_EQ(a1p.region().mapped_bytes(), 0u);
+
+	std::vector<char> v2 = saved(a2, &why);
+	ASSERT_GT(v2.size(), 2u << 20) << why;
+	EXPECT_TRUE(saved(a1, &why) == v2) << "v1 (mmap) " << why;
+	EXPECT_TRUE(saved(a1p, &why) == v2) << "v1 (pread) " << why;
+
+	const off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	std::vector<char> x(2 << 20), y(2 << 20);
+	ASSERT_EQ(t->pread(a.fd(), x.data(), x.size(), bar2), ssize_t(x.size()));
+	for (auto [load, save] : {std::pair<Migration *, Migration *>{&b1, &a2},
+				  {&b2, &a1}}) {
+		SCOPED_TRACE(load == &b1 ? "v2 save, v1 load" : "v1 save, v2 load");
+		ASSERT_EQ(db.reset(), 0);
+		int mfd = memfd_create("s", 0);
+		ASSERT_EQ(save_device(*save, {nullptr, mfd}, false, nullptr, &why), 0)
+			<< why;
+		lseek(mfd, 0, SEEK_SET);
+		StreamStats st;
+		ASSERT_EQ(load_device(*load, {nullptr, mfd}, true, &st, &why), 0)
+			<< why;
+		close(mfd);
+		EXPECT_EQ(st.bytes, v2.size());
+		ASSERT_EQ(t->pread(b.fd(), y.data(), y.size(), bar2),
+			  ssize_t(y.size()));
+		EXPECT_TRUE(x == y);
+		__u32 s;
+		ASSERT_EQ(load->get_state(&s), 0);
+		EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+	}
+
+	/* Half a stream through the window: refused, the device reset. */
+	int mfd = memfd_create("half", 0);
+	ASSERT_EQ(write(mfd, v2.data(), v2.size() / 2), ssize_t(v2.size() / 2));
+	lseek(mfd, 0, SEEK_SET);
+	why.clear();
+	EXPECT_EQ(load_device(b1, {nullptr, mfd}, true, nullptr, &why), -EINVAL);
+	EXPECT_NE(why.find("refused"), std::string::npos) << why;
+	close(mfd);
+	__u32 s;
+	ASSERT_EQ(b1.get_state(&s), 0);
+	EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+}
+
+// Contract: a live migration runs with either protocol on either side
+// (the stream is the same): v1 to v1, v1 to v2, v2 to v1, each verified;
+// v1 pre-copy carries simnic's device memory before the switch-over.
+TEST(MigrationV1OnDevices, MigratesAcrossProtocols)
+{
+	for (auto [sp, dp] : {std::pair{Protocol::V1, Protocol::V1},
+			      {Protocol::V1, Protocol::V2},
+			      {Protocol::V2, Protocol::V1}}) {
+		SCOPED_TRACE(std::string(protocol_name(sp)) + " -> " +
+			     protocol_name(dp));
+		SimVm a, b;
+		std::string why;
+		ASSERT_EQ(a.create("simnic,bdf=0000:00:1c.0,mem=1M,seed=12", 1 << 20,
+				   &why), 0) << why;
+		ASSERT_EQ(b.create("simnic,bdf=0000:00:1c.1,mem=1M", 1 << 20, &why),
+			  0) << why;
+		auto t = make_sim_transport();
+		Device da(*t, a.fd()), db(*t, b.fd());
+		std::unique_ptr<Migration> ma, mb;
+		ASSERT_EQ(open_migration(da, sp, &ma, &why), 0) << why;
+		ASSERT_EQ(open_migration(db, dp, &mb, &why), 0) << why;
+		MigrateOptions opt;
+		MigrateReport r;
+		ASSERT_EQ(migrate(*ma, a.guest(), *mb, b.guest(), opt, {}, &r, &why),
+			  0) << why;
+		EXPECT_TRUE(r.precopy);
+		ASSERT_FALSE(r.passes.empty());
+		EXPECT_GT(r.passes[0].device_bytes, 1u << 20);
+		EXPECT_TRUE(r.verified) << r.verify_detail;
+		__u32 s;
+		ASSERT_EQ(mb->get_state(&s), 0);
+		EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
+	}
 }
 
 } // namespace

@@ -67,9 +67,10 @@ int write_all(const Endpoint &e, const char *buf, size_t len, size_t chunk)
 {
 	for (size_t off = 0; off < len;) {
 		size_t n = std::min(chunk, len - off);
-		ssize_t w = e.transport ? e.transport->write(e.fd, buf + off, n)
-					: ::write(e.fd, buf + off, n);
-		if (w < 0 && !e.transport)
+		ssize_t w = e.io	  ? e.io->write(buf + off, n)
+			    : e.transport ? e.transport->write(e.fd, buf + off, n)
+					  : ::write(e.fd, buf + off, n);
+		if (w < 0 && !e.transport && !e.io)
 			w = -errno;
 		if (w == -EINTR)
 			continue;
@@ -85,9 +86,10 @@ int write_all(const Endpoint &e, const char *buf, size_t len, size_t chunk)
 ssize_t read_some(const Endpoint &e, char *buf, size_t len)
 {
 	for (;;) {
-		ssize_t n = e.transport ? e.transport->read(e.fd, buf, len)
-					: ::read(e.fd, buf, len);
-		if (n < 0 && !e.transport)
+		ssize_t n = e.io	  ? e.io->read(buf, len)
+			    : e.transport ? e.transport->read(e.fd, buf, len)
+					  : ::read(e.fd, buf, len);
+		if (n < 0 && !e.transport && !e.io)
 			n = -errno;
 		if (n != -EINTR)
 			return n;
@@ -433,8 +435,9 @@ int copy_to_eof(const Endpoint &src, const Endpoint &dst,
 		const StreamOptions &so, StreamStats *stats,
 		const Progress &progress)
 {
-	/* Data fds of both transports are real descriptors. */
-	if (so.uring)
+	/* Data fds of both transports are real descriptors; a StreamIo
+	 * is not one. */
+	if (so.uring && !src.io && !dst.io)
 		return uring_copy(src.fd, dst.fd, stats, progress, so.uring_opt);
 	return plain_copy(src, dst, false, stats, progress);
 }
@@ -454,19 +457,75 @@ static bool is_regular_file(int fd)
 	return !fstat(fd, &st) && S_ISREG(st.st_mode);
 }
 
-/* QEMU's recovery: the fallback state, else a reset. */
-static void recover(Device &dev, __u32 fallback)
+/* -------- the protocols -------- */
+
+const char *protocol_name(Protocol p)
 {
-	if (dev.set_state(fallback))
-		dev.reset();
+	return p == Protocol::V1 ? "v1" : "v2";
 }
 
-int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
+int parse_protocol(const std::string &name, Protocol *p)
+{
+	if (name == "v1")
+		*p = Protocol::V1;
+	else if (name == "v2")
+		*p = Protocol::V2;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int MigrationV2::set_state(__u32 state, Endpoint *stream)
+{
+	int fd = -1;
+	int ret = dev_.set_state(state, &fd);
+	if (stream)
+		*stream = {&dev_.transport(), fd};
+	else if (fd >= 0)
+		dev_.transport().close(fd);
+	return ret;
+}
+
+void MigrationV2::close_stream(Endpoint *stream)
+{
+	if (stream->fd >= 0)
+		dev_.transport().close(stream->fd);
+	*stream = {};
+}
+
+int MigrationV2::precopy_info(const Endpoint &stream, __u64 *initial,
+			      __u64 *dirty)
+{
+	return dev_.precopy_info(stream.fd, initial, dirty);
+}
+
+namespace {
+
+/* QEMU's recovery: the fallback state, else a reset. */
+void recover(Migration &mig, __u32 fallback)
+{
+	if (mig.set_state(fallback))
+		mig.reset();
+}
+
+/* What failed in a stream: the errno, and what the protocol saw. */
+std::string stream_failure(Migration &mig, int err)
+{
+	std::string s = errstr(err);
+	std::string detail = mig.stream_error();
+	if (!detail.empty())
+		s += " (" + detail + ")";
+	return s;
+}
+
+} // namespace
+
+int save_device(Migration &mig, const Endpoint &dst, bool leave_stopped,
 		StreamStats *stats, std::string *why, const Progress &progress,
 		const StreamOptions &so)
 {
 	__u32 orig;
-	int data_fd, ret = dev.get_state(&orig);
+	int ret = mig.get_state(&orig);
 	if (ret) {
 		say(why, "cannot read the device state: " + errstr(ret));
 		return ret;
@@ -474,29 +533,80 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 	if (orig != VFIO_DEVICE_STATE_RUNNING && orig != VFIO_DEVICE_STATE_STOP &&
 	    orig != VFIO_DEVICE_STATE_RUNNING_P2P)
 		orig = VFIO_DEVICE_STATE_STOP;
-	ret = dev.set_state(VFIO_DEVICE_STATE_STOP_COPY, &data_fd);
-	if (ret || data_fd < 0) {
+	Endpoint from;
+	ret = mig.set_state(VFIO_DEVICE_STATE_STOP_COPY, &from);
+	if (ret || !from.valid()) {
 		say(why, "cannot enter STOP_COPY: " + errstr(ret ? ret : -EPROTO));
-		recover(dev, orig);
+		mig.close_stream(&from);
+		recover(mig, orig);
 		return ret ? ret : -EPROTO;
 	}
 	__u32 after = leave_stopped ? __u32(VFIO_DEVICE_STATE_STOP) : orig;
 	StreamOptions copy_so = so;
 	if (after != VFIO_DEVICE_STATE_STOP && !is_regular_file(dst.fd))
 		copy_so.uring_opt.splice = false;
-	ret = copy_to_eof({&dev.transport(), data_fd}, dst, copy_so, stats,
-			  progress);
-	dev.transport().close(data_fd);
+	ret = copy_to_eof(from, dst, copy_so, stats, progress);
+	mig.close_stream(&from);
 	if (ret) {
-		say(why, "saving the device state failed: " + errstr(ret));
-		recover(dev, orig);
+		say(why, "saving the device state failed: " +
+				 stream_failure(mig, ret));
+		recover(mig, orig);
 		return ret;
 	}
-	ret = dev.set_state(after);
+	ret = mig.set_state(after);
 	if (ret) {
 		say(why, std::string("saved, but cannot return to ") +
 				 state_name(after) + ": " + errstr(ret));
-		recover(dev, VFIO_DEVICE_STATE_RUNNING);
+		recover(mig, VFIO_DEVICE_STATE_RUNNING);
+	}
+	return ret;
+}
+
+int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
+		StreamStats *stats, std::string *why, const Progress &progress,
+		const StreamOptions &so)
+{
+	MigrationV2 mig(dev);
+	return save_device(mig, dst, leave_stopped, stats, why, progress, so);
+}
+
+int load_device(Migration &mig, const Endpoint &src, bool run,
+		StreamStats *stats, std::string *why, const Progress &progress,
+		const StreamOptions &so)
+{
+	Endpoint to;
+	int ret = 0;
+	/*
+	 * v2 stops first, as before; v1 goes to RESUMING from where it is,
+	 * as the KABI's resuming sequence does (RUNNING to RESUMING).
+	 */
+	if ((mig.protocol() == Protocol::V2 &&
+	     (ret = mig.set_state(VFIO_DEVICE_STATE_STOP))) ||
+	    (ret = mig.set_state(VFIO_DEVICE_STATE_RESUMING, &to)) ||
+	    !to.valid()) {
+		say(why, "cannot enter RESUMING: " + errstr(ret ? ret : -EPROTO));
+		mig.close_stream(&to);
+		recover(mig, VFIO_DEVICE_STATE_RUNNING);
+		return ret ? ret : -EPROTO;
+	}
+	ret = copy_to_eof(src, to, so, stats, progress);
+	mig.close_stream(&to);
+	if (ret) {
+		say(why, "loading the device state failed: " +
+				 stream_failure(mig, ret));
+		mig.reset();
+		return ret;
+	}
+	ret = mig.set_state(VFIO_DEVICE_STATE_STOP);
+	if (ret) {
+		say(why, "the device refused the state (" + errstr(ret) +
+				 "); it was reset");
+		mig.reset();
+		return ret;
+	}
+	if (run && (ret = mig.set_state(VFIO_DEVICE_STATE_RUNNING))) {
+		say(why, "loaded, but cannot run: " + errstr(ret));
+		mig.reset();
 	}
 	return ret;
 }
@@ -505,34 +615,8 @@ int load_device(Device &dev, const Endpoint &src, bool run,
 		StreamStats *stats, std::string *why, const Progress &progress,
 		const StreamOptions &so)
 {
-	int data_fd, ret;
-	if ((ret = dev.set_state(VFIO_DEVICE_STATE_STOP)) ||
-	    (ret = dev.set_state(VFIO_DEVICE_STATE_RESUMING, &data_fd)) ||
-	    data_fd < 0) {
-		say(why, "cannot enter RESUMING: " + errstr(ret ? ret : -EPROTO));
-		recover(dev, VFIO_DEVICE_STATE_RUNNING);
-		return ret ? ret : -EPROTO;
-	}
-	ret = copy_to_eof(src, {&dev.transport(), data_fd}, so, stats,
-			  progress);
-	dev.transport().close(data_fd);
-	if (ret) {
-		say(why, "loading the device state failed: " + errstr(ret));
-		dev.reset();
-		return ret;
-	}
-	ret = dev.set_state(VFIO_DEVICE_STATE_STOP);
-	if (ret) {
-		say(why, "the device refused the state (" + errstr(ret) +
-				 "); it was reset");
-		dev.reset();
-		return ret;
-	}
-	if (run && (ret = dev.set_state(VFIO_DEVICE_STATE_RUNNING))) {
-		say(why, "loaded, but cannot run: " + errstr(ret));
-		dev.reset();
-	}
-	return ret;
+	MigrationV2 mig(dev);
+	return load_device(mig, src, run, stats, why, progress, so);
 }
 
 /* -------- live migration -------- */
@@ -540,12 +624,12 @@ int load_device(Device &dev, const Endpoint &src, bool run,
 namespace {
 
 /* Save a device's state into memory (verification, outside downtime). */
-int snapshot(Device &dev, std::vector<char> *out, std::string *why)
+int snapshot(Migration &mig, std::vector<char> *out, std::string *why)
 {
 	MemFile mf;
 	if (mf.fd < 0)
 		return -errno;
-	int ret = save_device(dev, {nullptr, mf.fd}, true, nullptr, why);
+	int ret = save_device(mig, {nullptr, mf.fd}, true, nullptr, why);
 	if (!ret)
 		*out = mf.contents();
 	return ret;
@@ -574,7 +658,7 @@ bool converged(const PassReport &p, __u64 initial, __u64 dirty,
  * Both sides equal once the destination is loaded: their states saved
  * again (outside the downtime) and guest memory.
  */
-void verify(Device &src, const GuestMemory &s, Device &dst,
+void verify(Migration &src, const GuestMemory &s, Migration &dst,
 	    const GuestMemory &d, MigrateReport *r)
 {
 	std::vector<char> a, b;
@@ -593,22 +677,27 @@ void verify(Device &src, const GuestMemory &s, Device &dst,
 
 } // namespace
 
-int migrate(Device &src, GuestMemory src_mem, Device &dst,
+int migrate(Migration &src, GuestMemory src_mem, Migration &dst,
 	    GuestMemory dst_mem, const MigrateOptions &opt,
 	    const std::function<void()> &on_stop, MigrateReport *r,
 	    std::string *why, const Progress &progress)
 {
 	DeviceCaps sc, dc;
-	int ret, sfd = -1, dfd = -1;
+	int ret;
+	Endpoint from, to;
 	auto t_start = clock_type::now();
 	*r = {};
 
-	if ((ret = src.probe(&sc)) || (ret = dst.probe(&dc))) {
+	if ((ret = src.device().probe(&sc)) || (ret = dst.device().probe(&dc))) {
 		say(why, "cannot probe the devices: " + errstr(ret));
 		return ret;
 	}
-	if (!sc.migration || !dc.migration) {
-		say(why, std::string(sc.migration ? "destination" : "source") +
+	/* v1 has its region (open_migration found it), not the feature. */
+	const bool src_v1 = src.protocol() == Protocol::V1;
+	const bool dst_v1 = dst.protocol() == Protocol::V1;
+	if ((!src_v1 && !sc.migration) || (!dst_v1 && !dc.migration)) {
+		say(why, std::string(!src_v1 && !sc.migration ? "source"
+							       : "destination") +
 				 " does not support migration");
 		return -EOPNOTSUPP;
 	}
@@ -617,9 +706,9 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 		return -EINVAL;
 	}
 	r->precopy = opt.precopy &&
-		     (sc.migration_flags & VFIO_MIGRATION_PRE_COPY);
+		     (src_v1 || (sc.migration_flags & VFIO_MIGRATION_PRE_COPY));
 
-	GuestTracker guest(src, src_mem, dst_mem);
+	GuestTracker guest(src.device(), src_mem, dst_mem);
 	if (src_mem.size &&
 	    (ret = guest.start(true, &r->dirty_tracking))) {
 		say(why, "cannot start dirty tracking: " + errstr(ret));
@@ -631,19 +720,25 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 	auto fail = [&](int err, const std::string &what) {
 		say(why, what + ": " + errstr(err));
 		guest.stop();
-		if (sfd >= 0)
-			src.transport().close(sfd);
-		if (dfd >= 0)
-			dst.transport().close(dfd);
+		src.close_stream(&from);
+		dst.close_stream(&to);
 		recover(src, VFIO_DEVICE_STATE_RUNNING);
 		dst.reset();
 		return err;
 	};
+	/* A stream's failure, with what the protocol saw. */
+	auto stream_fail = [&](int err, const std::string &what) {
+		std::string detail = src.stream_error();
+		if (detail.empty())
+			detail = dst.stream_error();
+		return fail(err, detail.empty() ? what : what + " (" + detail + ")");
+	};
 
-	if ((ret = dst.set_state(VFIO_DEVICE_STATE_STOP)) ||
-	    (ret = dst.set_state(VFIO_DEVICE_STATE_RESUMING, &dfd)))
+	if ((!dst_v1 && (ret = dst.set_state(VFIO_DEVICE_STATE_STOP))) ||
+	    (ret = dst.set_state(VFIO_DEVICE_STATE_RESUMING, &to)))
 		return fail(ret, "destination cannot enter RESUMING");
-	const Endpoint to_dst{&dst.transport(), dfd};
+	if (!to.valid())
+		return fail(-EPROTO, "destination gave no stream");
 
 	/* Guest memory, first pass: all of it. */
 	PassReport first;
@@ -652,8 +747,8 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 		first.guest_pages = guest.copy_all();
 
 	if (r->precopy) {
-		if ((ret = src.set_state(VFIO_DEVICE_STATE_PRE_COPY, &sfd)) ||
-		    sfd < 0)
+		if ((ret = src.set_state(VFIO_DEVICE_STATE_PRE_COPY, &from)) ||
+		    !from.valid())
 			return fail(ret ? ret : -EPROTO,
 				    "source cannot enter PRE_COPY");
 		__u64 base = 0;
@@ -666,10 +761,9 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 			if (pass)
 				tp = clock_type::now();
 			StreamStats s;
-			ret = plain_copy({&src.transport(), sfd}, to_dst, true, &s,
-					 prog);
+			ret = plain_copy(from, to, true, &s, prog);
 			if (ret)
-				return fail(ret, "pre-copy stream failed");
+				return stream_fail(ret, "pre-copy stream failed");
 			p.device_bytes = s.bytes;
 			base += s.bytes;
 			if (pass && src_mem.size) {
@@ -682,7 +776,7 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 			r->passes.push_back(p);
 
 			__u64 initial = 0, dirty = 0;
-			if ((ret = src.precopy_info(sfd, &initial, &dirty)))
+			if ((ret = src.precopy_info(from, &initial, &dirty)))
 				return fail(ret, "PRECOPY_INFO failed");
 			if (pass && converged(p, initial, dirty,
 					      opt.downtime_budget_ms))
@@ -699,13 +793,15 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 	if (on_stop)
 		on_stop();
 	auto td0 = clock_type::now();
-	int fd2 = -1;
-	if ((ret = src.set_state(VFIO_DEVICE_STATE_STOP_COPY, &fd2)))
+	Endpoint again;
+	if ((ret = src.set_state(VFIO_DEVICE_STATE_STOP_COPY, &again)))
 		return fail(ret, "source cannot enter STOP_COPY");
 	if (!r->precopy)
-		sfd = fd2;
-	if (sfd < 0)
-		return fail(-EPROTO, "source gave no data fd");
+		from = again;
+	else
+		src.close_stream(&again);	/* none: the stream goes on */
+	if (!from.valid())
+		return fail(-EPROTO, "source gave no stream");
 	if (src_mem.size) {
 		long long n = guest.copy_dirty();
 		if (n < 0)
@@ -722,14 +818,12 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 		}
 	}
 	StreamStats s;
-	ret = copy_to_eof({&src.transport(), sfd}, to_dst, opt.stream, &s);
+	ret = copy_to_eof(from, to, opt.stream, &s);
 	if (ret)
-		return fail(ret, "stop-copy stream failed");
+		return stream_fail(ret, "stop-copy stream failed");
 	r->stop_copy_bytes = s.bytes;
-	src.transport().close(sfd);
-	sfd = -1;
-	dst.transport().close(dfd);
-	dfd = -1;
+	src.close_stream(&from);
+	dst.close_stream(&to);
 	if ((ret = dst.set_state(VFIO_DEVICE_STATE_STOP)))
 		return fail(ret, "the destination refused the state");
 	auto td1 = clock_type::now();
@@ -752,6 +846,15 @@ int migrate(Device &src, GuestMemory src_mem, Device &dst,
 		r->total_bytes += p.device_bytes + p.guest_pages * PAGE;
 	r->total_bytes += r->final_guest_pages * PAGE;
 	return 0;
+}
+
+int migrate(Device &src, GuestMemory src_mem, Device &dst,
+	    GuestMemory dst_mem, const MigrateOptions &opt,
+	    const std::function<void()> &on_stop, MigrateReport *r,
+	    std::string *why, const Progress &progress)
+{
+	MigrationV2 s(src), d(dst);
+	return migrate(s, src_mem, d, dst_mem, opt, on_stop, r, why, progress);
 }
 
 } // namespace uvfio::tools

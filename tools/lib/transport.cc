@@ -2,6 +2,7 @@
 /* The two transports: the simulator's syscall surface and the kernel's. */
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,6 +75,14 @@ public:
 		return neg_errno(uvfio_write(fd, buf, count));
 	}
 	int close(int fd) override { return neg_errno(uvfio_close(fd)); }
+	int mmap(int fd, off_t off, size_t len, int prot, void **addr) override
+	{
+		void *p = uvfio_mmap(nullptr, len, prot, MAP_SHARED, fd, off);
+		if (p == MAP_FAILED)
+			return -errno;
+		*addr = p;
+		return 0;
+	}
 };
 
 int libc_ioctl(int fd, unsigned long request, void *arg)
@@ -107,6 +116,8 @@ public:
 			ops_.write = ::write;
 		if (!ops_.close)
 			ops_.close = ::close;
+		if (!ops_.mmap)
+			ops_.mmap = ::mmap;
 	}
 	const char *name() const override { return "kernel"; }
 	/* Not inherited by what the tools run (a shell, a child VMM). */
@@ -147,6 +158,14 @@ public:
 		return neg_errno(ops_.write(fd, buf, count));
 	}
 	int close(int fd) override { return neg_errno(ops_.close(fd)); }
+	int mmap(int fd, off_t off, size_t len, int prot, void **addr) override
+	{
+		void *p = ops_.mmap(nullptr, len, prot, MAP_SHARED, fd, off);
+		if (p == MAP_FAILED)
+			return -errno;
+		*addr = p;
+		return 0;
+	}
 
 private:
 	syscall_ops ops_;

@@ -33,6 +33,7 @@
 
 #include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
+#include <uvfio/tools/migration_v1.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/tools/vfio_open.h>
 #include <uvfio/uvfio.h>
@@ -51,6 +52,7 @@ constexpr int EXIT_USAGE = 2;
 
 bool verbose = false;
 std::string last_lib_error;	/* the library's last error line */
+Protocol protocol_opt = Protocol::V2;	/* --protocol */
 
 void lib_log(int level, const char *line, void *)
 {
@@ -246,6 +248,12 @@ std::string hex64(__u64 v)
 	return fmt::format("{:016x}", v);
 }
 
+/* For text reports: " (v1)" when --protocol v1 moved the state. */
+std::string via()
+{
+	return protocol_opt == Protocol::V1 ? " (v1)" : "";
+}
+
 /* The XXH3-64 of what a plain fd holds from offset 0. */
 __u64 fd_digest(int fd, __u64 *len)
 {
@@ -267,13 +275,13 @@ __u64 fd_digest(int fd, __u64 *len)
 /* Save a device into a memfd (for a digest); the memfd, or -errno. */
 StreamOptions stream_opt;	/* --engine */
 
-int save_to_memfd(Device &dev, bool leave_stopped, std::string *why,
+int save_to_memfd(Migration &mig, bool leave_stopped, std::string *why,
 		  const Progress &p = {})
 {
 	int mfd = memfd_create("vfio-mig-ctl", MFD_CLOEXEC);
 	if (mfd < 0)
 		return -errno;
-	int ret = save_device(dev, {nullptr, mfd}, leave_stopped, nullptr,
+	int ret = save_device(mig, {nullptr, mfd}, leave_stopped, nullptr,
 			      why, p, stream_opt);
 	if (ret) {
 		close(mfd);
@@ -293,6 +301,7 @@ struct CmdDevice {
 	SimVm vm;				/* a spec's */
 	std::unique_ptr<VfioDevice> real;	/* a path's */
 	std::unique_ptr<Device> dev;
+	std::unique_ptr<Migration> mig;		/* by --protocol */
 
 	/*
 	 * guest: bytes of guest memory mapped for the device's DMA (0:
@@ -320,6 +329,21 @@ struct CmdDevice {
 		if (make_device(vm, arg, guest, &why))
 			return fail(EXIT_USAGE, why);
 		dev = std::make_unique<Device>(*t, vm.fd());
+		return 0;
+	}
+
+	/*
+	 * The device's migration by --protocol (v1: its migration region,
+	 * found and mapped). 0, or exit code 1 after one line saying why
+	 * (a device without the v1 region, above all).
+	 */
+	int open_mig(const char *cmd)
+	{
+		std::string why;
+		if (open_migration(*dev, protocol_opt, &mig, &why))
+			return fail(EXIT_FAIL, fmt::format(
+				"{} --protocol {}: {}: {}", cmd,
+				protocol_name(protocol_opt), label(), why));
 		return 0;
 	}
 
@@ -362,11 +386,11 @@ struct CmdDevice {
 int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
 		    std::string *why, const Progress &progress = {})
 {
-	int ret = load_device(*d.dev, {nullptr, in_fd}, false, st, why,
+	int ret = load_device(*d.mig, {nullptr, in_fd}, false, st, why,
 			      progress, stream_opt);
 	if (ret)
 		return ret;
-	int mfd = save_to_memfd(*d.dev, true, why);
+	int mfd = save_to_memfd(*d.mig, true, why);
 	if (mfd < 0) {
 		*why = "re-saving for the digest: " + *why;
 		return mfd;
@@ -374,7 +398,7 @@ int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
 	__u64 len;
 	*digest = fd_digest(mfd, &len);
 	close(mfd);
-	if ((ret = d.dev->set_state(VFIO_DEVICE_STATE_RUNNING)))
+	if ((ret = d.mig->set_state(VFIO_DEVICE_STATE_RUNNING)))
 		*why = "the device cannot run: " + std::string(strerror(-ret));
 	return ret;
 }
@@ -475,66 +499,149 @@ int cmd_info(const std::string &spec, bool as_json)
 	return 0;
 }
 
-int cmd_state(const std::string &spec, const std::string &target,
+/* A v1 device_state for messages: its state's name, or the bits. */
+std::string v1_state_text(__u32 bits)
+{
+	__u32 st;
+	if (v1_state_of_bits(bits, &st))
+		return state_name(st);
+	return "invalid (" + v1_bits_text(bits) + ")";
+}
+
+/*
+ * state: print the state, or set each target in turn. v2: one SET per
+ * arc of the path the core would walk, printed with whether it opened a
+ * data fd (closed at once). v1: one read-modify-write of device_state per
+ * target, printed with the bits before and after; after a refused write
+ * the state is read again, as the KABI says.
+ */
+int cmd_state(const std::string &spec, const std::vector<std::string> &targets,
 	      bool as_json)
 {
-	__u32 want = 0;
-	if (!target.empty() && parse_state(target, &want))
-		return fail(EXIT_USAGE, "unknown state \"" + target + "\"");
+	std::vector<__u32> wants;
+	for (const std::string &target : targets) {
+		__u32 want;
+		if (parse_state(target, &want))
+			return fail(EXIT_USAGE, "unknown state \"" + target + "\"");
+		wants.push_back(want);
+	}
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
+	if (int rc = d.open_mig("state"))
+		return rc;
+	const bool v1 = protocol_opt == Protocol::V1;
 	Transport *t = d.t.get();
 	Device &dev = *d.dev;
+	DeviceV1 *region = v1 ? &static_cast<MigrationV1 &>(*d.mig).region()
+			      : nullptr;
 	DeviceCaps caps;
-	__u32 from;
+	__u32 from = 0, bits = 0;
 	int ret;
-	if ((ret = dev.probe(&caps)) || (ret = dev.get_state(&from)))
+	if (v1) {
+		if ((ret = region->read_state(&bits)))
+			return fail(EXIT_FAIL, "cannot read device_state: " +
+						       std::string(strerror(-ret)));
+		if (!v1_state_of_bits(bits, &from))
+			return fail(EXIT_FAIL, "device_state reads " +
+					v1_bits_text(bits) + ", which the v1 "
+					"KABI calls invalid");
+	} else if ((ret = dev.probe(&caps)) || (ret = dev.get_state(&from))) {
 		return fail(EXIT_FAIL, "cannot read the state: " +
 					       std::string(strerror(-ret)));
-	if (target.empty()) {
+	}
+	const char *proto = protocol_name(protocol_opt);
+	if (wants.empty()) {
 		if (as_json)
-			fmt::print("{}\n", d.report({{"state",
-						       state_name(from)}}).dump(2));
+			fmt::print("{}\n", d.report({{"protocol", proto},
+						     {"state", state_name(from)}})
+						   .dump(2));
 		else
 			fmt::print("{}\n", state_name(from));
 		return 0;
 	}
-	/* One SET per arc of the path the core would walk, printed. */
-	std::vector<__u32> path;
-	if (!fsm_path(caps.migration_flags, from, want, &path))
-		return fail(EXIT_FAIL, fmt::format(
-			"{} -> {}: no path for this device ({}): {}",
-			state_name(from), state_name(want),
-			flags_text(caps.migration_flags), strerror(EINVAL)));
 	json arcs = json::array();
 	__u32 cur = from;
-	bool data_fd = false;
-	for (__u32 next : path) {
-		int fd = -1;
-		ret = dev.set_state(next, &fd);
-		if (ret) {
-			dev.get_state(&cur);
-			return fail(EXIT_FAIL, fmt::format(
-				"arc {} -> {}: {} (device now {})", state_name(cur),
-				state_name(next), strerror(-ret), state_name(cur)));
+	for (__u32 want : wants) {
+		if (want == cur) {
+			if (!as_json)
+				fmt::print("{} (already)\n", state_name(cur));
+			continue;
 		}
-		data_fd = fd >= 0;
-		if (fd >= 0)
-			t->close(fd);
-		arcs.push_back({{"from", state_name(cur)}, {"to", state_name(next)},
-				{"data_fd", data_fd}});
-		if (!as_json)
-			fmt::print("{} -> {}{}\n", state_name(cur), state_name(next),
-				   data_fd ? " (data fd)" : "");
-		cur = next;
+		if (v1) {
+			__u32 want_bits;
+			ret = v1_bits_of_state(want, region->region().ndma,
+					       &want_bits);
+			if (ret == -EOPNOTSUPP)
+				return fail(EXIT_FAIL, fmt::format(
+					"{} -> {}: the migration region has no NDMA "
+					"capability, which the P2P states need: {}",
+					state_name(cur), state_name(want),
+					strerror(-ret)));
+			if (ret)
+				return fail(EXIT_FAIL, fmt::format(
+					"{} -> {}: not a state to set (the device "
+					"enters it on a failed transition; a reset "
+					"leaves it): {}", state_name(cur),
+					state_name(want), strerror(-ret)));
+			__u32 before = bits;
+			ret = d.mig->set_state(want);
+			__u32 now = 0;
+			int r2 = region->read_state(&now);
+			if (ret)
+				return fail(EXIT_FAIL, fmt::format(
+					"{} -> {}: {} (device now {})",
+					state_name(cur), state_name(want),
+					strerror(-ret), r2 ? "unreadable" :
+					v1_state_text(now)));
+			bits = now;
+			arcs.push_back({{"from", state_name(cur)},
+					{"to", state_name(want)},
+					{"data_fd", false}});
+			if (!as_json)
+				fmt::print("{} -> {} ({} -> {})\n",
+					   state_name(cur), state_name(want),
+					   v1_bits_text(before),
+					   v1_bits_text(now));
+			cur = want;
+			continue;
+		}
+		/* One SET per arc of the path the core would walk, printed. */
+		std::vector<__u32> path;
+		if (!fsm_path(caps.migration_flags, cur, want, &path))
+			return fail(EXIT_FAIL, fmt::format(
+				"{} -> {}: no path for this device ({}): {}",
+				state_name(cur), state_name(want),
+				flags_text(caps.migration_flags), strerror(EINVAL)));
+		for (__u32 next : path) {
+			int fd = -1;
+			ret = dev.set_state(next, &fd);
+			if (ret) {
+				__u32 prev = cur;
+				dev.get_state(&cur);
+				return fail(EXIT_FAIL, fmt::format(
+					"arc {} -> {}: {} (device now {})",
+					state_name(prev), state_name(next),
+					strerror(-ret), state_name(cur)));
+			}
+			bool data_fd = fd >= 0;
+			if (fd >= 0)
+				t->close(fd);
+			arcs.push_back({{"from", state_name(cur)},
+					{"to", state_name(next)},
+					{"data_fd", data_fd}});
+			if (!as_json)
+				fmt::print("{} -> {}{}\n", state_name(cur),
+					   state_name(next),
+					   data_fd ? " (data fd)" : "");
+			cur = next;
+		}
 	}
 	if (as_json)
-		fmt::print("{}\n", d.report({{"from", state_name(from)},
-					      {"to", state_name(want)},
-					      {"arcs", arcs}}).dump(2));
-	else if (path.empty())
-		fmt::print("{} (already)\n", state_name(from));
+		fmt::print("{}\n", d.report({{"protocol", proto},
+					     {"from", state_name(from)},
+					     {"to", state_name(wants.back())},
+					     {"arcs", arcs}}).dump(2));
 	return 0;
 }
 
@@ -556,7 +663,8 @@ int cmd_fsm(const std::string &spec, bool as_json)
 	int ret = dev.probe(&caps);
 	if (ret || !caps.migration)
 		return fail(EXIT_FAIL, "the device does not support migration");
-	int snap = save_to_memfd(dev, false, &why);
+	MigrationV2 mig(dev);
+	int snap = save_to_memfd(mig, false, &why);
 	if (snap < 0)
 		return fail(EXIT_FAIL, "cannot save the device: " + why);
 
@@ -643,10 +751,12 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	Device &dev = *d.dev;
+	if (int rc = d.open_mig("save"))
+		return rc;
 	std::string why;
 	__u64 estimate = 0;
-	dev.data_size(&estimate);
+	if (protocol_opt == Protocol::V2)
+		d.dev->data_size(&estimate);
 
 	int ofd = STDOUT_FILENO;
 	if (out != "-") {
@@ -660,7 +770,7 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	int mfd;
 	{
 		ProgressBar bar("saving", estimate);
-		mfd = save_to_memfd(dev, stop, &why, bar.fn());
+		mfd = save_to_memfd(*d.mig, stop, &why, bar.fn());
 	}
 	if (mfd < 0) {
 		if (ofd != STDOUT_FILENO)
@@ -697,15 +807,16 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 		return fail(EXIT_FAIL, "writing " + out + ": " + strerror(err));
 	double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
 						 t0).count();
-	json j = d.report({{"bytes", len}, {"seconds", s},
+	json j = d.report({{"protocol", protocol_name(protocol_opt)},
+			   {"bytes", len}, {"seconds", s},
 			   {"digest", hex64(digest)}});
 	/* With the stream on stdout, the report goes to stderr. */
 	FILE *rep = out == "-" ? stderr : stdout;
 	if (as_json)
 		fmt::print(rep, "{}\n", j.dump(2));
 	else
-		fmt::print(rep, "saved {} bytes from {} in {:.3f} s (digest {})\n",
-			   len, d.label(), s, hex64(digest));
+		fmt::print(rep, "saved {} bytes from {}{} in {:.3f} s (digest "
+			   "{})\n", len, d.label(), via(), s, hex64(digest));
 	return 0;
 }
 
@@ -723,7 +834,10 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 		lseek(ifd, 0, SEEK_SET);
 	}
 	CmdDevice d;
-	if (int rc = d.open(spec)) {
+	int rc = d.open(spec);
+	if (!rc)
+		rc = d.open_mig("load");
+	if (rc) {
 		if (ifd != STDIN_FILENO)
 			close(ifd);
 		return rc;
@@ -740,14 +854,15 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 		close(ifd);
 	if (ret)
 		return fail(EXIT_FAIL, "load: " + why);
-	json j = d.report({{"bytes", st.bytes}, {"seconds", st.seconds},
+	json j = d.report({{"protocol", protocol_name(protocol_opt)},
+			   {"bytes", st.bytes}, {"seconds", st.seconds},
 			   {"digest", hex64(digest)}, {"state", "running"}});
 	if (as_json)
 		fmt::print("{}\n", j.dump(2));
 	else
-		fmt::print("loaded {} bytes into {} in {:.3f} s, running "
-			   "(digest {})\n", st.bytes, d.label(), st.seconds,
-			   hex64(digest));
+		fmt::print("loaded {} bytes into {}{} in {:.3f} s, running "
+			   "(digest {})\n", st.bytes, d.label(), via(),
+			   st.seconds, hex64(digest));
 	return 0;
 }
 
@@ -826,9 +941,10 @@ int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
-	Device &dev = *d.dev;
+	if (int rc = d.open_mig("send"))
+		return rc;
 	std::string why;
-	int mfd = save_to_memfd(dev, false, &why);
+	int mfd = save_to_memfd(*d.mig, false, &why);
 	if (mfd < 0)
 		return fail(EXIT_FAIL, "send: " + why);
 	__u64 len, digest = fd_digest(mfd, &len);
@@ -868,14 +984,16 @@ int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 					       (r.empty() ? std::string("closed the connection without a verdict")
 							  : "said: " + r.substr(r.rfind("ERR ", 0) ? 0 : 4)));
 	bool verified = r.substr(3) == hex64(digest);
-	json j = d.report({{"to", to}, {"bytes", st.bytes},
+	json j = d.report({{"protocol", protocol_name(protocol_opt)},
+			   {"to", to}, {"bytes", st.bytes},
 			   {"seconds", st.seconds}, {"digest", hex64(digest)},
 			   {"verified", verified}});
 	if (as_json)
 		fmt::print("{}\n", j.dump(2));
 	else
-		fmt::print("sent {} bytes from {} to {} in {:.3f} s; receiver "
-			   "{} (digest {})\n", st.bytes, d.label(), to, st.seconds,
+		fmt::print("sent {} bytes from {}{} to {} in {:.3f} s; receiver "
+			   "{} (digest {})\n", st.bytes, d.label(), via(), to,
+			   st.seconds,
 			   verified ? "verified the state" : "has a DIFFERENT state",
 			   hex64(digest));
 	return verified ? 0 : fail(EXIT_FAIL, "send: the receiver's state differs");
@@ -891,7 +1009,10 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		return fail(lsock == -EINVAL ? EXIT_USAGE : EXIT_FAIL,
 			    "recv: " + why);
 	CmdDevice d;
-	if (int rc = d.open(spec)) {
+	int rc = d.open(spec);
+	if (!rc)
+		rc = d.open_mig("recv");
+	if (rc) {
 		close(lsock);
 		return rc;
 	}
@@ -920,13 +1041,15 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		return fail(EXIT_FAIL, "recv: " + why);
 	}
 	answer("OK " + hex64(digest));
-	json j = d.report({{"bytes", st.bytes}, {"seconds", st.seconds},
+	json j = d.report({{"protocol", protocol_name(protocol_opt)},
+			   {"bytes", st.bytes}, {"seconds", st.seconds},
 			   {"digest", hex64(digest)}, {"state", "running"}});
 	if (as_json)
 		fmt::print("{}\n", j.dump(2));
 	else
-		fmt::print("received {} bytes into {} in {:.3f} s, running (digest "
-			   "{})\n", st.bytes, d.label(), st.seconds, hex64(digest));
+		fmt::print("received {} bytes into {}{} in {:.3f} s, running "
+			   "(digest {})\n", st.bytes, d.label(), via(),
+			   st.seconds, hex64(digest));
 	return 0;
 }
 
@@ -1047,7 +1170,11 @@ int cmd_migrate(const MigrateArgs &a)
 		return rc;
 	if (int rc = dst.open(a.dst, a.guest))
 		return rc;
-	Device &s = *src.dev, &d = *dst.dev;
+	if (int rc = src.open_mig("migrate"))
+		return rc;
+	if (int rc = dst.open_mig("migrate"))
+		return rc;
+	Device &s = *src.dev;
 	if (a.workload) {
 		if (src.vm.start_workload(a.seed, a.rate, &why))
 			return fail(EXIT_FAIL, "workload: " + why);
@@ -1061,11 +1188,12 @@ int cmd_migrate(const MigrateArgs &a)
 	opt.cpu_written = src.vm.cpu_written();
 	MigrateReport r;
 	__u64 estimate = 0;
-	s.data_size(&estimate);
+	if (protocol_opt == Protocol::V2)
+		s.data_size(&estimate);
 	int ret;
 	{
 		ProgressBar bar("migrating", estimate);
-		ret = migrate(s, src.guest(), d, dst.guest(), opt,
+		ret = migrate(*src.mig, src.guest(), *dst.mig, dst.guest(), opt,
 			      [&] { src.vm.stop_workload(); }, &r, &why,
 			      bar.fn());
 	}
@@ -1079,6 +1207,7 @@ int cmd_migrate(const MigrateArgs &a)
 				  {"seconds", p.seconds}});
 	double gbs = r.total_bytes / std::max(r.total_seconds, 1e-9) / 1e9;
 	json j = {{"source", src.name()}, {"destination", dst.name()},
+		  {"protocol", protocol_name(protocol_opt)},
 		  {"precopy", r.precopy}, {"dirty_tracking", r.dirty_tracking},
 		  {"workload_descriptors", src.vm.workload_completed()},
 		  {"passes", passes}, {"stop_copy_bytes", r.stop_copy_bytes},
@@ -1090,7 +1219,8 @@ int cmd_migrate(const MigrateArgs &a)
 	if (a.as_json) {
 		fmt::print("{}\n", j.dump(2));
 	} else {
-		fmt::print("migration {} -> {}\n", src.label(), dst.label());
+		fmt::print("migration {} -> {}{}\n", src.label(), dst.label(),
+			   via());
 		fmt::print("  pre-copy          {}\n", r.precopy ? "yes" : "no");
 		fmt::print("  dirty tracking    {}\n", r.dirty_tracking);
 		if (a.workload)
@@ -1180,6 +1310,12 @@ int main(int argc, char **argv)
 		       "to their end: uring (io_uring, splice) or plain "
 		       "(read/write, QEMU's sizes)")
 		->check(CLI::IsMember({"uring", "plain"}))->capture_default_str();
+	std::string protocol = "v2";
+	app.add_option("--protocol", protocol,
+		       "migration uAPI for state, save, load, send, recv and "
+		       "migrate: v2 (VFIO_DEVICE_FEATURE and data fds) or v1 "
+		       "(the migration region)")
+		->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
 	std::vector<std::string> faults;
 	app.add_option("--fault", faults, "arm a fault point before the "
 		       "command: NAME[:N[+]][=ERRNO] (repeatable; "
@@ -1196,7 +1332,7 @@ int main(int argc, char **argv)
 	auto *drivers = app.add_subcommand("drivers", "list the device drivers");
 	drivers->add_flag("--json", as_json, "JSON output");
 
-	std::string spec, target, file;
+	std::string spec, file;
 	auto *info = app.add_subcommand("info", "show a device's regions, "
 					"interrupts and migration support");
 	info->add_option("device", spec, dev_help)->required();
@@ -1205,9 +1341,10 @@ int main(int argc, char **argv)
 	auto *state = app.add_subcommand("state", "get the migration state, or "
 					 "set it, printing each arc");
 	state->add_option("device", spec, dev_help)->required();
-	state->add_option("target", target, "state to set: running, stop, "
-			  "stop_copy, resuming, running_p2p, pre_copy, "
-			  "pre_copy_p2p");
+	std::vector<std::string> targets;
+	state->add_option("target", targets, "state(s) to set, in turn: "
+			  "running, stop, stop_copy, resuming, running_p2p, "
+			  "pre_copy, pre_copy_p2p");
 	state->add_flag("--json", as_json, "JSON output");
 
 	auto *fsm = app.add_subcommand("fsm", "walk a device's whole transition "
@@ -1329,6 +1466,12 @@ int main(int argc, char **argv)
 	}
 
 	stream_opt.uring = engine == "uring";
+	parse_protocol(protocol, &protocol_opt);
+	/* The other commands speak v2 (or none): say so, do not ignore it. */
+	if (protocol_opt == Protocol::V1 &&
+	    !(*state || *save || *load || *send || *recv || *mig))
+		return fail(EXIT_USAGE, "--protocol v1 applies to state, save, "
+			    "load, send, recv and migrate");
 	/* A peer that goes away is an error to report, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	uvfio_set_log_fn(lib_log, nullptr);
@@ -1343,7 +1486,7 @@ int main(int argc, char **argv)
 		if (*info)
 			return cmd_info(spec, as_json);
 		if (*state)
-			return cmd_state(spec, target, as_json);
+			return cmd_state(spec, targets, as_json);
 		if (*fsm)
 			return cmd_fsm(spec, as_json);
 		if (*save)

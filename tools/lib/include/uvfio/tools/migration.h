@@ -4,7 +4,9 @@
  * VFIO uAPI, through a Transport: device probing and states, the data
  * streams (save, load, device to device), and a live migration with
  * pre-copy passes, a convergence policy and guest-memory dirty tracking,
- * failing the way QEMU does (fall back to RUNNING, else reset).
+ * failing the way QEMU does (fall back to RUNNING, else reset). Streams
+ * move through either migration protocol: v2 (data fds) or v1 (the
+ * migration region, <uvfio/tools/migration_v1.h>).
  *
  * Functions return 0 or -errno; where a user needs to know what failed,
  * an std::string *why gets one line (no trailing newline).
@@ -15,6 +17,7 @@
 #include <linux/types.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,12 +64,29 @@ private:
 /* -------- streams -------- */
 
 /*
+ * A stream end that is not a descriptor (the v1 migration region's data
+ * window): read and write as on a data fd, -errno on failure; read
+ * returns 0 at the end of the stream and -ENOMSG for "nothing now".
+ */
+class StreamIo
+{
+public:
+	virtual ~StreamIo() = default;
+	virtual ssize_t read(void *buf, size_t count) = 0;
+	virtual ssize_t write(const void *buf, size_t count) = 0;
+};
+
+/*
  * One end of a stream: a migration data fd reached through a transport,
- * or a plain fd (file, pipe, socket) when transport is NULL.
+ * a plain fd (file, pipe, socket) when transport is NULL, or, when io is
+ * set, that object (transport and fd unused).
  */
 struct Endpoint {
 	Transport *transport = nullptr;
 	int fd = -1;
+	StreamIo *io = nullptr;
+
+	bool valid() const { return io || fd >= 0; }
 };
 
 struct StreamStats {
@@ -110,10 +130,85 @@ struct StreamOptions {
 	UringOptions uring_opt;
 };
 
-/* Copy src to dst until EOF with the engine so chooses. */
+/* Copy src to dst until EOF with the engine so chooses (the plain one
+ * when either end is a StreamIo: io_uring needs descriptors). */
 int copy_to_eof(const Endpoint &src, const Endpoint &dst,
 		const StreamOptions &so, StreamStats *stats,
 		const Progress &progress = {});
+
+/* -------- the two migration protocols -------- */
+
+/*
+ * Which uAPI moves a device's migration state: v2, VFIO_DEVICE_FEATURE
+ * MIG_DEVICE_STATE and data fds (Linux 5.18 on); v1, the migration
+ * region (VFIO_REGION_TYPE_MIGRATION_DEPRECATED, Linux 5.8 to 5.17, and
+ * uvfio over v2 drivers). The driver's stream is the same either way.
+ */
+enum class Protocol { V2, V1 };
+
+const char *protocol_name(Protocol p);	/* "v1", "v2" */
+/* "v1" or "v2"; -EINVAL otherwise. */
+int parse_protocol(const std::string &name, Protocol *p);
+
+/*
+ * One device's migration through one protocol: its state, named with the
+ * v2 values (VFIO_DEVICE_STATE_*) whatever the protocol, and its streams
+ * as Endpoints. A stream begins when the device enters a saving state
+ * from a state without one, or RESUMING; it goes on from PRE_COPY into
+ * STOP_COPY, as a v2 data fd does.
+ */
+class Migration
+{
+public:
+	virtual ~Migration() = default;
+	virtual Protocol protocol() const = 0;
+	/* The device (feature probes, dirty tracking, reset). */
+	virtual Device &device() = 0;
+	virtual int get_state(__u32 *state) = 0;
+	/*
+	 * Set the state. *stream (if given) gets the stream this state
+	 * began, or an endpoint that is not valid(). 0 or -errno.
+	 */
+	virtual int set_state(__u32 state, Endpoint *stream = nullptr) = 0;
+	/* Done with a stream set_state gave. */
+	virtual void close_stream(Endpoint *stream) = 0;
+	/*
+	 * Pre-copy: what the device has for the stream now. v1 knows only
+	 * pending_bytes, reported as dirty with initial 0.
+	 */
+	virtual int precopy_info(const Endpoint &stream, __u64 *initial,
+				 __u64 *dirty) = 0;
+	/* VFIO_DEVICE_RESET (ends any stream). */
+	virtual int reset() = 0;
+	/* After a stream failed: what the protocol saw, one line, or "". */
+	virtual std::string stream_error() const { return {}; }
+};
+
+/* v2: the feature ioctls and data fds of a Device. */
+class MigrationV2 final : public Migration
+{
+public:
+	explicit MigrationV2(Device &dev) : dev_(dev) {}
+	Protocol protocol() const override { return Protocol::V2; }
+	Device &device() override { return dev_; }
+	int get_state(__u32 *state) override { return dev_.get_state(state); }
+	int set_state(__u32 state, Endpoint *stream = nullptr) override;
+	void close_stream(Endpoint *stream) override;
+	int precopy_info(const Endpoint &stream, __u64 *initial,
+			 __u64 *dirty) override;
+	int reset() override { return dev_.reset(); }
+
+private:
+	Device &dev_;
+};
+
+/*
+ * A device's migration through protocol p: v2 always; v1 when the device
+ * has the migration region (see <uvfio/tools/migration_v1.h>), else
+ * -ENODEV with *why. 0 or -errno.
+ */
+int open_migration(Device &dev, Protocol p, std::unique_ptr<Migration> *out,
+		   std::string *why);
 
 /*
  * Save a device's state into dst: to STOP_COPY (the core walks the path),
@@ -126,6 +221,10 @@ int copy_to_eof(const Endpoint &src, const Endpoint &dst,
 int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
 		StreamStats *stats, std::string *why,
 		const Progress &progress = {}, const StreamOptions &so = {});
+/* The same through either protocol (v1: SAVING, the region's loop). */
+int save_device(Migration &mig, const Endpoint &dst, bool leave_stopped,
+		StreamStats *stats, std::string *why,
+		const Progress &progress = {}, const StreamOptions &so = {});
 
 /*
  * Load a device from src: STOP, RESUMING, the stream to EOF, STOP (where
@@ -133,6 +232,11 @@ int save_device(Device &dev, const Endpoint &dst, bool leave_stopped,
  * device is reset (it is never left running what it half-loaded).
  */
 int load_device(Device &dev, const Endpoint &src, bool run,
+		StreamStats *stats, std::string *why,
+		const Progress &progress = {}, const StreamOptions &so = {});
+/* The same through either protocol (v1: RESUMING straight from the
+ * state it is in, as the KABI's sequence has it, then the region's loop). */
+int load_device(Migration &mig, const Endpoint &src, bool run,
 		StreamStats *stats, std::string *why,
 		const Progress &progress = {}, const StreamOptions &so = {});
 
@@ -221,6 +325,16 @@ struct MigrateReport {
  * reset), the destination is reset.
  */
 int migrate(Device &src, GuestMemory src_mem, Device &dst,
+	    GuestMemory dst_mem, const MigrateOptions &opt,
+	    const std::function<void()> &on_stop, MigrateReport *report,
+	    std::string *why, const Progress &progress = {});
+/*
+ * The same through either protocol (both sides by theirs). v1 has no
+ * migration_flags: pre-copy is RUNNING|SAVING whenever opt.precopy (the
+ * KABI requires every device to accept it; one without pre-copy data
+ * reports no pending bytes until stop-and-copy).
+ */
+int migrate(Migration &src, GuestMemory src_mem, Migration &dst,
 	    GuestMemory dst_mem, const MigrateOptions &opt,
 	    const std::function<void()> &on_stop, MigrateReport *report,
 	    std::string *why, const Progress &progress = {});

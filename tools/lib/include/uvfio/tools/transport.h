@@ -42,6 +42,13 @@ public:
 	virtual ssize_t read(int fd, void *buf, size_t count) = 0;
 	virtual ssize_t write(int fd, const void *buf, size_t count) = 0;
 	virtual int close(int fd) = 0;
+	/*
+	 * mmap(2) of a device region, shared: off is the region's offset
+	 * plus a page-aligned offset in it. *addr gets the mapping; unmap
+	 * it with plain munmap(2). 0 or -errno.
+	 */
+	virtual int mmap(int fd, off_t off, size_t len, int prot,
+			 void **addr) = 0;
 };
 
 /*
@@ -62,6 +69,8 @@ struct syscall_ops {
 	ssize_t (*read)(int fd, void *buf, size_t count) = nullptr;
 	ssize_t (*write)(int fd, const void *buf, size_t count) = nullptr;
 	int (*close)(int fd) = nullptr;
+	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
+		      off_t off) = nullptr;
 };
 
 /* A real VFIO device fd (/dev/vfio/N + GET_DEVICE_FD, or a cdev). */
