@@ -26,41 +26,19 @@
 # downloaded; without it that is a failure.
 set -euo pipefail
 
-if [ -n "${UVFIO_QEMU_SKIP:-}" ]; then
-	echo "SKIP: $UVFIO_QEMU_SKIP"
-	exit 77
-fi
+here=$(dirname "$(readlink -f "$0")")
+. "$here/lib.sh"
+qemu_test_init
 [ $# -ge 2 ] || { echo "usage: guest.sh UVFIO_RUN CACHE_DIR [VFIO_PCI_OPTS]" >&2; exit 2; }
 uvfio_run=$1
 cache=$2
 opts=${3:-}
-here=$(dirname "$(readlink -f "$0")")
-qemu=$(command -v qemu-system-x86_64) ||
-	{ echo "FAIL: qemu-system-x86_64 not found (Debian package qemu-system-x86; make deps)"; exit 1; }
-[ -x /bin/busybox ] && /bin/busybox --list | grep -x devmem >/dev/null ||
-	{ echo "FAIL: /bin/busybox with devmem not found (Debian package busybox-static; make deps)"; exit 1; }
-
-if ! kernel=$("$here/fetch-kernel.sh" "$cache"); then
-	if [ "${UVFIO_GUEST_OFFLINE:-}" = skip ]; then
-		echo "SKIP: no guest kernel (UVFIO_GUEST_OFFLINE=skip)"
-		exit 77
-	fi
-	echo "FAIL: no guest kernel could be fetched; set UVFIO_GUEST_OFFLINE=skip to skip this test offline"
-	exit 1
-fi
-echo "kernel: $kernel"
+need_busybox
+guest_kernel "$cache"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-
-# The initramfs: busybox and /init, nothing else. Every driver the test
-# needs is built into Debian's kernel; with no modules, nothing binds the
-# simnic (1b36:0010 is also QEMU's NVMe controller, which nvme.ko claims).
-mkdir -p "$tmp/root/bin"
-cp /bin/busybox "$tmp/root/bin/busybox"
-install -m 0755 "$here/guest-init.sh" "$tmp/root/init"
-(cd "$tmp/root" && find . | /bin/busybox cpio -o -H newc 2>/dev/null) |
-	gzip -1 >"$tmp/initrd.gz"
+make_initramfs "$tmp/initrd.gz" "$here/guest-init.sh"
 
 # The guest keeps its hands off 1 MiB of RAM at 96 MiB (memmap=...$...),
 # so /dev/mem may reach it: the ring and the buffer the simnic DMAs into.

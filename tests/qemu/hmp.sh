@@ -23,10 +23,9 @@
 # builds set it).
 set -euo pipefail
 
-if [ -n "${UVFIO_QEMU_SKIP:-}" ]; then
-	echo "SKIP: $UVFIO_QEMU_SKIP"
-	exit 77
-fi
+here=$(dirname "$(readlink -f "$0")")
+. "$here/lib.sh"
+qemu_test_init
 [ $# -eq 2 ] || { echo "usage: hmp.sh UVFIO_RUN mmap|no-mmap" >&2; exit 2; }
 uvfio_run=$1
 case $2 in
@@ -34,51 +33,27 @@ mmap) opts= ;;
 no-mmap) opts=,x-no-mmap=on ;;
 *) echo "hmp.sh: unknown mode $2" >&2; exit 2 ;;
 esac
-qemu=$(command -v qemu-system-x86_64) ||
-	{ echo "FAIL: qemu-system-x86_64 not found (Debian package qemu-system-x86; make deps)"; exit 1; }
 
 tmp=$(mktemp -d)
-pid=
 cleanup() {
-	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+	[ -z "${mon_pid[q]:-}" ] || kill "${mon_pid[q]}" 2>/dev/null || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-mkfifo "$tmp/in"
-trap '' PIPE	# a write to a QEMU that exited fails, and is reported
-: >"$tmp/out"
+mon_open q
 
 timeout 120 "$uvfio_run" --device simnic,bdf=0000:00:02.0,mem=1M -- \
 	"$qemu" -accel tcg -nodefaults -display none -monitor stdio \
 	-device "vfio-pci,host=0000:00:02.0$opts" \
-	<"$tmp/in" >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-exec 3>"$tmp/in"
+	<"$(mon_in q)" >"$(mon_out q)" 2>"$tmp/err" &
+mon_attach q $!
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-prompts() { { grep -o '(qemu)' "$tmp/out" || true; } | wc -l; }
-# hmp CMD: send CMD, wait for the next prompt, leave its output in $tmp/reply.
-hmp() {
-	local n off i
-	n=$(prompts)
-	off=$(stat -c %s "$tmp/out")
-	echo "$1" >&3 2>/dev/null || return 1	# QEMU is gone
-	for ((i = 0; i < 600; i++)); do
-		if [ "$(prompts)" -gt "$n" ]; then
-			tail -c +$((off + 1)) "$tmp/out" | tr -d '\r' >"$tmp/reply"
-			return 0
-		fi
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	: >"$tmp/reply"
-	return 1
-}
 # The simnic's lines of an `info pci` reply: from its "Bus" line to "id".
 simnic_block() {
 	awk '/^ *Bus /{blk=""} {blk=blk $0 "\n"}
-	     /^ *id "/{if (blk ~ /PCI device 1b36:0010/) printf "%s", blk}' "$tmp/reply"
+	     /^ *id "/{if (blk ~ /PCI device 1b36:0010/) printf "%s", blk}' "$(mon_reply q)"
 }
 # bar N: "ADDR END" of BARN in the simnic's block, if it is memory.
 bar() {
@@ -94,16 +69,11 @@ placed() {
 
 # The first prompt: the monitor is up (it runs commands once the machine
 # is built).
-for ((i = 0; i < 600; i++)); do
-	[ "$(prompts)" -gt 0 ] && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
-if [ "$(prompts)" -eq 0 ]; then
+if ! mon_wait q; then
 	fail "no monitor prompt: QEMU did not start"
 else
 	tries=0
-	while hmp "info pci" && ! placed && ((++tries < 300)); do
+	while hmp q "info pci" && ! placed && ((++tries < 300)); do
 		sleep 0.2
 	done
 	if [ -z "$(simnic_block)" ]; then
@@ -127,29 +97,29 @@ else
 		[ $((e0 - a0 + 1)) -eq $((0x1000)) ] || fail "BAR0 is not 4 KiB: $a0-$e0"
 		[ $((e2 - a2 + 1)) -eq $((0x100000)) ] || fail "BAR2 is not 1 MiB: $a2-$e2"
 
-		if ! hmp "info mtree"; then
+		if ! hmp q "info mtree"; then
 			fail "no reply to info mtree"
 		fi
 		range() { printf '%016x-%016x' "$1" "$2"; }
 		t=$(range $((a0 + 0x800)) $((a0 + 0x800 + 8 * 16 - 1)))
-		grep -q "$t (prio [0-9]*, i/o): msix-table" "$tmp/reply" ||
+		grep -q "$t (prio [0-9]*, i/o): msix-table" "$(mon_reply q)" ||
 			fail "no msix-table at $t in info mtree: no MSI-X capability seen"
 		m=$(range "$a2" "$e2")
 		if [ -z "$opts" ]; then
-			grep -q "$m (prio [0-9]*, ramd): 0000:00:02.0 BAR 2 mmaps\[0\]" "$tmp/reply" ||
+			grep -q "$m (prio [0-9]*, ramd): 0000:00:02.0 BAR 2 mmaps\[0\]" "$(mon_reply q)" ||
 				fail "BAR2 is not mmap'd (no ramd region 'BAR 2 mmaps[0]' at $m)"
-		elif grep -q 'BAR 2 mmaps' "$tmp/reply"; then
+		elif grep -q 'BAR 2 mmaps' "$(mon_reply q)"; then
 			fail "BAR2 is mmap'd despite x-no-mmap=on"
 		fi
-		grep -E 'msix-table|BAR [02]' "$tmp/reply" | sed 's/^ */mtree: /' | sort -u
+		grep -E 'msix-table|BAR [02]' "$(mon_reply q)" | sed 's/^ */mtree: /' | sort -u
 	fi
 fi
 
-echo quit >&3 2>/dev/null || true
-exec 3>&-
+hmp q quit 50 || true
+mon_close q
 rc=0
-wait "$pid" || rc=$?
-pid=
+wait "${mon_pid[q]}" || rc=$?
+unset "mon_pid[q]"
 [ $rc -eq 0 ] || fail "QEMU exited $rc after quit$( [ $rc -ne 124 ] || echo ': timed out')"
 if [ -s "$tmp/err" ]; then
 	fail "QEMU's stderr is not empty:"
@@ -157,7 +127,7 @@ if [ -s "$tmp/err" ]; then
 fi
 if [ $fails -ne 0 ]; then
 	echo "--- QEMU's monitor output (last 80 lines)"
-	tr -d '\r' <"$tmp/out" | tail -n 80
+	tr -d '\r' <"$(mon_out q)" | tail -n 80
 	exit 1
 fi
 echo "PASS: QEMU realized the simnic${opts:+ ($opts)}"
