@@ -21,23 +21,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
 
-# expect CODE DESCRIPTION -- COMMAND...: the exit code, and for failures a
-# single line on stderr.
-expect() {
-	want=$1; what=$2; shift 3
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" != "$want" ]; then
-		echo "FAIL: $what: exit $got, want $want"; cat "$tmp/err"
-		fails=$((fails + 1)); return
-	fi
-	if [ "$want" != 0 ] && [ "$(wc -l <"$tmp/err")" != 1 ] &&
-	   ! grep -q "Run with --help" "$tmp/err"; then
-		echo "FAIL: $what: not one line:"; cat "$tmp/err"
-		fails=$((fails + 1)); return
-	fi
-	echo "ok: $what"
-}
+. "$(dirname "$0")/lib.sh"
 
 S=simnic,bdf=00:02.0,mem=4M,seed=7
 D=simnic,bdf=00:03.0,mem=4M

@@ -25,27 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 fails=0
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 
-# expect CODE DESCRIPTION -- COMMAND...: the exit code, and for failures a
-# single line on stderr.
-expect() {
-	want=$1; what=$2; shift 3
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" != "$want" ]; then
-		echo "FAIL: $what: exit $got, want $want"; cat "$tmp/out" "$tmp/err"
-		fails=$((fails + 1)); return
-	fi
-	if [ "$want" != 0 ] && [ "$(wc -l <"$tmp/err")" != 1 ] &&
-	   ! grep -q "Run with --help" "$tmp/err"; then
-		echo "FAIL: $what: not one line:"; cat "$tmp/err"
-		fails=$((fails + 1)); return
-	fi
-	echo "ok: $what"
-}
-# has PATTERN FILE WHAT: grep, or count a failure.
-has() {
-	grep -q -- "$1" "$2" || { echo "FAIL: $3: no '$1' in:"; cat "$2"; fails=$((fails + 1)); }
-}
+. "$(dirname "$0")/lib.sh"
 # digest FILE: the "digest" of a JSON report.
 digest() {
 	sed -n 's/.*"digest": "\([0-9a-f]*\)".*/\1/p' "$1"

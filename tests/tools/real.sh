@@ -22,26 +22,7 @@ fails=0
 # A sanitizer build's runtime is in the program; the preload goes first.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 
-# expect CODE DESCRIPTION -- COMMAND...: the exit code, and for failures a
-# single line on stderr.
-expect() {
-	want=$1; what=$2; shift 3
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	got=$?
-	if [ "$got" != "$want" ]; then
-		echo "FAIL: $what: exit $got, want $want"; cat "$tmp/out" "$tmp/err"
-		fails=$((fails + 1)); return
-	fi
-	if [ "$want" != 0 ] && [ "$(wc -l <"$tmp/err")" != 1 ]; then
-		echo "FAIL: $what: not one line:"; cat "$tmp/err"
-		fails=$((fails + 1)); return
-	fi
-	echo "ok: $what"
-}
-# has PATTERN FILE WHAT: grep, or count a failure.
-has() {
-	grep -q -- "$1" "$2" || { echo "FAIL: $3: no '$1' in:"; cat "$2"; fails=$((fails + 1)); }
-}
+. "$(dirname "$0")/lib.sh"
 
 B=0000:00:02.0
 B2=0000:00:03.0
