@@ -359,6 +359,35 @@ TEST(UringEngine, CopiesInOrder)
 	close(in);
 }
 
+// Contract: a sink that refuses splice (EINVAL on the first splice into it,
+// as a kernel driver's resuming data file without splice_write does) still
+// gets the whole stream in order: the engine goes on with buffers, and the
+// chunks already spliced out of the source reach it too. An O_APPEND file
+// refuses splice the same way.
+TEST(UringEngine, SinkWithoutSplice)
+{
+	std::vector<char> src;
+	int in = random_file((3 << 20) + 777, &src);
+	for (unsigned depth : {2u, 5u}) {
+		SCOPED_TRACE(depth);
+		lseek(in, 0, SEEK_SET);
+		char path[] = "/tmp/uvfio-append-XXXXXX";
+		int tmp = mkstemp(path);
+		ASSERT_GE(tmp, 0);
+		int out = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		unlink(path);
+		ASSERT_GE(out, 0);
+		StreamStats st;
+		UringOptions o{depth, size_t(1 << 20), true};
+		ASSERT_EQ(uring_copy(in, out, &st, {}, o), 0);
+		EXPECT_EQ(st.bytes, src.size());
+		EXPECT_TRUE(file_contents(tmp) == src);
+		close(out);
+		close(tmp);
+	}
+	close(in);
+}
+
 // Contract: errors end the copy with their errno: a sink whose reader is
 // gone (EPIPE), a source that is not readable (EBADF).
 TEST(UringEngine, Errors)

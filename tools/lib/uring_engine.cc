@@ -10,8 +10,11 @@
  *    Nothing is copied through this process (AF_UNIX sockets, pipes and
  *    files all splice); the default.
  *  - read/write into registered buffers (IORING_OP_READ_FIXED and
- *    WRITE_FIXED), when a descriptor does not splice (EINVAL on the first
- *    splice, before any byte moved).
+ *    WRITE_FIXED), when a descriptor does not splice: EINVAL on the first
+ *    splice before any byte moved, from the source or from the sink (a
+ *    kernel driver's resuming data file has no splice_write, and
+ *    do_splice_from() refuses it). Chunks already in a pipe when the sink
+ *    refuses are read out of it into their buffer first.
  *
  * One completion per SQE, reaped in batches; short writes are resubmitted
  * for the rest, EAGAIN and EINTR retried, anything else ends the copy with
@@ -42,6 +45,7 @@ struct Slot {
 	int pipe[2] = {-1, -1};
 	size_t bytes = 0;	/* filled and not yet written */
 	size_t done = 0;	/* written of them */
+	bool piped = false;	/* the bytes are in pipe, not in the buffer */
 };
 
 /* user_data: slot index and direction. */
@@ -75,8 +79,9 @@ public:
 private:
 	int setup();
 	int use_buffers();
+	int unpipe(Slot &s, unsigned k);
 	void submit_in(unsigned k);
-	void submit_out(unsigned k);
+	int submit_out(unsigned k);
 	int complete(struct io_uring_cqe *cqe);
 
 	int in_, out_;
@@ -135,6 +140,7 @@ void Copier::submit_in(unsigned k)
 		sqe = io_uring_get_sqe(&ring_);
 	}
 	Slot &s = slots_[k];
+	s.piped = splice_;
 	if (splice_)
 		io_uring_prep_splice(sqe, in_, in_off_, s.pipe[1], -1,
 				     unsigned(o_.chunk), SPLICE_F_MOVE);
@@ -147,16 +153,36 @@ void Copier::submit_in(unsigned k)
 	in_busy_ = true;
 }
 
-void Copier::submit_out(unsigned k)
+/* A chunk spliced into its pipe, for a sink that does not splice. */
+int Copier::unpipe(Slot &s, unsigned k)
 {
+	for (size_t got = 0; got < s.bytes;) {
+		ssize_t n = read(s.pipe[0], bufs_[k].data() + got, s.bytes - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -EIO;
+		got += size_t(n);
+	}
+	s.piped = false;
+	return 0;
+}
+
+int Copier::submit_out(unsigned k)
+{
+	Slot &s = slots_[k];
+	if (s.piped && !splice_) {
+		int ret = unpipe(s, k);
+		if (ret)
+			return ret;
+	}
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&ring_);
 	if (!sqe) {
 		io_uring_submit(&ring_);
 		sqe = io_uring_get_sqe(&ring_);
 	}
-	Slot &s = slots_[k];
 	unsigned len = unsigned(s.bytes - s.done);
-	if (splice_)
+	if (s.piped)
 		io_uring_prep_splice(sqe, s.pipe[0], -1, out_, out_off_, len,
 				     SPLICE_F_MOVE);
 	else
@@ -165,6 +191,7 @@ void Copier::submit_out(unsigned k)
 	io_uring_sqe_set_data64(sqe, k | OUT_BIT);
 	s.state = Slot::DRAINING;
 	out_busy_ = true;
+	return 0;
 }
 
 /* One completion: 0, or the copy's error. */
@@ -208,6 +235,11 @@ int Copier::complete(struct io_uring_cqe *cqe)
 		s.state = Slot::FILLED;
 		return 0;
 	}
+	if (res == -EINVAL && s.piped && splice_ && !moved_ && !s.done) {
+		/* The sink does not splice: the rest goes through buffers. */
+		s.state = Slot::FILLED;
+		return use_buffers();
+	}
 	if (res < 0)
 		return res;
 	if (res == 0)
@@ -236,8 +268,11 @@ int Copier::run(StreamStats *stats, const Progress &progress)
 	for (;;) {
 		if (!in_busy_ && !eof_ && slots_[fill_].state == Slot::FREE)
 			submit_in(fill_);
-		if (!out_busy_ && slots_[drain_].state == Slot::FILLED)
-			submit_out(drain_);
+		if (!out_busy_ && slots_[drain_].state == Slot::FILLED) {
+			ret = submit_out(drain_);
+			if (ret)
+				return ret;
+		}
 		if (!in_busy_ && !out_busy_)
 			break;	/* EOF and everything written */
 
