@@ -42,11 +42,19 @@ long vfio_ioctl_set_iommu(vfio_container &c, unsigned long arg)
 {
 	std::unique_lock<std::shared_mutex> l(c.lock);
 
-	/* A model is chosen for groups; none attached yet is an error. */
-	if (c.groups.empty())
+	/*
+	 * A model is chosen for groups, once: no group attached yet, or a
+	 * model already set, is EINVAL (vfio_ioctl_set_iommu()).
+	 */
+	if (c.groups.empty() || c.iommu)
 		return -EINVAL;
-	if (c.iommu)
-		return -EBUSY;
+	/*
+	 * type1 offers nesting, but the simulated IOMMU cannot nest: as the
+	 * kernel's attach of a physical group on x86, whose IOMMU driver has
+	 * no enable_nesting (vfio_iommu_type1_attach_group()).
+	 */
+	if (arg == VFIO_TYPE1_NESTING_IOMMU)
+		return -EINVAL;
 	if (!vfio_iommu_type1_check_extension(arg) ||
 	    (arg != VFIO_TYPE1_IOMMU && arg != VFIO_TYPE1v2_IOMMU))
 		return -ENODEV;
@@ -81,8 +89,14 @@ long vfio_fops_unl_ioctl(struct file *filp, unsigned int cmd,
 		std::shared_lock<std::shared_mutex> l(c.lock);
 		iommu = c.iommu;
 	}
+	/*
+	 * What a model could offer: the kernel asks each IOMMU driver with
+	 * no IOMMU of its own, and type1 answers DMA_CC_IOMMU with 0 then.
+	 */
 	if (cmd == VFIO_CHECK_EXTENSION && !iommu)
-		return vfio_iommu_type1_check_extension(arg); /* what one could offer */
+		return arg == VFIO_DMA_CC_IOMMU
+			       ? 0
+			       : vfio_iommu_type1_check_extension(arg);
 	/* Without a model the kernel has nobody to pass the ioctl to. */
 	if (!iommu)
 		return -EINVAL;

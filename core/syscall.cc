@@ -85,10 +85,12 @@ ssize_t do_rw(int fd, void *buf, size_t count, loff_t *pos_in, bool iswrite)
 	struct file *f = ref.get();
 	if (!f)
 		return -EBADF;
-	if (!(f->f_mode & (iswrite ? FMODE_WRITE : FMODE_READ)))
-		return -EBADF;
+	/* As ksys_pread64()/ksys_pwrite64(): a stream is ESPIPE before the
+	 * file's mode is looked at (vfs_read()/vfs_write()). */
 	if (pos_in && !(f->f_mode & (iswrite ? FMODE_PWRITE : FMODE_PREAD)))
 		return -ESPIPE;
+	if (!(f->f_mode & (iswrite ? FMODE_WRITE : FMODE_READ)))
+		return -EBADF;
 	if (iswrite ? !f->f_op->write : !f->f_op->read)
 		return -EINVAL;
 	if (!count)

@@ -9,6 +9,7 @@
  */
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <map>
 #include <string>
 #include <sys/mman.h>
@@ -63,6 +64,14 @@ long vfio_group_ioctl_get_status(vfio_group &g,
 	return 0;
 }
 
+/*
+ * In the kernel's order (vfio_group_ioctl_set_container()): the fd must be
+ * open (EBADF), the group must have no container yet (EINVAL) and still a
+ * device (ENODEV: the kernel's group without an iommu_group), and only
+ * then is the fd's kind looked at: neither a container nor an iommufd is
+ * EBADFD. An fd of the process that uvfio did not hand out is open but
+ * not a container.
+ */
 long vfio_group_ioctl_set_container(vfio_group &g, int __user *arg)
 {
 	int fd;
@@ -70,18 +79,23 @@ long vfio_group_ioctl_set_container(vfio_group &g, int __user *arg)
 	if (copy_from_user(&fd, arg, sizeof(fd)))
 		return -EFAULT;
 	if (fd < 0)
-		return -EINVAL;
-	struct file *filp = uvfio_fget(fd);
-	if (!filp)
 		return -EBADF;
-	std::shared_ptr<vfio_container> c = vfio_container_from_file(filp);
-	fput(filp);
-	if (!c)
-		return -EINVAL;
+	std::shared_ptr<vfio_container> c;
+	struct file *filp = uvfio_fget(fd);
+	if (filp) {
+		c = vfio_container_from_file(filp);
+		fput(filp);
+	} else if (fcntl(fd, F_GETFD) < 0) {
+		return -EBADF;
+	}
 
 	std::lock_guard<std::mutex> l(g.lock);
-	if (g.container || !g.device)
+	if (g.container)
 		return -EINVAL;
+	if (!g.device)
+		return -ENODEV;
+	if (!c)
+		return -EBADFD;
 	return vfio_container_attach_group(c, &g);
 }
 
@@ -113,9 +127,16 @@ long vfio_group_ioctl_get_device_fd(struct file *group_file, vfio_group &g,
 			break;
 	}
 
+	/*
+	 * The kernel's order: the device by its name first (ENODEV), then
+	 * the group's container (vfio_df_group_open()) and the container's
+	 * IOMMU model (vfio_group_use_container()), both EINVAL.
+	 */
 	struct vfio_device *device;
 	{
 		std::lock_guard<std::mutex> l(g.lock);
+		if (!g.device || strcmp(dev_name(g.device->dev), name))
+			return -ENODEV;
 		bool has_iommu = false;
 		if (g.container) {
 			std::shared_lock<std::shared_mutex> cl(g.container->lock);
@@ -123,8 +144,6 @@ long vfio_group_ioctl_get_device_fd(struct file *group_file, vfio_group &g,
 		}
 		if (!has_iommu)
 			return -EINVAL;
-		if (!g.device || strcmp(dev_name(g.device->dev), name))
-			return -ENODEV;
 		device = vfio_device_get_registered(name);
 		if (IS_ERR(device))
 			return -ENODEV;

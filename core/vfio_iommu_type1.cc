@@ -44,8 +44,10 @@
  *   possibly after earlier mappings' parts were copied.
  * - VFIO_UPDATE_VADDR is not offered: the VADDR flags of MAP and UNMAP are
  *   unknown flags (EINVAL), as on kernels before 5.12.
- * - VFIO_DMA_CC_IOMMU is 1 also before a model is set (the simulated IOMMU
- *   is always cache coherent; the kernel answers 0 without a model).
+ * - VFIO_TYPE1_NESTING_IOMMU: CHECK_EXTENSION says 1, as the kernel's
+ *   type1 does, but SET_IOMMU with it fails with EINVAL: the simulated
+ *   IOMMU cannot nest (on x86 the kernel's attach fails the same way for
+ *   a physical group; an emulated-IOMMU-only container accepts it there).
  * - dma_unmap notifications: as in the kernel, every attached device with
  *   ops->dma_unmap hears about a whole mapping that holds pinned pages,
  *   with no model lock held. The kernel retries and finally BUG()s when a
@@ -832,6 +834,9 @@ int vfio_iommu_type1_check_extension(unsigned long arg)
 	switch (arg) {
 	case VFIO_TYPE1_IOMMU:
 	case VFIO_TYPE1v2_IOMMU:
+	/* Offered whatever the IOMMU, as the kernel's type1 does; setting
+	 * it fails (see vfio_ioctl_set_iommu() in container.cc). */
+	case VFIO_TYPE1_NESTING_IOMMU:
 	case VFIO_UNMAP_ALL:
 	case VFIO_DMA_CC_IOMMU:
 		return 1;

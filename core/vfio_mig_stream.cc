@@ -92,6 +92,9 @@ struct vfio_mig_stream {
 	struct vfio_device *device = nullptr;
 	struct file *drv = nullptr;	/* the driver's file, one reference */
 	bool saving = true;
+	/* The driver's file has an ioctl; without one every ioctl on the
+	 * data fd is ENOTTY, as the kernel's vfs_ioctl() answers. */
+	bool drv_ioctl = false;
 
 	UniqueFD core_end;	/* the pump's end of the socketpair */
 	UniqueFD user_end;	/* a dup of the user's end: SIOCINQ, reads */
@@ -722,12 +725,10 @@ long mig_precopy_info(vfio_mig_stream &s, struct vfio_precopy_info __user *arg)
 	std::unique_lock<std::mutex> l(s.m);
 	/* Ended without an error: the device has left pre-copy, which a
 	 * driver answers with EINVAL before it looks at its file. */
-	if (s.err || !s.saving)
+	if (s.err)
 		return -ENODEV;
 	if (s.ended)
 		return -EINVAL;
-	if (!s.drv->f_op->unlocked_ioctl)
-		return -ENOTTY;
 
 	struct vfio_precopy_info drv_info = {};
 	drv_info.argsz = sizeof(drv_info);
@@ -771,7 +772,11 @@ long mig_fops_unl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	vfio_mig_stream &s = stream_of(filp);
 
-	if (cmd == VFIO_MIG_GET_PRECOPY_INFO)
+	/* The driver's file has no ioctl: vfs_ioctl() says ENOTTY to all. */
+	if (!s.drv_ioctl)
+		return -ENOTTY;
+	/* On a saving stream the core adds its unread bytes to the counts. */
+	if (cmd == VFIO_MIG_GET_PRECOPY_INFO && s.saving)
 		return mig_precopy_info(
 			s, reinterpret_cast<struct vfio_precopy_info *>(arg));
 
@@ -779,8 +784,6 @@ long mig_fops_unl_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	std::lock_guard<std::mutex> l(s.m);
 	if (s.ended)
 		return -ENODEV;
-	if (!s.drv->f_op->unlocked_ioctl)
-		return -ENOTTY;
 	return s.drv->f_op->unlocked_ioctl(s.drv, cmd, arg);
 }
 
@@ -855,6 +858,7 @@ int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 	s->device = device;
 	s->drv = drv;	/* released by vfio_mig_stream_end() from here */
 	s->saving = saving;
+	s->drv_ioctl = drv->f_op->unlocked_ioctl != nullptr;
 
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))

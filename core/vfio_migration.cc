@@ -187,15 +187,15 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 	if (flags & VFIO_DEVICE_FEATURE_SET) {
 		if (copy_from_user(&mig, arg, minsz))
 			return -EFAULT;
+		int data_fd = -1;
 		/*
 		 * No such state: refuse it while it is still a number. An
 		 * enum vfio_device_mig_state cannot hold it (undefined
 		 * behaviour in C++); the FSM would refuse it with EINVAL too.
 		 */
-		if (mig.device_state > UVFIO_DEVICE_STATE_MAX)
-			return -EINVAL;
-		int data_fd = -1;
-		{
+		if (mig.device_state > UVFIO_DEVICE_STATE_MAX) {
+			ret = -EINVAL;
+		} else {
 			std::lock_guard<std::mutex> guard(
 				device->priv->mig_lock);
 			struct file *filp;
@@ -207,15 +207,26 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 				static_cast<enum vfio_device_mig_state>(
 					mig.device_state),
 				&filp);
-			if (ret)
-				return ret;
-			if (filp) {
+			if (!ret && filp) {
 				data_fd = vfio_mig_stream_install_fd(filp);
+				/* As the kernel when it has no fd to give:
+				 * nothing is written back. */
 				if (data_fd < 0)
 					return data_fd;
 			}
 		}
+		/*
+		 * Success or not, the caller's struct gets data_fd: the new fd
+		 * or -1. A failed SET writes device_state back as it came (the
+		 * kernel's vfio_ioctl_device_feature_mig_device_state() copies
+		 * the struct out before it returns the driver's error).
+		 */
 		mig.data_fd = data_fd;
+		if (ret) {
+			if (copy_to_user(arg, &mig, minsz))
+				return -EFAULT;
+			return ret;
+		}
 		if (copy_to_user(arg, &mig, minsz)) {
 			/* The caller cannot learn the fd: do not leak it. */
 			if (data_fd >= 0)

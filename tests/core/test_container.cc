@@ -44,10 +44,12 @@ unsigned int group_flags(int group)
 
 // Contract: the type1 flow works and each step checks like the kernel:
 // one opener per group (EBUSY); GET_STATUS reports VIABLE and
-// CONTAINER_SET; SET_IOMMU needs a group (EINVAL), a known type (ENODEV)
-// and happens once (EBUSY); GET_DEVICE_FD needs the model (EINVAL) and the
-// device's name (ENODEV); UNSET_CONTAINER fails while a device fd is open
-// (EBUSY) and without a container (EINVAL).
+// CONTAINER_SET; SET_CONTAINER wants an open fd (EBADF) that is a
+// container (EBADFD), once (EINVAL); SET_IOMMU needs a group (EINVAL), a
+// known type (ENODEV) and happens once (EINVAL); GET_DEVICE_FD wants the
+// device's name (ENODEV, looked at first) and the model (EINVAL);
+// UNSET_CONTAINER fails while a device fd is open (EBUSY) and without a
+// container (EINVAL).
 TEST(ContainerTest, Type1Flow)
 {
 	SimDevice dev("mig=stop_copy");
@@ -73,10 +75,13 @@ TEST(ContainerTest, Type1Flow)
 	EXPECT_EQ(err(uvfio_ioctl(group, VFIO_GROUP_GET_DEVICE_FD,
 				  const_cast<char *>(dev.name()))),
 		  EINVAL);
+	char nobody[] = "0000:00:00.0";
+	EXPECT_EQ(err(uvfio_ioctl(group, VFIO_GROUP_GET_DEVICE_FD, nobody)),
+		  ENODEV);
 	int bad = -1;
-	EXPECT_EQ(err(uvfio_ioctl(group, VFIO_GROUP_SET_CONTAINER, &bad)), EINVAL);
+	EXPECT_EQ(err(uvfio_ioctl(group, VFIO_GROUP_SET_CONTAINER, &bad)), EBADF);
 	EXPECT_EQ(err(uvfio_ioctl(group, VFIO_GROUP_SET_CONTAINER, &group)),
-		  EINVAL);
+		  EBADFD);
 	EXPECT_EQ(uvfio_ioctl(group, VFIO_GROUP_SET_CONTAINER, &container), 0);
 	EXPECT_EQ(group_flags(group),
 		  unsigned{VFIO_GROUP_FLAGS_VIABLE | VFIO_GROUP_FLAGS_CONTAINER_SET});
@@ -91,7 +96,7 @@ TEST(ContainerTest, Type1Flow)
 		  0);
 	EXPECT_EQ(err(uvfio_ioctl(container, VFIO_SET_IOMMU,
 				  reinterpret_cast<void *>(VFIO_TYPE1v2_IOMMU))),
-		  EBUSY);
+		  EINVAL);
 
 	char other[] = "0000:00:00.0";
 	EXPECT_EQ(err(uvfio_ioctl(group, VFIO_GROUP_GET_DEVICE_FD, other)),

@@ -309,15 +309,18 @@ struct PinDev {
 	}
 };
 
-// Contract: VFIO_CHECK_EXTENSION answers 1 for TYPE1, TYPE1v2, UNMAP_ALL and
-// DMA_CC_IOMMU, 0 for everything else (UPDATE_VADDR is not offered).
+// Contract: with a model, VFIO_CHECK_EXTENSION answers 1 for TYPE1,
+// TYPE1v2, TYPE1_NESTING (as the kernel's type1, whatever the IOMMU),
+// UNMAP_ALL and DMA_CC_IOMMU, 0 for everything else (UPDATE_VADDR is not
+// offered).
 TEST(IommuType1, CheckExtension)
 {
 	EXPECT_EQ(vfio_iommu_type1_check_extension(VFIO_TYPE1_IOMMU), 1);
 	EXPECT_EQ(vfio_iommu_type1_check_extension(VFIO_TYPE1v2_IOMMU), 1);
+	EXPECT_EQ(vfio_iommu_type1_check_extension(VFIO_TYPE1_NESTING_IOMMU), 1);
 	EXPECT_EQ(vfio_iommu_type1_check_extension(VFIO_UNMAP_ALL), 1);
 	EXPECT_EQ(vfio_iommu_type1_check_extension(VFIO_DMA_CC_IOMMU), 1);
-	for (unsigned long e : {0ul, 2ul, 5ul, 6ul, 7ul, 8ul, 10ul, 11ul, 1000ul})
+	for (unsigned long e : {0ul, 2ul, 5ul, 7ul, 8ul, 10ul, 11ul, 1000ul})
 		EXPECT_EQ(vfio_iommu_type1_check_extension(e), 0) << e;
 	Type1 t;
 	EXPECT_EQ(t.ioctl(VFIO_CHECK_EXTENSION,
