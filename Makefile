@@ -6,8 +6,10 @@
 # the apt-get line to run), configures build/ with Meson once, and builds
 # incrementally: running a target twice redoes nothing.
 #
-# With CI=true (as .ci/run sets it), make test also runs the suites under
-# ASan+UBSan (test-asan) and TSan (test-tsan), and the fuzzers (fuzz).
+# With CI=true (as .ci/run sets it), make test also runs vfio-mig-ctl and
+# the conformance suite on Linux 6.12's own VFIO in a QEMU guest
+# (test-kernel), the suites under ASan+UBSan (test-asan) and TSan
+# (test-tsan), and the fuzzers (fuzz).
 
 BUILD ?= build
 MESON_OPTS ?=
@@ -39,6 +41,17 @@ DEB_PACKAGES := meson ninja-build pkg-config gcc g++ \
 # gcc's sanitizer runtimes (ASan, UBSan, TSan) come with gcc itself.
 FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev llvm
 
+# make test-kernel only (and make test with CI=true): Debian's Linux 6.12
+# packages are fetched with apt-get download and unpacked with dpkg-deb
+# into $(BUILD)/tests/ (never installed), and the kernel's mtty sample is
+# built against them on this machine. kmod: modinfo reads each module's
+# dependencies (the image package ships no modules.dep; depmod makes it
+# at install). xz-utils: the modules are .ko.xz, mtty.c comes out of a
+# .tar.xz. gcc-12 and make: the compiler the headers name and kbuild;
+# pahole: kbuild's BTF step for the module (Debian's linux-kbuild depends
+# on it; it brings libelf1 and zlib1g, which kbuild's resolve_btfids needs).
+KERNEL_DEB_PACKAGES := kmod xz-utils gcc-12 make pahole
+
 # The libFuzzer targets in tests/fuzz/.
 FUZZ_TARGETS := uapi dma-logging mig-stream
 
@@ -50,7 +63,8 @@ TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 # against hangs, not assertions on time.
 SAN_TEST := meson test --print-errorlogs --num-processes 2 --timeout-multiplier 4
 
-.PHONY: all deps deps-fuzz build demo test test-asan test-tsan fuzz bench clean
+.PHONY: all deps deps-fuzz deps-kernel build demo test test-kernel test-asan \
+	test-tsan fuzz bench clean
 
 all: build
 
@@ -80,6 +94,9 @@ deps:
 deps-fuzz:
 	$(call install_missing,$(FUZZ_DEB_PACKAGES))
 
+deps-kernel:
+	$(call install_missing,$(KERNEL_DEB_PACKAGES))
+
 $(BUILD)/build.ninja: | deps
 	meson setup $(BUILD) $(MESON_OPTS)
 
@@ -95,10 +112,21 @@ demo: build
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2
 ifeq ($(CI),true)
+	$(MAKE) test-kernel
 	$(MAKE) test-asan
 	$(MAKE) test-tsan
 	$(MAKE) fuzz
 endif
+
+# vfio-mig-ctl (info, fsm, save, load, conformance) on the kernel's own VFIO
+# and mtty sample: Debian's Linux 6.12 under QEMU (TCG), from an initramfs
+# (tests/kernel/run.sh says what passes). Downloads once, into
+# $(BUILD)/tests/qemu/cache/ and $(BUILD)/tests/kernel/cache/; the guest's
+# reports stay in $(BUILD)/tests/kernel/results/. Exit status 77 is a skip
+# (UVFIO_QEMU_SKIP, or offline with UVFIO_GUEST_OFFLINE=skip).
+test-kernel: build deps-kernel
+	@rc=0; tests/kernel/run.sh $(BUILD) || rc=$$?; \
+	[ $$rc -eq 0 ] || [ $$rc -eq 77 ]
 
 # Sanitizer builds are -O0 (buildtype=debug): instrumented -O2 compiles
 # four to five times slower, which costs CI far more than the slower runs.

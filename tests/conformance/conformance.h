@@ -52,6 +52,14 @@ struct Options {
 	 * under uvfio-run) when empty. A test may give the simulator's.
 	 */
 	std::function<std::unique_ptr<tools::Transport>()> device_transport;
+	/*
+	 * A second real device of the same kind as the real targets (a
+	 * path, as for device), the destination of the tests that load a
+	 * stream: the round trip needs it, the others load into the target
+	 * itself without it. Empty: $UVFIO_CONFORMANCE_PEER, if set (so
+	 * `vfio-mig-ctl conformance --device` can have one).
+	 */
+	std::string peer;
 	/* Write a JUnit XML report here ("" = none). */
 	std::string junit;
 	/* More GoogleTest arguments (--gtest_filter=..., ...). */

@@ -25,6 +25,10 @@ int main(int argc, char **argv)
 		       "a real device to test, by path: /sys/bus/pci/devices/"
 		       "BDF, /sys/bus/mdev/devices/UUID or /dev/vfio/N@NAME; "
 		       "repeatable");
+	app.add_option("--peer", opt.peer,
+		       "a second real device of the same kind, by path: the "
+		       "destination of the round trips (default: "
+		       "$UVFIO_CONFORMANCE_PEER)");
 	app.add_option("--junit", opt.junit, "write a JUnit XML report");
 	app.allow_extras();
 	app.footer("Other arguments go to GoogleTest (--gtest_filter=..., "

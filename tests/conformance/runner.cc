@@ -5,8 +5,10 @@
  */
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -22,6 +24,7 @@ namespace {
 
 std::vector<Target> g_targets;
 std::function<std::unique_ptr<tools::Transport>()> g_device_transport;
+std::string g_peer;
 
 } // namespace
 
@@ -34,6 +37,11 @@ std::unique_ptr<tools::Transport> device_transport()
 {
 	return g_device_transport ? g_device_transport()
 				  : tools::make_kernel_transport();
+}
+
+const std::string &peer_device()
+{
+	return g_peer;
 }
 
 void PrintTo(const Target &t, std::ostream *os)
@@ -110,12 +118,29 @@ int run(const Options &opt)
 {
 	g_targets = opt.targets.empty() ? all_drivers() : opt.targets;
 	g_device_transport = opt.device_transport;
+	const char *env_peer = std::getenv("UVFIO_CONFORMANCE_PEER");
+	g_peer = !opt.peer.empty() ? opt.peer : env_peer ? env_peer : "";
 	if (g_targets.empty()) {
 		std::fprintf(stderr, "conformance: no driver to test\n");
 		return 2;
 	}
+	/* The peer matters to real targets only. */
+	if (std::none_of(g_targets.begin(), g_targets.end(),
+			 [](const Target &t) { return !t.device.empty(); }))
+		g_peer.clear();
+	std::vector<Target> to_open = g_targets;
+	if (!g_peer.empty()) {
+		Target t;
+		std::string why;
+		if (!parse_device_target(g_peer, &t, &why)) {
+			std::fprintf(stderr, "conformance: peer: %s\n",
+				     why.c_str());
+			return 2;
+		}
+		to_open.push_back(t);
+	}
 	/* A target that cannot even be created is a usage error, not a test. */
-	for (const Target &t : g_targets) {
+	for (const Target &t : to_open) {
 		if (!t.device.empty()) {
 			/* Opens, or one line why, not a failure per test. */
 			std::unique_ptr<tools::Transport> tr = device_transport();

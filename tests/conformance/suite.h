@@ -20,6 +20,8 @@ inline constexpr const char *kProbeBdf = "0000:7e:02.0";
 const std::vector<Target> &targets();
 /* A transport to real devices, as Options::device_transport says. */
 std::unique_ptr<tools::Transport> device_transport();
+/* The real targets' peer (Options::peer), or "". */
+const std::string &peer_device();
 /* How GoogleTest prints a target (reports, JUnit value_param). */
 void PrintTo(const Target &t, std::ostream *os);
 /* A GoogleTest-safe name for the index-th target. */

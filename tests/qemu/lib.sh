@@ -3,7 +3,9 @@
 #   qemu_test_init         skip (exit 77) when UVFIO_QEMU_SKIP says so;
 #                          set $qemu, or fail naming the Debian package
 #   need_busybox           /bin/busybox with devmem (busybox-static)
-#   guest_kernel CACHE     set $kernel (fetch-kernel.sh), or skip/fail
+#   guest_kernel CACHE [--modules NAME,...]
+#                          set $kernel (fetch-kernel.sh, which keeps the
+#                          modules named beside it), or skip/fail
 #   make_initramfs OUT INIT [SRC DEST]...
 #                          a gzipped newc cpio of busybox, INIT as /init
 #                          and each SRC at DEST
@@ -38,7 +40,9 @@ need_busybox() {
 # UVFIO_GUEST_OFFLINE=skip skips when the kernel cannot be downloaded;
 # without it that is a failure.
 guest_kernel() {
-	if ! kernel=$("$(dirname "${BASH_SOURCE[0]}")/fetch-kernel.sh" "$1"); then
+	local cache=$1
+	shift
+	if ! kernel=$("$(dirname "${BASH_SOURCE[0]}")/fetch-kernel.sh" "$@" "$cache"); then
 		if [ "${UVFIO_GUEST_OFFLINE:-}" = skip ]; then
 			echo "SKIP: no guest kernel (UVFIO_GUEST_OFFLINE=skip)"
 			exit 77

@@ -131,6 +131,14 @@ expect 0 "conformance --device" -- "$run" --device "simnic,bdf=$B,mem=2M" -- \
 grep -q '<testsuites tests="[1-9][0-9]*" failures="0"' "$tmp/junit.xml" &&
 	grep -q 'skipped="4"' "$tmp/junit.xml" ||
 	{ echo "FAIL: junit"; head -3 "$tmp/junit.xml"; fails=$((fails + 1)); }
+# With a peer, the round trip runs too (one skip fewer), loading into it.
+expect 0 "conformance --device --peer" -- "$run" --device "simnic,bdf=$B,mem=2M" \
+	--device "simnic,bdf=$B2,mem=2M" -- \
+	"$ctl" conformance --device "$P" --peer "$P2" --junit "$tmp/junit.xml"
+grep -q '<testsuites tests="[1-9][0-9]*" failures="0"' "$tmp/junit.xml" &&
+	grep -q 'skipped="3"' "$tmp/junit.xml" ||
+	{ echo "FAIL: junit with a peer"; head -3 "$tmp/junit.xml"; fails=$((fails + 1)); }
+expect 2 "conformance --peer without --device" -- "$ctl" conformance --peer "$P2"
 for drv in simmin skeleton "testdev,mig=stop_copy|p2p|pre_copy,log=1,mem=2M"; do
 	expect 0 "uvfio-conformance --device ($drv)" -- "$run" --device "$drv,bdf=$B" -- \
 		"$suite" --device "$P"

@@ -1247,10 +1247,25 @@ int cmd_migrate(const MigrateArgs &a)
 /* The conformance suite (tests/conformance) on the drivers and devices. */
 int cmd_conformance(const std::vector<std::string> &specs,
 		    const std::vector<std::string> &devices,
-		    const std::string &junit, const std::string &filter)
+		    const std::string &peer, const std::string &junit,
+		    const std::string &filter)
 {
 	namespace cf = uvfio::conformance;
 	cf::Options opt;
+	if (!peer.empty()) {
+		if (devices.empty())
+			return fail(EXIT_USAGE, "--peer goes with --device: "
+					"it is where a real device's stream "
+					"is loaded");
+		cf::Target t;
+		std::string why;
+		if (!cf::parse_device_target(peer, &t, &why))
+			return fail(EXIT_USAGE, "--peer: " + why);
+		CmdDevice d;
+		if (int rc = d.open(peer))
+			return rc;
+		opt.peer = peer;
+	}
 	for (const std::string &s : specs) {
 		cf::Target t;
 		if (is_device_path(s))
@@ -1435,7 +1450,7 @@ int main(int argc, char **argv)
 	mig->add_flag("--json", as_json, "JSON report");
 
 	std::vector<std::string> conf_specs, conf_devices;
-	std::string junit, filter;
+	std::string junit, filter, conf_peer;
 	auto *conf = app.add_subcommand("conformance", "run the conformance "
 					"suite against drivers");
 	conf->add_option("-d,--driver", conf_specs, "driver to test, as a "
@@ -1447,6 +1462,10 @@ int main(int argc, char **argv)
 			 "(/sys/bus/pci/devices/BDF, /sys/bus/mdev/devices/"
 			 "UUID or /dev/vfio/N@NAME), opened through its group "
 			 "for each test; repeatable");
+	conf->add_option("--peer", conf_peer, "a second real device of the "
+			 "same kind (a path, as --device): the --device tests "
+			 "load their streams into it, and the round trip "
+			 "runs (default: $UVFIO_CONFORMANCE_PEER)");
 	conf->add_option("--junit", junit, "write a JUnit XML report to FILE");
 	conf->add_option("--filter", filter, "run only tests matching a "
 			 "GoogleTest filter (e.g. '*Fsm*:*DataFd*')");
@@ -1508,8 +1527,8 @@ int main(int argc, char **argv)
 		if (*recv)
 			return cmd_recv(spec, addr, as_json);
 		if (*conf)
-			return cmd_conformance(conf_specs, conf_devices, junit,
-					       filter);
+			return cmd_conformance(conf_specs, conf_devices,
+					       conf_peer, junit, filter);
 		m.as_json = as_json;
 		return cmd_migrate(m);
 	};
