@@ -687,6 +687,28 @@ void file_checks(Unit &u, const std::string &p, int dfd)
 	     res(t.ioctl(dfd, VFIO_DEVICE_GET_INFO, b)));
 }
 
+/*
+ * Reset the device and SET state: the stream's fd; -1 after a
+ * "PREFIX._setup" line when the SET gives none; -2 after a
+ * "datafd._setup" line when the reset fails (the unit stops).
+ */
+int start_stream(Unit &u, __u32 state,
+		 const std::string &prefix)
+{
+	std::string r = reset_device(u);
+	if (!r.empty()) {
+		emit("datafd._setup", r);
+		return -2;
+	}
+	int dfd = -1;
+	int ret = set_state(u.t, u.fd(), state, &dfd);
+	if (ret < 0 || dfd < 0) {
+		emit(prefix + "._setup", ret < 0 ? ename(ret) : "no data fd");
+		return -1;
+	}
+	return dfd;
+}
+
 void unit_datafd(Unit &u)
 {
 	Transport &t = u.t;
@@ -697,15 +719,10 @@ void unit_datafd(Unit &u)
 	int ret;
 
 	/* STOP_COPY: a saving fd to its end, then after the state is left. */
-	if (!(r = reset_device(u)).empty()) {
-		emit("datafd._setup", r);
+	dfd = start_stream(u, VFIO_DEVICE_STATE_STOP_COPY, "datafd.stop_copy");
+	if (dfd == -2)
 		return;
-	}
-	ret = set_state(t, fd, VFIO_DEVICE_STATE_STOP_COPY, &dfd);
-	if (ret < 0 || dfd < 0) {
-		emit("datafd.stop_copy._setup",
-		     ret < 0 ? ename(ret) : "no data fd");
-	} else {
+	if (dfd >= 0) {
 		const std::string p = "datafd.stop_copy";
 		file_checks(u, p, dfd);
 		emit(p + ".write", rw_res(t.write(dfd, b, sizeof(b))));
@@ -736,15 +753,10 @@ void unit_datafd(Unit &u)
 	}
 
 	/* The same, left before the end was read. */
-	if (!(r = reset_device(u)).empty()) {
-		emit("datafd._setup", r);
+	dfd = start_stream(u, VFIO_DEVICE_STATE_STOP_COPY, "datafd.stop_copy_unread");
+	if (dfd == -2)
 		return;
-	}
-	ret = set_state(t, fd, VFIO_DEVICE_STATE_STOP_COPY, &dfd);
-	if (ret < 0 || dfd < 0) {
-		emit("datafd.stop_copy_unread._setup",
-		     ret < 0 ? ename(ret) : "no data fd");
-	} else {
+	if (dfd >= 0) {
 		const std::string p = "datafd.stop_copy_unread";
 		/* Wait until the stream has data: nothing left to timing. */
 		emit(p + ".poll_in", poll_fd(dfd, POLLIN, 2000));
@@ -758,15 +770,10 @@ void unit_datafd(Unit &u)
 	}
 
 	/* PRE_COPY: the temporary end, then on into STOP_COPY on one fd. */
-	if (!(r = reset_device(u)).empty()) {
-		emit("datafd._setup", r);
+	dfd = start_stream(u, VFIO_DEVICE_STATE_PRE_COPY, "datafd.pre_copy");
+	if (dfd == -2)
 		return;
-	}
-	ret = set_state(t, fd, VFIO_DEVICE_STATE_PRE_COPY, &dfd);
-	if (ret < 0 || dfd < 0) {
-		emit("datafd.pre_copy._setup",
-		     ret < 0 ? ename(ret) : "no data fd");
-	} else {
+	if (dfd >= 0) {
 		const std::string p = "datafd.pre_copy";
 		file_checks(u, p, dfd);
 		emit(p + ".write", rw_res(t.write(dfd, b, sizeof(b))));
@@ -831,14 +838,10 @@ void unit_datafd(Unit &u)
 	}
 
 	/* A reset disables a live saving file too. */
-	if (!(r = reset_device(u)).empty()) {
-		emit("datafd._setup", r);
+	dfd = start_stream(u, VFIO_DEVICE_STATE_STOP_COPY, "datafd.reset");
+	if (dfd == -2)
 		return;
-	}
-	ret = set_state(t, fd, VFIO_DEVICE_STATE_STOP_COPY, &dfd);
-	if (ret < 0 || dfd < 0) {
-		emit("datafd.reset._setup", ret < 0 ? ename(ret) : "no data fd");
-	} else {
+	if (dfd >= 0) {
 		emit("datafd.reset.poll_in", poll_fd(dfd, POLLIN, 2000));
 		emit("datafd.reset", res(t.ioctl(fd, VFIO_DEVICE_RESET, nullptr)));
 		__u32 s = 0;
