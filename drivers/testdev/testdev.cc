@@ -29,10 +29,11 @@
  *
  * PRE_COPY: the initial data is CONFIG and a full BAR2 image; pages of BAR2
  * written through the region write path after that are tracked and sent
- * again as dirty data (writes through an mmap are not seen: testdev has no
- * DMA tracker; simnic has). When nothing is left, read returns -ENOMSG until
- * more pages are dirtied or the device enters STOP_COPY, which sends what is
- * still dirty, BAR0, the internal state and END.
+ * again as dirty data. Writes through an mmap of BAR2 are not seen, so once
+ * BAR2 has been mapped writable, STOP_COPY sends all of it again (as
+ * simnic does). When nothing is left, read returns -ENOMSG until more pages
+ * are dirtied or the device enters STOP_COPY, which sends what is still
+ * dirty, BAR0, the internal state and END.
  *
  * Locking as in the kernel's mlx5 driver: state_mutex (the FSM) is taken
  * before a migration file's lock; reset_done defers to the state_mutex
@@ -139,6 +140,8 @@ struct testdev_device {
 	std::mutex dirty_lock;
 	bool logging = false;	/* a DMA logging session is open */
 	bool tracking = false;
+	/* BAR2 was mapped writable: writes the tracker cannot see. */
+	bool mapped = false;
 	std::vector<u64> dirty;
 	u64 dirty_count = 0;
 	u64 dirty_cursor = 0;
@@ -194,6 +197,12 @@ void td_mark_dirty(testdev_device *tdev, u64 off, u64 len)
 			tdev->dirty_count++;
 		}
 	}
+}
+
+bool td_was_mapped(testdev_device *tdev)
+{
+	std::lock_guard<std::mutex> l(tdev->dirty_lock);
+	return tdev->mapped;
 }
 
 /* Take a run of up to TD_CHUNK dirty bytes; false when none is dirty. */
@@ -678,6 +687,8 @@ struct file *td_step(struct vfio_device *vdev,
 	if ((cur == PRE_COPY_P2P || cur == PRE_COPY) && nxt == STOP_COPY) {
 		/* The pre-copy file goes on and now has an end. */
 		td_migf *f = tdev->saving_migf;
+		if (td_was_mapped(tdev))
+			td_mark_dirty(tdev, 0, tdev->mem_size);
 		if (f) {
 			mutex_guard g(&f->lock);
 			f->final = true;
@@ -903,6 +914,20 @@ const struct pci_error_handlers testdev_err_handlers = {
 	.reset_done = testdev_reset_done,
 };
 
+/* BAR2 mapped writable: from now on its writes escape the tracker. */
+int testdev_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	int ret = vfio_pci_core_mmap(vdev, vma);
+	if (!ret && (vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) ==
+			    VFIO_PCI_BAR2_REGION_INDEX &&
+	    (vma->vm_flags & VM_WRITE)) {
+		testdev_device *tdev = to_testdev(vdev);
+		std::lock_guard<std::mutex> l(tdev->dirty_lock);
+		tdev->mapped = true;
+	}
+	return ret;
+}
+
 const struct vfio_device_ops testdev_ops = {
 	.name = "testdev-vfio-pci",
 	.init = testdev_init_dev,
@@ -912,7 +937,7 @@ const struct vfio_device_ops testdev_ops = {
 	.read = vfio_pci_core_read,
 	.write = testdev_write,
 	.ioctl = vfio_pci_core_ioctl,
-	.mmap = vfio_pci_core_mmap,
+	.mmap = testdev_mmap,
 	.request = vfio_pci_core_request,
 	.match = nullptr,
 	.dma_unmap = nullptr,

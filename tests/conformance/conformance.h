@@ -69,8 +69,9 @@ struct Options {
 /*
  * Run the suite: 0 when every test passed (skips allowed), 1 when any
  * failed or a real device does not open, 2 when a target cannot be
- * created at all (unknown driver, bad spec, a malformed device name),
- * with a one-line message on stderr.
+ * created at all (unknown driver, bad spec, a malformed device name) or
+ * the GoogleTest filter selects no test, with a one-line message on
+ * stderr.
  */
 int run(const Options &opt);
 

@@ -30,10 +30,16 @@ int main(int argc, char **argv)
 		       "destination of the round trips (default: "
 		       "$UVFIO_CONFORMANCE_PEER)");
 	app.add_option("--junit", opt.junit, "write a JUnit XML report");
+	std::string filter;
+	app.add_option("--filter", filter,
+		       "run only the tests matching a GoogleTest filter (e.g. "
+		       "'*Fsm*:*DataFd*'); one that matches none is a usage "
+		       "error (exit 2)");
 	app.allow_extras();
 	app.footer("Other arguments go to GoogleTest (--gtest_filter=..., "
 		   "--gtest_list_tests, ...). Exit: 0 all passed, 1 a test "
-		   "failed, 2 usage error.");
+		   "failed, 2 usage error (a bad spec, a filter that "
+		   "matches no test).");
 	CLI11_PARSE(app, argc, argv);
 	for (const std::string &s : specs) {
 		cf::Target t;
@@ -56,5 +62,7 @@ int main(int argc, char **argv)
 		opt.targets.push_back(t);
 	}
 	opt.gtest_args = app.remaining();
+	if (!filter.empty())
+		opt.gtest_args.push_back("--gtest_filter=" + filter);
 	return cf::run(opt);
 }

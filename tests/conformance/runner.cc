@@ -183,7 +183,20 @@ int run(const Options &opt)
 	argv.push_back(nullptr);
 	int argc = static_cast<int>(args.size());
 	::testing::InitGoogleTest(&argc, argv.data());
-	return RUN_ALL_TESTS() ? 1 : 0;
+	int failed = RUN_ALL_TESTS();
+	/*
+	 * A filter that selects nothing is a mistake (a typo, a renamed
+	 * test), not a pass: a CI job would go green having run nothing.
+	 */
+	const ::testing::UnitTest &ut = *::testing::UnitTest::GetInstance();
+	if (ut.test_to_run_count() == 0 && !GTEST_FLAG_GET(list_tests)) {
+		std::fprintf(stderr,
+			     "conformance: the filter \"%s\" matches no test "
+			     "(--gtest_list_tests lists them)\n",
+			     GTEST_FLAG_GET(filter).c_str());
+		return 2;
+	}
+	return failed ? 1 : 0;
 }
 
 } // namespace uvfio::conformance
