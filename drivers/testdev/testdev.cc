@@ -142,6 +142,11 @@ struct testdev_device {
 	bool tracking = false;
 	/* BAR2 was mapped writable: writes the tracker cannot see. */
 	bool mapped = false;
+	/*
+	 * BAR2's region writes against the save path's copies of it: a page
+	 * is copied whole, before or after a write, never torn by one.
+	 */
+	std::mutex mem_lock;
 	std::vector<u64> dirty;
 	u64 dirty_count = 0;
 	u64 dirty_cursor = 0;
@@ -252,10 +257,12 @@ void td_emit(td_migf *f, u16 type, u64 offset, const void *payload, u32 len)
 void td_emit_mem(td_migf *f, u64 off, u64 len)
 {
 	const u8 *p = f->tdev->core_device.bars[2].map + off;
-	if (f->final)
+	if (f->final) {
 		mig_rec_emit_ref(&f->w, TD_REC_MEM, off, p, static_cast<u32>(len));
-	else
-		td_emit(f, TD_REC_MEM, off, p, static_cast<u32>(len));
+		return;
+	}
+	std::lock_guard<std::mutex> l(f->tdev->mem_lock);
+	td_emit(f, TD_REC_MEM, off, p, static_cast<u32>(len));
 }
 
 /* Put the next record in f->w; false when there is none now. */
@@ -884,10 +891,13 @@ ssize_t testdev_write(struct vfio_device *vdev, const char __user *buf,
 {
 	testdev_device *tdev = to_testdev(vdev);
 	u64 pos = static_cast<u64>(*ppos);
-	ssize_t ret = vfio_pci_core_write(vdev, buf, count, ppos);
 
+	if (VFIO_PCI_OFFSET_TO_INDEX(pos) != VFIO_PCI_BAR2_REGION_INDEX)
+		return vfio_pci_core_write(vdev, buf, count, ppos);
+	std::lock_guard<std::mutex> l(tdev->mem_lock);
+	ssize_t ret = vfio_pci_core_write(vdev, buf, count, ppos);
 	/* After the write: a page sent before it lands is sent again. */
-	if (ret > 0 && VFIO_PCI_OFFSET_TO_INDEX(pos) == VFIO_PCI_BAR2_REGION_INDEX)
+	if (ret > 0)
 		td_mark_dirty(tdev, pos & VFIO_PCI_OFFSET_MASK,
 			      static_cast<u64>(ret));
 	return ret;
