@@ -19,43 +19,17 @@
 #include <uvfio/tools/transport.h>
 #include <uvfio/uvfio.h>
 
+#include "sim_syscalls.h"
+
 #include "conformance.h"
 
 using namespace uvfio::tools;
 
 namespace {
 
-int open2(const char *path, int)
-{
-	return uvfio_open(path);
-}
-
-ssize_t sim_readlink(const char *path, char *buf, size_t len)
-{
-	std::string target;
-	int ret = make_sim_transport()->readlink(path, &target);
-	if (ret) {
-		errno = -ret;
-		return -1;
-	}
-	size_t n = std::min(len, target.size());
-	std::memcpy(buf, target.data(), n);
-	return ssize_t(n);
-}
-
 std::unique_ptr<Transport> uvfio_kernel_transport()
 {
-	syscall_ops ops;
-	ops.open = open2;
-	ops.readlink = sim_readlink;
-	ops.ioctl = uvfio_ioctl;
-	ops.pread = uvfio_pread;
-	ops.pwrite = uvfio_pwrite;
-	ops.read = uvfio_read;
-	ops.write = uvfio_write;
-	ops.close = uvfio_close;
-	ops.mmap = uvfio_mmap;
-	return make_kernel_transport(ops);
+	return make_kernel_transport(uvfio_test::uvfio_syscalls());
 }
 
 } // namespace

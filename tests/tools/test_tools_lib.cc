@@ -33,6 +33,8 @@
 #include <uvfio/uapi/vfio.h>
 #include <uvfio/uvfio.h>
 
+#include "sim_syscalls.h"
+
 using namespace uvfio::tools;
 
 namespace {
@@ -557,40 +559,7 @@ TEST(DeviceNames, Parse)
 	EXPECT_FALSE(is_pci_address("0000:00:02.0 "));
 }
 
-/* The kernel transport's system calls, answered by uvfio_* (uvfio-run's
- * job for a whole process), and sysfs's link by the simulator's group. */
-int uvfio_open2(const char *path, int)
-{
-	return uvfio_open(path);
-}
-
-ssize_t sim_readlink(const char *path, char *buf, size_t len)
-{
-	std::string target;
-	int ret = make_sim_transport()->readlink(path, &target);
-	if (ret) {
-		errno = -ret;
-		return -1;
-	}
-	size_t n = std::min(len, target.size());
-	std::memcpy(buf, target.data(), n);
-	return ssize_t(n);
-}
-
-syscall_ops uvfio_syscalls()
-{
-	syscall_ops ops;
-	ops.open = uvfio_open2;
-	ops.readlink = sim_readlink;
-	ops.ioctl = uvfio_ioctl;
-	ops.pread = uvfio_pread;
-	ops.pwrite = uvfio_pwrite;
-	ops.read = uvfio_read;
-	ops.write = uvfio_write;
-	ops.close = uvfio_close;
-	ops.mmap = uvfio_mmap;
-	return ops;
-}
+using uvfio_test::uvfio_syscalls;
 
 /* A simulated device, created, for the opener to find by name. */
 struct Added {
