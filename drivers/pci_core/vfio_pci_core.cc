@@ -247,8 +247,18 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 			ret = -errno;
 			goto err_free;
 		}
+		/*
+		 * A device's memory exists from power-on, as hardware's
+		 * does: allocate it now, so that the first write into it
+		 * (a resume, a guest's DMA) is not a page fault per page.
+		 */
+		if (fallocate(bar->memfd.get(), 0, 0, bar->size) &&
+		    errno != EOPNOTSUPP) {
+			ret = -errno;
+			goto err_free;
+		}
 		void *map = mmap(nullptr, bar->size, PROT_READ | PROT_WRITE,
-				 MAP_SHARED, bar->memfd.get(), 0);
+				 MAP_SHARED | MAP_POPULATE, bar->memfd.get(), 0);
 		if (map == MAP_FAILED) {
 			ret = -errno;
 			goto err_free;
