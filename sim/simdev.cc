@@ -10,7 +10,10 @@
  * it is allowed to again.
  */
 #include <algorithm>
+#include <atomic>
+#include <bit>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 
@@ -86,21 +89,34 @@ void wait_not_in_flight(struct simdev *sd, std::unique_lock<std::mutex> &l)
 	sd->draining = false;
 }
 
-/* Record pages of [iova, iova + len) inside a logged range. Under lock. */
-void log_dirty(struct simdev *sd, u64 iova, u64 len)
+/*
+ * Set bits [lo, hi] of a range's bitmap, after the DMA wrote the pages.
+ * Always the RMW, with release, even for bits already set: the REPORT that
+ * clears them then sees this write's data too, or leaves them set.
+ */
+void log_set_bits(u64 *bits, u64 lo, u64 hi)
 {
-	if (!sd->logging || !len)
-		return;
-	u64 end = iova + len;
-	for (const auto &[rs, re] : sd->log_ranges) {
-		u64 s = std::max(rs, iova), e = std::min(re, end);
-		if (s >= e)
-			continue;
-		for (u64 p = s / sd->log_page_size;
-		     p <= (e - 1) / sd->log_page_size; p++)
-			sd->log_dirty.insert(p);
+	for (u64 w = lo / 64; w <= hi / 64; w++) {
+		u64 mask = ~0ULL;
+		if (w == lo / 64)
+			mask &= ~0ULL << (lo % 64);
+		if (w == hi / 64)
+			mask &= ~0ULL >> (63 - hi % 64);
+		std::atomic_ref<u64>(bits[w]).fetch_or(
+			mask, std::memory_order_release);
 	}
 }
+
+void log_free_ranges(struct simdev *sd)
+{
+	for (auto &r : sd->log_ranges)
+		std::free(r.bits);
+	sd->log_ranges.clear();
+}
+
+/* The registry behind simdev_find. */
+std::mutex registry_lock;
+std::vector<struct simdev *> registry;
 
 /*
  * One descriptor being executed, outside the lock. Errors: -EFAULT with
@@ -136,8 +152,9 @@ int guest_rw(exec_ctx *x, u64 iova, void *buf, size_t len, bool write)
 		set_reg64(sd, SIMDEV_REG_DMA_BYTES_LO,
 			  reg64(sd, SIMDEV_REG_DMA_BYTES_LO) + len);
 		set_reg64(sd, SIMDEV_REG_LAST_WRITE_NS_LO, now_ns());
-		log_dirty(sd, iova, len);
 	}
+	if (write)
+		simdev_log_dirty(sd, iova, len);
 	return 0;
 }
 
@@ -417,8 +434,16 @@ int simdev_init(struct simdev *sd)
 		return -EINVAL;
 	reset_regs(sd);
 	try {
+		std::lock_guard<std::mutex> l(registry_lock);
+		registry.push_back(sd);
+	} catch (...) {
+		return -ENOMEM;
+	}
+	try {
 		sd->engine = std::thread(engine_main, sd);
 	} catch (...) {
+		std::lock_guard<std::mutex> l(registry_lock);
+		std::erase(registry, sd);
 		return -ENOMEM;
 	}
 	return 0;
@@ -433,6 +458,23 @@ void simdev_exit(struct simdev *sd)
 	}
 	if (sd->engine.joinable())
 		sd->engine.join();
+	{
+		std::lock_guard<std::mutex> l(registry_lock);
+		std::erase(registry, sd);
+	}
+	/* The driver's log_stop may not have run (a device torn down). */
+	std::unique_lock<std::shared_mutex> l(sd->log_lock);
+	sd->logging = false;
+	log_free_ranges(sd);
+}
+
+struct simdev *simdev_find(const char *name)
+{
+	std::lock_guard<std::mutex> l(registry_lock);
+	for (struct simdev *sd : registry)
+		if (sd->dev && !std::strcmp(dev_name(sd->dev), name))
+			return sd;
+	return nullptr;
 }
 
 void simdev_bar0_read(struct simdev *sd, u64 off, void *buf, size_t len)
@@ -550,22 +592,79 @@ int simdev_log_start(struct simdev *sd,
 {
 	if (!page_size || (page_size & (page_size - 1)))
 		return -EINVAL;
-	std::lock_guard<std::mutex> l(sd->lock);
+	for (const auto &[s, e] : ranges)
+		if (s >= e)
+			return -EINVAL;
+	std::sort(ranges.begin(), ranges.end());
+
+	/* Page spans [first, last]; ranges sharing a page get one bitmap. */
+	std::vector<std::pair<u64, u64>> spans;
+	try {
+		for (const auto &[s, e] : ranges) {
+			u64 first = s / page_size, last = (e - 1) / page_size;
+			if (!spans.empty() && first <= spans.back().second)
+				spans.back().second =
+					std::max(spans.back().second, last);
+			else
+				spans.emplace_back(first, last);
+		}
+	} catch (...) {
+		return -ENOMEM;
+	}
+
+	std::unique_lock<std::shared_mutex> l(sd->log_lock);
 	if (sd->logging)
 		return -EBUSY;
-	sd->log_ranges = std::move(ranges);
+	try {
+		for (const auto &[first, last] : spans) {
+			struct simdev_log_range r = {first, last - first + 1,
+						     nullptr};
+			size_t bytes = (r.nbits + 63) / 64 * 8;
+			/*
+			 * Written now, not left to calloc's zero pages: the
+			 * device's tracker memory is real memory, and REPORT
+			 * should pay for reading it as hardware does.
+			 */
+			r.bits = static_cast<u64 *>(std::malloc(bytes));
+			if (!r.bits)
+				throw std::bad_alloc();
+			std::memset(r.bits, 0, bytes);
+			sd->log_ranges.push_back(r);
+		}
+	} catch (...) {
+		log_free_ranges(sd);
+		return -ENOMEM;
+	}
 	sd->log_page_size = page_size;
-	sd->log_dirty.clear();
 	sd->logging = true;
 	return 0;
 }
 
 void simdev_log_stop(struct simdev *sd)
 {
-	std::lock_guard<std::mutex> l(sd->lock);
+	std::unique_lock<std::shared_mutex> l(sd->log_lock);
 	sd->logging = false;
-	sd->log_ranges.clear();
-	sd->log_dirty.clear();
+	log_free_ranges(sd);
+}
+
+void simdev_log_dirty(struct simdev *sd, u64 iova, u64 len)
+{
+	if (!len)
+		return;
+	std::shared_lock<std::shared_mutex> l(sd->log_lock);
+	if (!sd->logging)
+		return;
+	u64 ps = sd->log_page_size;
+	u64 first = iova / ps;
+	/* A write that wraps the IOVA space ends at its top. */
+	u64 last = (len - 1 > ~0ULL - iova ? ~0ULL : iova + len - 1) / ps;
+	for (const auto &r : sd->log_ranges) {
+		u64 lo = std::max(first, r.first_page);
+		u64 hi = std::min(last, r.first_page + r.nbits - 1);
+		if (lo <= hi)
+			log_set_bits(r.bits, lo - r.first_page,
+				     hi - r.first_page);
+	}
 }
 
 int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
@@ -573,19 +672,73 @@ int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
 					 u64 page_size),
 			      void *arg)
 {
-	std::lock_guard<std::mutex> l(sd->lock);
+	std::shared_lock<std::shared_mutex> l(sd->log_lock);
 	if (!sd->logging)
 		return -EINVAL;
 	if (!length)
 		return 0;
-	u64 ps = sd->log_page_size;
-	auto it = sd->log_dirty.lower_bound(iova / ps);
-	u64 last = (iova + length - 1) / ps;
-	while (it != sd->log_dirty.end() && *it <= last) {
-		fn(arg, *it * ps, ps);
-		it = sd->log_dirty.erase(it);
+	const u64 ps = sd->log_page_size;
+	const u64 first = iova / ps;
+	const u64 last = (length - 1 > ~0ULL - iova ? ~0ULL
+						    : iova + length - 1) / ps;
+
+	for (const auto &r : sd->log_ranges) {
+		if (r.first_page > last)
+			break;	/* sorted */
+		u64 lo = std::max(first, r.first_page);
+		u64 hi = std::min(last, r.first_page + r.nbits - 1);
+		if (lo > hi)
+			continue;
+		lo -= r.first_page;
+		hi -= r.first_page;
+		const u64 wlo = lo / 64, whi = hi / 64;
+		for (u64 w = wlo; w <= whi; w++) {
+			/* Zero words are the common case: skip four at once. */
+			if (w + 4 <= whi && w % 4 == 0 && w != wlo) {
+				u64 any = 0;
+				for (u64 k = 0; k < 4; k++)
+					any |= std::atomic_ref<u64>(r.bits[w + k])
+						       .load(std::memory_order_relaxed);
+				if (!any) {
+					w += 3;
+					continue;
+				}
+			}
+			u64 mask = ~0ULL;
+			if (w == wlo)
+				mask &= ~0ULL << (lo % 64);
+			if (w == whi)
+				mask &= ~0ULL >> (63 - hi % 64);
+			std::atomic_ref<u64> word(r.bits[w]);
+			if (!(word.load(std::memory_order_relaxed) & mask))
+				continue;
+			/*
+			 * Test-and-clear: a bit DMA sets after this is left
+			 * for the next REPORT, none is lost. Bits outside
+			 * the window stay as they are.
+			 */
+			u64 v = mask == ~0ULL
+					? word.exchange(0, std::memory_order_acquire)
+					: word.fetch_and(~mask,
+							 std::memory_order_acquire) &
+						  mask;
+			u64 base = r.first_page + w * 64;
+			while (v) {
+				fn(arg, (base + std::countr_zero(v)) * ps, ps);
+				v &= v - 1;
+			}
+		}
 	}
 	return 0;
+}
+
+u64 simdev_log_bytes(struct simdev *sd)
+{
+	std::shared_lock<std::shared_mutex> l(sd->log_lock);
+	u64 bytes = 0;
+	for (const auto &r : sd->log_ranges)
+		bytes += (r.nbits + 63) / 64 * 8 + sizeof(r);
+	return bytes;
 }
 
 void simdev_mem_read(struct simdev *sd, u64 off, void *buf, size_t len)

@@ -22,6 +22,7 @@
 #include <deque>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -58,6 +59,18 @@ struct simdev_state {
 	u32 pending_irqs;	/* bit per vector below 32 */
 	struct simdev_desc fetched[SIMDEV_PREFETCH];
 	u32 fetched_index[SIMDEV_PREFETCH];
+};
+
+/*
+ * One logged range: pages [first_page, first_page + nbits) of log_page_size,
+ * bit i of bits (u64 words, bit i % 64 of word i / 64) for page
+ * first_page + i. Ranges whose pages overlap are merged, so a page has one
+ * bit.
+ */
+struct simdev_log_range {
+	u64 first_page;
+	u64 nbits;
+	u64 *bits;	/* nbits rounded up to words; std::atomic_ref only */
 };
 
 struct simdev {
@@ -97,11 +110,18 @@ struct simdev {
 	u64 mem_dirty_count = 0;
 	u64 mem_cursor = 0;		/* where the next dirty scan starts */
 
-	/* DMA logging: the device's own tracker of guest pages it wrote. */
+	/*
+	 * DMA logging: the device's own tracker of guest pages it wrote, a
+	 * bitmap per logged range as a device keeps in its own memory. The
+	 * DMA path and REPORT hold log_lock shared and touch the bitmap
+	 * words atomically only (OR to mark, exchange to read and clear);
+	 * start and stop hold it exclusive, so a bitmap never goes away
+	 * under a marker.
+	 */
+	std::shared_mutex log_lock;
 	bool logging = false;
 	u64 log_page_size = 0;
-	std::vector<std::pair<u64, u64>> log_ranges;	/* [start, end) */
-	std::set<u64> log_dirty;			/* page numbers */
+	std::vector<struct simdev_log_range> log_ranges;	/* sorted */
 };
 
 /* Start the engine. 0 or -errno. */
@@ -174,11 +194,36 @@ bool simdev_mem_was_mapped(struct simdev *sd);
 int simdev_log_start(struct simdev *sd,
 		     std::vector<std::pair<u64, u64>> ranges, u64 page_size);
 void simdev_log_stop(struct simdev *sd);
-/* Calls fn for each dirty page in [iova, iova + length), clearing it.
- * -EINVAL when logging is off. */
+/*
+ * Calls fn for each dirty page in [iova, iova + length), in increasing
+ * IOVA order, clearing it: a page is reported by one call only, and DMA
+ * racing with the call either shows in it or stays for the next one.
+ * Pages outside the window are neither read nor cleared. Costs a word
+ * test per 64 logged pages of the window plus a call per dirty page.
+ * -EINVAL when logging is off. fn runs under log_lock (shared): it must
+ * not start or stop logging.
+ */
 int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
 			      void (*fn)(void *arg, u64 page_iova,
 					 u64 page_size),
 			      void *arg);
+
+/*
+ * What the DMA engine does after each write to guest memory: mark the
+ * logged pages [iova, iova + len) touches. Any thread, no lock held.
+ * Exported so tests and benchmarks can dirty pages as the device's DMA
+ * does without an IOMMU mapping behind every page.
+ */
+void simdev_log_dirty(struct simdev *sd, u64 iova, u64 len);
+
+/* Bytes the tracker holds now (bitmaps and range table); 0 when off. */
+u64 simdev_log_bytes(struct simdev *sd);
+
+/*
+ * For tests and benchmarks: the function of the device named name
+ * (dev_name() of sd->dev, the BDF), between its simdev_init and
+ * simdev_exit; NULL if none.
+ */
+struct simdev *simdev_find(const char *name);
 
 #endif /* UVFIO_SIM_SIMDEV_H */
