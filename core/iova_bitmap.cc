@@ -2,26 +2,30 @@
 /*
  * iova_bitmap: the counterpart of drivers/vfio/iova_bitmap.c.
  *
- * The kernel pins the user's bitmap a chunk at a time and sets bits in the
- * pinned pages. Here a chunk ("window") is copied into a kernel buffer with
- * copy_from_user, fn sets bits in the buffer, and the buffer goes back with
- * copy_to_user before the walk moves on; a bad user pointer therefore fails
- * the walk with -EFAULT instead of crashing.
+ * The kernel pins the user's bitmap a chunk ("window") at a time and sets
+ * bits in the pinned pages. Here a window is pinned with uvfio_pin_user()
+ * and bits are set in the user's memory in place: nothing is copied, and a
+ * window where nothing is dirty costs the pin only. Where the memory can
+ * only be copied (uvfio_pin_user() says -EOPNOTSUPP), the window is copied
+ * into a kernel buffer with copy_from_user once, fn sets bits there, and
+ * the buffer goes back with copy_to_user only if a bit was set in it. A
+ * bad user pointer fails the walk with -EFAULT before fn sees the window.
  *
  * Window layout: window k is bytes [k * W, (k + 1) * W) of the user's bitmap
- * (W a multiple of 8, so buffer word j is user word k * W / 8 + j), clipped
- * to the ceil(nbits / 8) bytes the bitmap occupies. Nothing past those bytes
- * is read or written, even when the last u64 word is partial.
+ * (W a multiple of 8), clipped to the ceil(nbits / 8) bytes the bitmap
+ * occupies. Bits are set a byte at a time, so nothing past those bytes is
+ * read or written, even when the last u64 word is partial.
  *
  * iova_bitmap_set() with a range that leaves the mapped window:
  *  - bits in later windows are kept in a short sorted list of pending bit
  *    ranges and set when their window is mapped (if the list is full, or no
  *    walk is mapping a window, they are written to the user's memory at once);
- *  - bits in earlier windows, whose buffers are already written back, are
- *    written to the user's memory at once.
- * Writing to user memory directly is a read-modify-write of the edge bytes
- * and a plain write of 0xff for the bytes in between; a failure there is
- * remembered and returned by iova_bitmap_for_each() as -EFAULT.
+ *  - bits in earlier windows, whose pins are released, are written to the
+ *    user's memory at once.
+ * Writing to user memory outside a window is a read-modify-write of the
+ * edge bytes and a plain write of 0xff for the bytes in between, through
+ * copy_{from,to}_user; a failure there is remembered and returned by
+ * iova_bitmap_for_each() as -EFAULT.
  */
 #include <algorithm>
 #include <array>
@@ -83,10 +87,13 @@ struct iova_bitmap {
 	std::uintptr_t data;     /* the user's bitmap */
 
 	size_t window_bytes; /* multiple of 8 */
-	u64 *buf;            /* the mapped window, window_bytes / 8 words max */
+	u8 *buf;             /* copy mode's window, allocated when first used */
 
 	/* The mapped window, valid while mapped (inside fn). */
 	bool mapped;
+	u8 *win;        /* its first byte: the user's (pinned) or buf */
+	bool copied;    /* win is buf: write it back if touched */
+	bool touched;   /* a bit was set in win */
 	u64 win_first;  /* its first bit */
 	u64 win_end;    /* one past its last bit */
 
@@ -106,20 +113,26 @@ void __user *user_at(const struct iova_bitmap *b, u64 byte)
 					       static_cast<std::uintptr_t>(byte));
 }
 
-/* Set bits [lo, hi] (relative to the buffer's bit 0) in the window buffer. */
-void buf_set(u64 *w, u64 lo, u64 hi)
+/*
+ * Set bits [lo, hi] (relative to the window's bit 0) in the mapped window,
+ * a byte at a time: the window may start at any byte of the user's memory
+ * and its last byte may be the bitmap's last.
+ */
+void win_set(struct iova_bitmap *b, u64 lo, u64 hi)
 {
-	u64 wlo = lo / 64, whi = hi / 64;
-	u64 mlo = ~0ULL << (lo % 64);
-	u64 mhi = ~0ULL >> (63 - hi % 64);
+	u8 *p = b->win;
+	u64 blo = lo / 8, bhi = hi / 8;
+	u8 mlo = static_cast<u8>(0xffu << (lo % 8));
+	u8 mhi = static_cast<u8>(0xffu >> (7 - hi % 8));
 
-	if (wlo == whi) {
-		w[wlo] |= mlo & mhi;
+	b->touched = true;
+	if (blo == bhi) {
+		p[blo] |= mlo & mhi;
 		return;
 	}
-	w[wlo] |= mlo;
-	std::fill(w + wlo + 1, w + whi, ~0ULL);
-	w[whi] |= mhi;
+	p[blo] |= mlo;
+	std::memset(p + blo + 1, 0xff, bhi - blo - 1);
+	p[bhi] |= mhi;
 }
 
 /* OR mask into one byte of the user's bitmap. */
@@ -207,7 +220,7 @@ void pending_apply(struct iova_bitmap *b)
 		if (p.first < b->win_end && p.last >= b->win_first) {
 			u64 lo = std::max(p.first, b->win_first);
 			u64 hi = std::min(p.last, b->win_end - 1);
-			buf_set(b->buf, lo - b->win_first, hi - b->win_first);
+			win_set(b, lo - b->win_first, hi - b->win_first);
 		}
 		if (p.last < b->win_end)
 			continue;
@@ -269,11 +282,6 @@ struct iova_bitmap *iova_bitmap_alloc(unsigned long iova, size_t length,
 	u64 span = (b->nbytes + 7) & ~7ULL;
 	b->window_bytes = static_cast<size_t>(
 		std::min<u64>(uvfio_iova_bitmap_window_bytes(), span));
-	b->buf = static_cast<u64 *>(kvzalloc(b->window_bytes, GFP_KERNEL));
-	if (!b->buf) {
-		kfree(b);
-		return ERR_CAST<struct iova_bitmap>(ERR_PTR(-ENOMEM));
-	}
 	return b;
 }
 
@@ -284,6 +292,45 @@ void iova_bitmap_free(struct iova_bitmap *bitmap)
 	kvfree(bitmap->buf);
 	kfree(bitmap);
 }
+
+namespace {
+
+/* Pin the window at user byte `byte`, n bytes, or copy it in: 0 or -errno. */
+int window_map(struct iova_bitmap *b, u64 byte, size_t n)
+{
+	void *k;
+	int ret = uvfio_pin_user(user_at(b, byte), n, &k);
+
+	b->touched = false;
+	if (!ret) {
+		b->win = static_cast<u8 *>(k);
+		b->copied = false;
+		return 0;
+	}
+	if (ret != -EOPNOTSUPP)
+		return ret;
+	if (!b->buf) {
+		b->buf = static_cast<u8 *>(kvzalloc(b->window_bytes, GFP_KERNEL));
+		if (!b->buf)
+			return -ENOMEM;
+	}
+	if (copy_from_user(b->buf, user_at(b, byte), n))
+		return -EFAULT;
+	b->win = b->buf;
+	b->copied = true;
+	return 0;
+}
+
+/* Release the window: a copied one goes back only if a bit changed. */
+int window_unmap(struct iova_bitmap *b, u64 byte, size_t n)
+{
+	if (b->copied && b->touched &&
+	    copy_to_user(user_at(b, byte), b->buf, n))
+		return -EFAULT;
+	return 0;
+}
+
+} // namespace
 
 int iova_bitmap_for_each(struct iova_bitmap *b, void *opaque,
 			 iova_bitmap_fn_t fn)
@@ -296,12 +343,9 @@ int iova_bitmap_for_each(struct iova_bitmap *b, void *opaque,
 		size_t n = static_cast<size_t>(
 			std::min<u64>(b->window_bytes, b->nbytes - byte));
 
-		/* The tail of a short last word stays 0 and is never written. */
-		b->buf[(n - 1) / 8] = 0;
-		if (copy_from_user(b->buf, user_at(b, byte), n)) {
-			ret = -EFAULT;
+		ret = window_map(b, byte, n);
+		if (ret)
 			break;
-		}
 		b->win_first = byte * 8;
 		/* (byte + n) * 8 would wrap for a 2^61-byte bitmap's end. */
 		b->win_end = byte + n == b->nbytes ? b->nbits : (byte + n) * 8;
@@ -317,7 +361,7 @@ int iova_bitmap_for_each(struct iova_bitmap *b, void *opaque,
 		ret = fn(b, win_iova, win_last - win_iova + 1, opaque);
 
 		b->mapped = false;
-		if (copy_to_user(user_at(b, byte), b->buf, n) && !ret)
+		if (window_unmap(b, byte, n) && !ret)
 			ret = -EFAULT;
 		if (!ret)
 			ret = b->err;
@@ -345,6 +389,11 @@ void iova_bitmap_set(struct iova_bitmap *b, unsigned long iova, size_t length)
 	u64 lo = (iova - b->iova) >> b->pgshift;
 	u64 hi = (last - b->iova) >> b->pgshift;
 
+	/* The common case: a driver reporting a page of the mapped window. */
+	if (b->mapped && lo >= b->win_first && hi < b->win_end) {
+		win_set(b, lo - b->win_first, hi - b->win_first);
+		return;
+	}
 	if (!b->mapped) {
 		user_set(b, lo, hi);
 		return;
@@ -352,7 +401,7 @@ void iova_bitmap_set(struct iova_bitmap *b, unsigned long iova, size_t length)
 	if (lo < b->win_first)
 		user_set(b, lo, std::min(hi, b->win_first - 1));
 	if (hi >= b->win_first && lo < b->win_end)
-		buf_set(b->buf, std::max(lo, b->win_first) - b->win_first,
+		win_set(b, std::max(lo, b->win_first) - b->win_first,
 			std::min(hi, b->win_end - 1) - b->win_first);
 	if (hi >= b->win_end)
 		pending_add(b, std::max(lo, b->win_end), hi);

@@ -7,7 +7,9 @@
  */
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -106,6 +108,43 @@ unsigned long uvfio_copy_to_user_stable(void __user *to, const void *from,
 					unsigned long n)
 {
 	return checked_copy(to, from, n, true, true);
+}
+
+int uvfio_pin_user(void __user *uaddr, unsigned long n, void **kaddr)
+{
+	auto addr = reinterpret_cast<std::uintptr_t>(uaddr);
+
+	if (!n) {
+		*kaddr = uaddr;
+		return 0;
+	}
+	if (!uaddr || n - 1 > UINTPTR_MAX - addr)
+		return -EFAULT;
+	/* Copies with a core buffer may be redirected (a sink): copy them. */
+	if (in_kernel_buffer(uaddr, n))
+		return kbuf_sink ? -EOPNOTSUPP : (*kaddr = uaddr, 0);
+	/* Without page checks, copies are plain memcpy anyway. */
+	if (!vm_rw_works.load(std::memory_order_relaxed)) {
+		*kaddr = uaddr;
+		return 0;
+	}
+	/*
+	 * One madvise per call checks every page as a write fault would,
+	 * without copying a byte: ENOMEM for a hole. EINVAL is a mapping that
+	 * is not writable (or a kernel without MADV_POPULATE_WRITE): copies
+	 * then decide what faults.
+	 */
+	static const std::uintptr_t page = sysconf(_SC_PAGESIZE);
+	std::uintptr_t lo = addr & ~(page - 1);
+	std::uintptr_t hi = addr + (n - 1);
+	if (madvise(reinterpret_cast<void *>(lo), hi - lo + 1,
+		    MADV_POPULATE_WRITE)) {
+		if (errno == EINVAL)
+			return -EOPNOTSUPP;
+		return -EFAULT;
+	}
+	*kaddr = uaddr;
+	return 0;
 }
 
 void *memdup_user(const void __user *src, size_t len)

@@ -45,10 +45,13 @@ void iova_bitmap_free(struct iova_bitmap *bitmap);
 
 /*
  * Walk the whole bitmap, calling fn(bitmap, window_iova, window_length,
- * opaque) per window. Each window's bits are read from the user before fn
- * and written back after it (also when fn fails). Returns 0, fn's non-zero
- * result, or -EFAULT when the user's bitmap cannot be read or written. Each
- * call walks the whole bitmap from its first window.
+ * opaque) per window. Each window of the user's memory is pinned before fn
+ * (-EFAULT without calling fn when it is not mapped writable) and bits are
+ * set in it in place; where it can only be copied, it is copied in once
+ * before fn and out once after it (also when fn fails), and only when fn
+ * set a bit in it. Returns 0, fn's non-zero result, -EFAULT when the
+ * user's bitmap cannot be read or written, or -ENOMEM. Each call walks the
+ * whole bitmap from its first window.
  */
 int iova_bitmap_for_each(struct iova_bitmap *bitmap, void *opaque,
 			 iova_bitmap_fn_t fn);

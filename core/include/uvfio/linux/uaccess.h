@@ -32,6 +32,18 @@ unsigned long copy_to_user(void __user *to, const void *from, unsigned long n);
 unsigned long uvfio_copy_to_user_stable(void __user *to, const void *from,
 					unsigned long n);
 
+/*
+ * uvfio only, what pin_user_pages() gives a kernel driver that updates
+ * user memory in place (iova_bitmap): [uaddr, uaddr + n) faulted in
+ * writable, and in *kaddr the address to read and write it at directly.
+ * 0; -EFAULT when a byte of it is not mapped; -EOPNOTSUPP when it can
+ * only be reached by copy_{from,to}_user (no way to check it here, or it
+ * is not mapped writable: the copies tell which). Unlike a kernel pin,
+ * nothing holds the pages: a thread of the caller unmapping them
+ * meanwhile crashes the access instead of failing it.
+ */
+int uvfio_pin_user(void __user *uaddr, unsigned long n, void **kaddr);
+
 /* Duplicate n user bytes into kmalloc()ed memory; ERR_PTR(-EFAULT/-ENOMEM). */
 void *memdup_user(const void __user *src, size_t len);
 
