@@ -11,11 +11,15 @@
 #include <mutex>
 #include <thread>
 
+#include <uvfio/linux/cleanup.h>
+
 struct mutex {
 	std::mutex m;
 	std::atomic<std::thread::id> owner{};
 };
 
+/* A mutex needs no initializer here; the kernel's spellings still work. */
+#define DEFINE_MUTEX(name) struct mutex name
 static inline void mutex_init(struct mutex *) {}
 static inline void mutex_destroy(struct mutex *) {}
 
@@ -40,10 +44,35 @@ static inline void mutex_unlock(struct mutex *lock)
 	lock->m.unlock();
 }
 
+/* No signals reach a uvfio thread: these never fail. */
+static inline int mutex_lock_interruptible(struct mutex *lock)
+{
+	mutex_lock(lock);
+	return 0;
+}
+
+static inline int mutex_lock_killable(struct mutex *lock)
+{
+	mutex_lock(lock);
+	return 0;
+}
+
 static inline bool mutex_is_locked_by_me(struct mutex *lock)
 {
 	return lock->owner.load(std::memory_order_relaxed) ==
 	       std::this_thread::get_id();
+}
+
+static inline bool mutex_is_locked(struct mutex *lock)
+{
+	return lock->owner.load(std::memory_order_relaxed) !=
+	       std::thread::id();
+}
+
+/* lockdep_assert_held() on a mutex (spinlock.h adds spinlocks). */
+static inline bool uvfio_lock_held_by_me(struct mutex *lock)
+{
+	return mutex_is_locked_by_me(lock);
 }
 
 void uvfio_lockdep_fail(const char *what, const char *file, int line);
@@ -51,11 +80,23 @@ void uvfio_lockdep_fail(const char *what, const char *file, int line);
 /* The caller must hold lock; a violation is logged as a bug. */
 #define lockdep_assert_held(lock)                                         \
 	do {                                                              \
-		if (!mutex_is_locked_by_me(lock))                         \
+		if (!uvfio_lock_held_by_me(lock))                         \
 			uvfio_lockdep_fail(#lock, __FILE__, __LINE__);    \
 	} while (0)
 
-/* Scoped lock for C++ callers: the unlock balances the lock on every path. */
+/*
+ * The kernel's guards (<linux/cleanup.h>): guard(mutex)(&lock);
+ * scoped_guard(mutex, &lock) { ... }; scoped_cond_guard(mutex_try, ...)
+ * and (mutex_intr, ...).
+ */
+DEFINE_GUARD(mutex, struct mutex *, mutex_lock(_T), mutex_unlock(_T))
+DEFINE_GUARD_COND(mutex, _try, mutex_trylock(_T))
+DEFINE_GUARD_COND(mutex, _intr, mutex_lock_interruptible(_T) == 0)
+
+/*
+ * Scoped lock for C++ callers: the unlock balances the lock on every path.
+ * uvfio's older spelling of guard(mutex)(lock); both work.
+ */
 class mutex_guard
 {
 public:
