@@ -12,9 +12,11 @@
 #define UVFIO_LINUX_FS_H
 
 #include <atomic>
+#include <cerrno>
 #include <fcntl.h>
 
 #include <uvfio/linux/mm.h>
+#include <uvfio/linux/module.h>
 #include <uvfio/linux/mutex.h>
 #include <uvfio/linux/types.h>
 
@@ -30,24 +32,40 @@ struct file;
 #define FMODE_STREAM 0x200000u
 
 /*
- * The file operations uvfio routes. Each returns what its kernel namesake
- * returns: a count or 0 or -errno.
+ * The file operations, with the kernel's member names, types and order
+ * (Linux 6.12's struct file_operations, members uvfio has none of left
+ * out), so that a kernel driver's designated initializer compiles as it
+ * is. Each returns what its kernel namesake returns: a count or 0 or
+ * -errno.
  *
+ * @owner: THIS_MODULE (a null pointer here: no modules).
+ * @llseek: not called by uvfio: data files are streams (stream_open()) and
+ *          the device fd is positioned by pread/pwrite. no_llseek and
+ *          noop_llseek are accepted (Linux 6.12 removed no_llseek: leave
+ *          .llseek out there).
  * @read: copy up to count bytes to buf at *pos; 0 is end of stream. pos is
  *        NULL on a stream (stream_open()), as in the kernel.
  * @write: take up to count bytes from buf at *pos (NULL on a stream).
  * @unlocked_ioctl: an ioctl on the file (e.g. VFIO_MIG_GET_PRECOPY_INFO).
+ * @compat_ioctl: not called (no 32-bit callers); compat_ptr_ioctl is
+ *                accepted.
  * @mmap: map part of the file (device fds).
+ * @open: not called: anon_inode_getfile() files are never opened by path.
  * @release: the last reference is gone; free what the file owns.
  */
 struct file_operations {
+	struct module *owner;
+	loff_t (*llseek)(struct file *filp, loff_t offset, int whence);
 	ssize_t (*read)(struct file *filp, char __user *buf, size_t count,
 			loff_t *pos);
 	ssize_t (*write)(struct file *filp, const char __user *buf,
 			 size_t count, loff_t *pos);
 	long (*unlocked_ioctl)(struct file *filp, unsigned int cmd,
 			       unsigned long arg);
+	long (*compat_ioctl)(struct file *filp, unsigned int cmd,
+			     unsigned long arg);
 	int (*mmap)(struct file *filp, struct vm_area_struct *vma);
+	int (*open)(struct inode *inode, struct file *filp);
 	int (*release)(struct inode *inode, struct file *filp);
 };
 
@@ -90,6 +108,33 @@ static inline int stream_open(struct inode *, struct file *filp)
 	filp->f_mode &= ~(FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE);
 	filp->f_mode |= FMODE_STREAM;
 	return 0;
+}
+
+/* The kernel's nonseekable_open(): no lseek, pread or pwrite. */
+static inline int nonseekable_open(struct inode *, struct file *filp)
+{
+	filp->f_mode &= ~(FMODE_LSEEK | FMODE_PREAD | FMODE_PWRITE);
+	return 0;
+}
+
+/* .llseek values kernel drivers use (never called by uvfio). */
+static inline loff_t no_llseek(struct file *, loff_t, int)
+{
+	return -ESPIPE;
+}
+
+static inline loff_t noop_llseek(struct file *filp, loff_t, int)
+{
+	return filp->f_pos;
+}
+
+/* .compat_ioctl = compat_ptr_ioctl: the 64-bit ioctl, as on a 64-bit host. */
+static inline long compat_ptr_ioctl(struct file *filp, unsigned int cmd,
+				    unsigned long arg)
+{
+	if (!filp->f_op->unlocked_ioctl)
+		return -ENOTTY;
+	return filp->f_op->unlocked_ioctl(filp, cmd, arg);
 }
 
 /* The position argument read/write get for f: NULL for a stream. */
