@@ -687,6 +687,53 @@ void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
 
 /* -------- reset -------- */
 
+/* One handler's reset_done, in whichever form it was given. */
+static void vfio_pci_call_reset_done(struct vfio_pci_core_device *vdev,
+				     const struct pci_error_handlers *h)
+{
+	if (!h || !h->reset_done)
+		return;
+	if (h->reset_done.core_fn)
+		h->reset_done.core_fn(vdev);	/* compatibility path */
+	else
+		h->reset_done(vdev->pdev);
+}
+
+/*
+ * After a function reset, as the kernel's pci_dev_restore() does:
+ * pdev->driver->err_handler->reset_done(pdev). Then, for drivers still on
+ * uvfio's older path (vfio_pci_core_device.err_handler, reset_done taking
+ * the core device), that handler, unless it is the same table.
+ */
+static void vfio_pci_core_reset_done(struct vfio_pci_core_device *vdev)
+{
+	const struct pci_error_handlers *drv_h =
+		vdev->pdev && vdev->pdev->driver ? vdev->pdev->driver->err_handler
+						 : nullptr;
+
+	vfio_pci_call_reset_done(vdev, drv_h);
+	if (vdev->err_handler != drv_h)
+		vfio_pci_call_reset_done(vdev, vdev->err_handler);
+}
+
+/*
+ * The kernel's error_detected for vfio-pci devices: tell the user through
+ * the ERR eventfd. uvfio has no AER, so nothing calls it yet; variant
+ * drivers put it in their pci_error_handlers as in the kernel.
+ */
+pci_ers_result_t vfio_pci_core_aer_err_detected(struct pci_dev *pdev,
+						pci_channel_state_t)
+{
+	auto *vdev = static_cast<struct vfio_pci_core_device *>(
+		dev_get_drvdata(&pdev->dev));
+
+	if (!vdev)
+		return PCI_ERS_RESULT_DISCONNECT;
+	mutex_guard g(&vdev->igate);
+	irq_ctx_signal(&vdev->err_trigger);
+	return PCI_ERS_RESULT_CAN_RECOVER;
+}
+
 /*
  * A function-level reset as pci_try_reset_function does it: save the
  * config state, reset the function, restore the state, then tell the
@@ -705,8 +752,7 @@ static void vfio_pci_core_function_reset(struct vfio_pci_core_device *vdev)
 		vfio_pci_core_sync_command(vdev);
 		vdev->resets++;
 	}
-	if (vdev->err_handler && vdev->err_handler->reset_done)
-		vdev->err_handler->reset_done(vdev);
+	vfio_pci_core_reset_done(vdev);
 }
 
 /* The reset a config write of Initiate FLR asks for. */

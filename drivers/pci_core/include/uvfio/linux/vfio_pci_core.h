@@ -113,15 +113,6 @@ struct vfio_pci_hw_ops {
 	void (*flr)(struct vfio_pci_core_device *vdev);
 };
 
-/*
- * Hooks a variant driver gives the PCI core (the kernel's
- * pci_error_handlers). reset_done runs after every function reset, which is
- * where drivers with migration apply the deferred-reset pattern.
- */
-struct pci_error_handlers {
-	void (*reset_done)(struct vfio_pci_core_device *vdev);
-};
-
 struct vfio_pci_core_device {
 	struct vfio_device vdev;
 	struct pci_dev *pdev = nullptr;
@@ -181,6 +172,13 @@ struct vfio_pci_core_device {
 	std::vector<struct vfio_pci_region> region;
 	u32 num_regions = 0;
 
+	/*
+	 * Compatibility path: uvfio's older place for the error handlers,
+	 * whose reset_done takes this device. pci_core calls it after a
+	 * function reset when it is not the pci_driver's err_handler (the
+	 * kernel's place, called with the pci_dev). Drivers still using it:
+	 * testdev, simnic; new drivers set pci_driver.err_handler.
+	 */
 	const struct pci_error_handlers *err_handler = nullptr;
 	bool reset_works = true;
 	unsigned long resets = 0;	/* completed function resets */
@@ -236,10 +234,20 @@ int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev);
  * reset the function (the device model's flr, or for a function without
  * one BAR0 memory to zero; device memory in BAR2 and up keeps its content;
  * status error bits and device-specific config clear), restore the saved
- * state, then run the driver's err_handler->reset_done. A config write of
+ * state, then run the driver's err_handler->reset_done(pdev) (the
+ * pci_driver's, as the kernel's PCI core does; see err_handler above for
+ * the older place). A config write of
  * Initiate FLR does the same. The user's emulated config (vconfig) stays.
  */
 int vfio_pci_core_reset(struct vfio_pci_core_device *vdev);
+
+/*
+ * The kernel's error_detected handler for vfio-pci devices (signals the ERR
+ * eventfd), for a variant driver's pci_error_handlers. drvdata must be the
+ * vfio_pci_core_device, as the kernel requires. Not called by uvfio (no AER).
+ */
+pci_ers_result_t vfio_pci_core_aer_err_detected(struct pci_dev *pdev,
+						pci_channel_state_t state);
 
 /*
  * Add a device-specific region, before vfio_pci_core_register_device();
