@@ -173,6 +173,7 @@ bench: build
 	./$(BUILD)/tests/bench/uvfio-bench
 	./$(BUILD)/tests/bench/uvfio-bench-stream
 	./$(BUILD)/tests/bench/uvfio-bench-downtime
+	tests/bench/bench_save.sh $(BUILD)/tools/vfio-mig-ctl
 	tests/bench/bench_preload.sh $(BUILD)/tools/uvfio-run/uvfio-run \
 		$(BUILD)/tests/bench/bench-preload \
 		$(BUILD)/tests/bench/bench-preload-uvfio

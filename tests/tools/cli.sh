@@ -2,7 +2,8 @@
 # Contract: vfio-mig-ctl's exit codes (0 done, 1 the operation failed,
 # 2 usage), one-line messages on bad input, --help on every subcommand,
 # state's arcs (one target or several in turn) and fsm's check of every
-# driver, save | load through a pipe
+# driver, save | load through a pipe (save streaming: a file replaced
+# only by a whole stream, a failed save's pipe left truncated)
 # and send/recv over loopback TCP round-tripping a device (the loaded
 # state, saved again, has the saved stream's digest), bad inputs (short,
 # corrupted or foreign files, a port in use, a peer leaving mid-stream),
@@ -90,6 +91,34 @@ expect 1 "missing file" -- "$ctl" load "$D" -i "$tmp/nonexistent"
 # Unreadable: a directory (permissions do not stop root).
 expect 1 "unreadable file" -- "$ctl" load "$D" -i "$tmp"
 expect 1 "unwritable output" -- "$ctl" save "$S" -o "$tmp/no/such/dir/x"
+
+# save streams: a file is replaced only by a whole stream (a temporary
+# file, renamed once the save succeeded), so a failed save leaves the old
+# file as it was and no temporary behind; a symlink's target is replaced.
+# On a pipe a failed save, even one that fails after its stream's end,
+# leaves a truncated stream, which load rejects.
+cp "$tmp/good.bin" "$tmp/keep.bin"
+expect 1 "failed save keeps the file" -- "$ctl" --fault mig.data.read:2 save "$S" -o "$tmp/good.bin"
+cmp -s "$tmp/good.bin" "$tmp/keep.bin" ||
+	{ echo "FAIL: a failed save changed the file"; fails=$((fails + 1)); }
+expect 1 "failed return keeps the file" -- "$ctl" --fault 'mig.arc.STOP_COPY->STOP' save "$S" -o "$tmp/good.bin"
+cmp -s "$tmp/good.bin" "$tmp/keep.bin" ||
+	{ echo "FAIL: a save that failed at its end changed the file"; fails=$((fails + 1)); }
+[ -z "$(ls -A "$tmp" | grep '^\.good\.bin\.')" ] ||
+	{ echo "FAIL: temporary files left:"; ls -A "$tmp"; fails=$((fails + 1)); }
+ln -s good.bin "$tmp/link.bin"
+expect 0 "save through a symlink" -- "$ctl" save "$S" -o "$tmp/link.bin"
+[ -L "$tmp/link.bin" ] && cmp -s "$tmp/good.bin" "$tmp/keep.bin" ||
+	{ echo "FAIL: symlink replaced, or its target not saved"; fails=$((fails + 1)); }
+"$ctl" --fault 'mig.arc.STOP_COPY->STOP' save "$S" -o - 2>"$tmp/save.err" |
+	"$ctl" load "$D" -i - >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc != 1 ] || ! grep -q "truncated" "$tmp/err"; then
+	echo "FAIL: a failed save's stream loaded: load exit $rc"; cat "$tmp/err"
+	fails=$((fails + 1))
+else
+	echo "ok: a failed save's stream is truncated"
+fi
 
 # send / recv over loopback TCP: verified round trip, a port in use, a
 # sender that disconnects mid-stream, nobody listening.

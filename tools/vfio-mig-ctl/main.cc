@@ -17,13 +17,16 @@
 #include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -254,27 +257,10 @@ std::string via()
 	return protocol_opt == Protocol::V1 ? " (v1)" : "";
 }
 
-/* The XXH3-64 of what a plain fd holds from offset 0. */
-__u64 fd_digest(int fd, __u64 *len)
-{
-	XXH3_state_t *s = XXH3_createState();
-	XXH3_64bits_reset(s);
-	std::vector<char> buf(1 << 20);
-	off_t off = 0;
-	ssize_t n;
-	while ((n = pread(fd, buf.data(), buf.size(), off)) > 0) {
-		XXH3_64bits_update(s, buf.data(), size_t(n));
-		off += n;
-	}
-	__u64 h = XXH3_64bits_digest(s);
-	XXH3_freeState(s);
-	*len = __u64(off);
-	return h;
-}
-
-/* Save a device into a memfd (for a digest); the memfd, or -errno. */
 StreamOptions stream_opt;	/* --engine */
 
+/* Save a device into a memfd (fsm's snapshot, reloaded many times); the
+ * memfd, or -errno. */
 int save_to_memfd(Migration &mig, bool leave_stopped, std::string *why,
 		  const Progress &p = {})
 {
@@ -289,6 +275,273 @@ int save_to_memfd(Migration &mig, bool leave_stopped, std::string *why,
 	}
 	return mfd;
 }
+
+int write_all_fd(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		n -= size_t(w);
+	}
+	return 0;
+}
+
+/*
+ * Where a save's stream goes as it is read, hashed on the way: the save
+ * writes into a pipe (fd()), a thread reads it, feeds the XXH3-64 digest
+ * and writes to the output (or only hashes, without one). Nothing holds
+ * more than two chunks of the stream, whatever the device's size.
+ *
+ * The thread holds back the last chunk it read until finish() says the
+ * save succeeded. A save that fails, even after its stream's end (the
+ * device cannot return to its state), so leaves its reader a truncated
+ * stream, which every driver's resume rejects, never a complete one: what
+ * buffering the whole stream gave before, without the memory.
+ */
+class DigestSink
+{
+public:
+	static constexpr size_t CHUNK = 1 << 20;
+
+	~DigestSink()
+	{
+		finish(false);
+		XXH3_freeState(xxh_);
+	}
+
+	/* out < 0: hash only. 0 or -errno. */
+	int open(int out)
+	{
+		out_ = out;
+		xxh_ = XXH3_createState();
+		if (!xxh_)
+			return -ENOMEM;
+		XXH3_64bits_reset(xxh_);
+		if (pipe2(pipe_, O_CLOEXEC))
+			return -errno;
+		/* A chunk per pipe write: fewer wake-ups (best effort). */
+		fcntl(pipe_[1], F_SETPIPE_SZ, int(CHUNK));
+		cur_.resize(CHUNK);
+		held_.resize(CHUNK);
+		thread_ = std::thread([this] { drain(); });
+		return 0;
+	}
+
+	/* What the save writes into. */
+	int fd() const { return pipe_[1]; }
+
+	/*
+	 * The save is over: end the pipe, wait for the thread, and write the
+	 * held-back chunk if it succeeded. 0, or the output's -errno.
+	 */
+	int finish(bool succeeded)
+	{
+		if (pipe_[1] >= 0) {
+			close(pipe_[1]);
+			pipe_[1] = -1;
+		}
+		if (thread_.joinable())
+			thread_.join();
+		if (pipe_[0] >= 0) {
+			close(pipe_[0]);
+			pipe_[0] = -1;
+		}
+		if (succeeded && !err_ && held_len_ && out_ >= 0)
+			err_ = write_all_fd(out_, held_.data(), held_len_);
+		held_len_ = 0;
+		return err_;
+	}
+
+	__u64 bytes() const { return bytes_; }
+	__u64 digest() const { return XXH3_64bits_digest(xxh_); }
+
+private:
+	void drain()
+	{
+		for (;;) {
+			ssize_t n = read(pipe_[0], cur_.data(), cur_.size());
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				if (n < 0)
+					err_ = -errno;
+				return;
+			}
+			XXH3_64bits_update(xxh_, cur_.data(), size_t(n));
+			bytes_ += __u64(n);
+			if (held_len_ && out_ >= 0)
+				err_ = write_all_fd(out_, held_.data(), held_len_);
+			if (err_) {
+				/*
+				 * The output is gone: close the pipe so that
+				 * the save fails now (EPIPE) and returns the
+				 * device to its state, instead of streaming
+				 * the rest into nothing.
+				 */
+				close(pipe_[0]);
+				pipe_[0] = -1;
+				held_len_ = 0;
+				return;
+			}
+			cur_.swap(held_);
+			held_len_ = size_t(n);
+		}
+	}
+
+	int out_ = -1;
+	int pipe_[2] = {-1, -1};
+	XXH3_state_t *xxh_ = nullptr;
+	std::vector<char> cur_, held_;
+	size_t held_len_ = 0;
+	__u64 bytes_ = 0;
+	int err_ = 0;			/* the thread's, read after join */
+	std::thread thread_;
+};
+
+/*
+ * Save a device into out (< 0: nowhere) as the stream is read, with its
+ * digest and length. 0 or -errno with *why; *out_err is the output's own
+ * -errno when writing it failed (the save then fails too, with EPIPE).
+ */
+int save_streaming(Migration &mig, int out, bool leave_stopped, __u64 *digest,
+		   __u64 *len, int *out_err, std::string *why,
+		   const Progress &p = {})
+{
+	DigestSink sink;
+	*out_err = 0;
+	int ret = sink.open(out);
+	if (ret) {
+		*why = std::string("cannot start the stream: ") + strerror(-ret);
+		return ret;
+	}
+	ret = save_device(mig, {nullptr, sink.fd()}, leave_stopped, nullptr,
+			  why, p, stream_opt);
+	*out_err = sink.finish(!ret);
+	*digest = sink.digest();
+	*len = sink.bytes();
+	if (!ret && *out_err)
+		ret = *out_err;
+	return ret;
+}
+
+/*
+ * save -o FILE: a regular file (or a name not yet taken) is written as a
+ * temporary file in its directory and renamed over it once the stream is
+ * whole and on disk, so a failed save never destroys the file it would
+ * replace, and a reader never sees half of a new one. Anything else (a
+ * FIFO, a character device, stdout) is written as it is.
+ */
+struct SaveOutput {
+	std::string path;	/* what the user named */
+	std::string target;	/* what gets replaced (symlinks followed) */
+	std::string tmp;	/* the temporary file, "" if none */
+	int fd = -1;
+
+	~SaveOutput() { abort(); }
+
+	/* 0 or -errno with *why. */
+	int open(const std::string &p, std::string *why)
+	{
+		path = target = p;
+		if (p == "-") {
+			fd = STDOUT_FILENO;
+			return 0;
+		}
+		struct stat st;
+		bool exists = !stat(p.c_str(), &st);
+		if (exists && !S_ISREG(st.st_mode)) {
+			fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				return say(why, -errno);
+			return 0;
+		}
+		/* Replace what a symlink points to, not the link. */
+		if (exists) {
+			char *real = realpath(p.c_str(), nullptr);
+			if (real) {
+				target = real;
+				free(real);
+			}
+		}
+		size_t slash = target.rfind('/');
+		std::string dir = slash == std::string::npos ? "" :
+				  target.substr(0, slash + 1);
+		std::string base = slash == std::string::npos ? target :
+				   target.substr(slash + 1);
+		tmp = dir + "." + base + ".XXXXXX";
+		fd = mkostemp(tmp.data(), O_CLOEXEC);
+		if (fd < 0) {
+			int err = -errno;
+			tmp.clear();
+			return say(why, err);
+		}
+		/* As open(O_CREAT, 0644) would have, or the replaced file's. */
+		mode_t mask = umask(0);
+		umask(mask);
+		if (fchmod(fd, exists ? st.st_mode & 07777 : 0644 & ~mask))
+			return say(why, -errno);
+		return 0;
+	}
+
+	/* The stream is whole: make it the file. 0 or -errno with *why. */
+	int commit(std::string *why)
+	{
+		if (tmp.empty()) {
+			int ret = 0;
+			if (fd != STDOUT_FILENO && fd >= 0 && close(fd))
+				ret = -errno;
+			fd = -1;
+			if (ret)
+				*why = "writing " + path + ": " + strerror(-ret);
+			return ret;
+		}
+		/* On disk before it replaces the old one: a crash leaves
+		 * either file, never an empty new one. */
+		if (fsync(fd) || close(fd)) {
+			fd = -1;
+			*why = "writing " + path + ": " + strerror(errno);
+			return -errno;
+		}
+		fd = -1;
+		if (rename(tmp.c_str(), target.c_str())) {
+			*why = "cannot replace " + path + ": " + strerror(errno);
+			return -errno;
+		}
+		tmp.clear();
+		/* And the rename itself (best effort: the data is safe). */
+		size_t slash = target.rfind('/');
+		std::string dir = slash == std::string::npos ? "." :
+				  slash == 0 ? "/" : target.substr(0, slash);
+		int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+		return 0;
+	}
+
+	/* Failed: drop the temporary file; what it would replace stays. */
+	void abort()
+	{
+		if (fd >= 0 && fd != STDOUT_FILENO)
+			close(fd);
+		fd = -1;
+		if (!tmp.empty())
+			unlink(tmp.c_str());
+		tmp.clear();
+	}
+
+private:
+	int say(std::string *why, int err)
+	{
+		*why = "cannot create " + path + ": " + strerror(-err);
+		return err;
+	}
+};
 
 /*
  * A command's device, with a transport to it: created from its spec and
@@ -390,14 +643,14 @@ int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
 			      progress, stream_opt);
 	if (ret)
 		return ret;
-	int mfd = save_to_memfd(*d.mig, true, why);
-	if (mfd < 0) {
-		*why = "re-saving for the digest: " + *why;
-		return mfd;
-	}
+	/* Hashed as it is read: no copy of the state is kept. */
 	__u64 len;
-	*digest = fd_digest(mfd, &len);
-	close(mfd);
+	int out_err;
+	ret = save_streaming(*d.mig, -1, true, digest, &len, &out_err, why);
+	if (ret) {
+		*why = "re-saving for the digest: " + *why;
+		return ret;
+	}
 	if ((ret = d.mig->set_state(VFIO_DEVICE_STATE_RUNNING)))
 		*why = "the device cannot run: " + std::string(strerror(-ret));
 	return ret;
@@ -745,6 +998,11 @@ int cmd_fsm(const std::string &spec, bool as_json)
 			  : 0;
 }
 
+/*
+ * save: the stream goes out as it is read (memory does not grow with the
+ * device). A file is replaced only by a whole stream (SaveOutput); on
+ * stdout a failed save leaves a truncated stream (DigestSink).
+ */
 int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	     bool as_json)
 {
@@ -758,53 +1016,29 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	if (protocol_opt == Protocol::V2)
 		d.dev->data_size(&estimate);
 
-	int ofd = STDOUT_FILENO;
-	if (out != "-") {
-		ofd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			   0644);
-		if (ofd < 0)
-			return fail(EXIT_FAIL, "cannot create " + out + ": " +
-						       strerror(errno));
-	}
+	/* Before the device is touched: an unwritable output costs nothing. */
+	SaveOutput of;
+	if (of.open(out, &why))
+		return fail(EXIT_FAIL, why);
 	auto t0 = std::chrono::steady_clock::now();
-	int mfd;
+	__u64 len = 0, digest = 0;
+	int out_err, ret;
 	{
 		ProgressBar bar("saving", estimate);
-		mfd = save_to_memfd(*d.mig, stop, &why, bar.fn());
+		ret = save_streaming(*d.mig, of.fd, stop, &digest, &len,
+				     &out_err, &why, bar.fn());
 	}
-	if (mfd < 0) {
-		if (ofd != STDOUT_FILENO)
-			close(ofd);
+	if (out_err) {
+		of.abort();
+		return fail(EXIT_FAIL, "writing " + out + ": " +
+					       strerror(-out_err));
+	}
+	if (ret) {
+		of.abort();
 		return fail(EXIT_FAIL, "save: " + why);
 	}
-	__u64 len;
-	__u64 digest = fd_digest(mfd, &len);
-	/* Out: the whole stream, or an error before anything else. */
-	std::vector<char> buf(1 << 20);
-	int err = 0;
-	for (off_t off = 0; off < off_t(len) && !err;) {
-		ssize_t n = pread(mfd, buf.data(), buf.size(), off);
-		if (n <= 0) {
-			err = n < 0 ? errno : EIO;
-			break;
-		}
-		for (ssize_t w = 0; w < n;) {
-			ssize_t r = write(ofd, buf.data() + w, size_t(n - w));
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				err = r < 0 ? errno : EIO;
-				break;
-			}
-			w += r;
-		}
-		off += n;
-	}
-	close(mfd);
-	if (ofd != STDOUT_FILENO && close(ofd) && !err)
-		err = errno;
-	if (err)
-		return fail(EXIT_FAIL, "writing " + out + ": " + strerror(err));
+	if (of.commit(&why))
+		return fail(EXIT_FAIL, why);
 	double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
 						 t0).count();
 	json j = d.report({{"protocol", protocol_name(protocol_opt)},
@@ -944,30 +1178,35 @@ int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 	if (int rc = d.open_mig("send"))
 		return rc;
 	std::string why;
-	int mfd = save_to_memfd(*d.mig, false, &why);
-	if (mfd < 0)
-		return fail(EXIT_FAIL, "send: " + why);
-	__u64 len, digest = fd_digest(mfd, &len);
 	int sock = tcp_socket(to, false, &why);
-	if (sock < 0) {
-		close(mfd);
-		/* An address that does not parse or resolve is the user's. */
+	/* An address that does not parse or resolve is the user's. */
+	if (sock < 0)
 		return fail(sock == -EINVAL ? EXIT_USAGE : EXIT_FAIL,
 			    "send: " + why);
-	}
-	lseek(mfd, 0, SEEK_SET);
+	/* Streamed as it is read; a failed save leaves the receiver a
+	 * truncated stream, which it rejects (DigestSink). */
+	__u64 estimate = 0;
+	if (protocol_opt == Protocol::V2)
+		d.dev->data_size(&estimate);
 	StreamStats st;
-	int ret;
+	__u64 digest = 0;
+	int out_err, ret;
+	auto t0 = std::chrono::steady_clock::now();
 	{
-		ProgressBar bar("sending", len);
-		ret = copy_to_eof({nullptr, mfd}, {nullptr, sock}, stream_opt, &st,
-				  bar.fn());
+		ProgressBar bar("sending", estimate);
+		ret = save_streaming(*d.mig, sock, false, &digest, &st.bytes,
+				     &out_err, &why, bar.fn());
 	}
-	close(mfd);
-	if (ret) {
+	st.seconds = std::chrono::duration<double>(
+			     std::chrono::steady_clock::now() - t0).count();
+	if (out_err) {
 		close(sock);
 		return fail(EXIT_FAIL, "send: the connection failed: " +
-					       std::string(strerror(-ret)));
+					       std::string(strerror(-out_err)));
+	}
+	if (ret) {
+		close(sock);
+		return fail(EXIT_FAIL, "send: " + why);
 	}
 	shutdown(sock, SHUT_WR);
 	char reply[256] = {};
