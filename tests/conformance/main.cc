@@ -9,6 +9,8 @@
 
 #include <cstdio>
 
+#include <uvfio/tools/rlimit.h>
+
 #include "conformance.h"
 
 int main(int argc, char **argv)
@@ -41,6 +43,9 @@ int main(int argc, char **argv)
 		   "failed, 2 usage error (a bad spec, a filter that "
 		   "matches no test).");
 	CLI11_PARSE(app, argc, argv);
+	/* Every driver's devices and streams in one process: not the
+	 * default 1024 descriptors' worth. */
+	uvfio::tools::raise_nofile_limit();
 	for (const std::string &s : specs) {
 		cf::Target t;
 		if (!cf::parse_target(s, &t)) {

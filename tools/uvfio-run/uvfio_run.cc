@@ -229,6 +229,13 @@ int main(int argc, char **argv)
 	    setenv(UVFIO_RUN_ENV_LIB, libuvfio_path().c_str(), 1))
 		return fail(std::string("setenv: ") + std::strerror(errno));
 
+	/*
+	 * Resource limits pass on as they are: no raise_nofile_limit() here.
+	 * COMMAND is unmodified; one that uses select(2) must not be handed
+	 * fds past FD_SETSIZE, which a raised soft limit allows. A program
+	 * that needs more descriptors raises its own soft limit, as the
+	 * tools do (uvfio-run.md, "Fds").
+	 */
 	execvp(argv[i], argv + i);
 	int err = errno;
 	std::fprintf(stderr, "uvfio-run: %s: %s\n", argv[i],

@@ -37,6 +37,7 @@
 #include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/migration_v1.h>
+#include <uvfio/tools/rlimit.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/tools/vfio_open.h>
 #include <uvfio/uvfio.h>
@@ -1732,6 +1733,12 @@ int main(int argc, char **argv)
 			    "load, send, recv and migrate");
 	/* A peer that goes away is an error to report, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Before any device or thread exists: a simulated device's data
+	 * fds and memfds count against this process (conformance holds
+	 * every driver's). Failing to raise it only leaves the default.
+	 */
+	raise_nofile_limit();
 	uvfio_set_log_fn(lib_log, nullptr);
 	uvfio_set_log_level(verbose ? UVFIO_LOG_DEBUG : UVFIO_LOG_ERR);
 	for (const std::string &f : faults)
