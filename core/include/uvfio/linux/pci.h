@@ -125,22 +125,28 @@ struct pci_reset_done_fn {
 };
 
 /**
- * struct pci_error_handlers - the kernel's, members in its order
+ * struct pci_error_handlers - the kernel's members and signatures
  *
- * @error_detected: a PCI bus error was detected on the device (uvfio has no
- *                  AER: never called; vfio_pci_core_aer_err_detected fits)
- * @mmio_enabled, @slot_reset, @resume, @cor_error_detected: never called
- * @reset_prepare: never called (pci_core's reset has nothing to prepare)
  * @reset_done: a function reset completed; the deferred-reset pattern of
  *              migration drivers lives here
+ * @error_detected: a PCI bus error was detected on the device (uvfio has no
+ *                  AER: never called; vfio_pci_core_aer_err_detected fits)
+ * @mmio_enabled, @slot_reset, @reset_prepare, @resume,
+ * @cor_error_detected: never called
+ *
+ * Order: C++ designated initializers must follow the declaration order,
+ * and the kernel's VFIO variant drivers (mlx5, hisi_acc, pds, virtio, qat)
+ * all write { .reset_done = ..., .error_detected = ... }, so reset_done
+ * comes first here; the kernel declares error_detected first. The rest
+ * follow in the kernel's order.
  */
 struct pci_error_handlers {
+	struct pci_reset_done_fn reset_done;
 	pci_ers_result_t (*error_detected)(struct pci_dev *dev,
 					   pci_channel_state_t error);
 	pci_ers_result_t (*mmio_enabled)(struct pci_dev *dev);
 	pci_ers_result_t (*slot_reset)(struct pci_dev *dev);
 	void (*reset_prepare)(struct pci_dev *dev);
-	struct pci_reset_done_fn reset_done;
 	void (*resume)(struct pci_dev *dev);
 	void (*cor_error_detected)(struct pci_dev *dev);
 };
