@@ -14,10 +14,12 @@
  *       $(pkg-config --libs uvfio libxxhash) -o mydrv.so
  *   UVFIO_DRIVER_PATH=. ... uvfio_sim_add("mydrv,bdf=0000:00:09.0")
  *
- * Porting to the kernel: the callbacks, their order and the locking map
- * one to one; the simdev_* calls are your hardware's commands, the data
- * buffer would be pages, and anon_inode_getfile/stream_open/fput are the
- * kernel's own.
+ * It is written as a kernel variant driver is (mlx5, mtty): the
+ * migration_set_state loop over vfio_mig_get_next_state(), the
+ * deferred-reset pattern in err_handler->reset_done(pdev), kernel locks
+ * and guards. What a port still changes is marked "uvfio:" and listed,
+ * measured against a kernel-shaped rewrite, in the guide's "Porting to
+ * the kernel" (Documentation/skeleton-kernel.c).
  *
  * Spec: "skeleton,bdf=DDDD:BB:DD.F[,mem=SIZE][,msix=N][,seed=N]".
  * Stream: struct skel_hdr (configuration and an XXH3 of the rest), the
@@ -25,12 +27,14 @@
  */
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include <xxhash.h>
 
+#include <uvfio/linux/cleanup.h>
 #include <uvfio/linux/fault-inject.h>
+#include <uvfio/linux/module.h>
+#include <uvfio/linux/spinlock.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_simdev.h>
 
@@ -69,7 +73,7 @@ struct skel_device {
 	struct simdev sd;				/* the hardware */
 	struct mutex state_mutex;
 	enum vfio_device_mig_state mig_state = VFIO_DEVICE_STATE_RUNNING;
-	std::mutex reset_lock;
+	spinlock_t reset_lock;
 	bool deferred_reset = false;
 	skel_migf *saving_migf = nullptr;
 	skel_migf *resuming_migf = nullptr;
@@ -97,7 +101,7 @@ ssize_t skel_save_read(struct file *filp, char __user *buf, size_t len,
 
 	if (pos)		/* a stream: no offsets */
 		return -ESPIPE;
-	mutex_guard g(&f->lock);
+	guard(mutex)(&f->lock);
 	if (f->disabled)
 		return -ENODEV;
 	while (done < len && f->pos < stream_size(skel)) {
@@ -128,7 +132,7 @@ ssize_t skel_resume_write(struct file *filp, const char __user *buf,
 
 	if (pos)
 		return -ESPIPE;
-	mutex_guard g(&f->lock);
+	guard(mutex)(&f->lock);
 	if (f->disabled)
 		return -ENODEV;
 	/* One byte of room past the end, so trailing bytes can be named. */
@@ -154,19 +158,16 @@ int skel_release(struct inode *, struct file *filp)
 	return 0;
 }
 
+/* No PRE_COPY: no unlocked_ioctl (VFIO_MIG_GET_PRECOPY_INFO). */
 const struct file_operations skel_save_fops = {
+	.owner = THIS_MODULE,
 	.read = skel_save_read,
-	.write = nullptr,
-	.unlocked_ioctl = nullptr,	/* no PRE_COPY: no PRECOPY_INFO */
-	.mmap = nullptr,
 	.release = skel_release,
 };
 
 const struct file_operations skel_resume_fops = {
-	.read = nullptr,
+	.owner = THIS_MODULE,
 	.write = skel_resume_write,
-	.unlocked_ioctl = nullptr,
-	.mmap = nullptr,
 	.release = skel_release,
 };
 
@@ -202,11 +203,11 @@ struct file *skel_open_save(skel_device *skel)
 {
 	skel_migf *f = skel_migf_alloc(skel, true);
 	if (!f)
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+		return ERR_PTR(-ENOMEM);
 	int err = should_fail(SKELETON_NAME ".save_state");
 	if (err) {
 		fput(f->filp);	/* its release frees f */
-		return static_cast<struct file *>(ERR_PTR(err));
+		return ERR_PTR(err);
 	}
 	skel_hdr h = {SKEL_MAGIC, SKEL_VERSION, skel->sd.mem_size,
 		      sizeof(struct simdev_state), 0, 0};
@@ -216,7 +217,7 @@ struct file *skel_open_save(skel_device *skel)
 	std::vector<u8> mem(std::min<u64>(skel->sd.mem_size, 1 << 20));
 	if (!hs) {
 		fput(f->filp);
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+		return ERR_PTR(-ENOMEM);
 	}
 	XXH3_64bits_reset(hs);
 	XXH3_64bits_update(hs, &st, sizeof(st));
@@ -281,88 +282,123 @@ int skel_load(skel_device *skel, skel_migf *f)
 	return 0;
 }
 
+void skel_disable_fd(skel_migf *f)
+{
+	mutex_lock(&f->lock);
+	f->disabled = true;
+	std::vector<u8>().swap(f->buf);
+	mutex_unlock(&f->lock);
+	fput(f->filp);
+}
+
 void skel_disable_fds(skel_device *skel)
 {
-	for (skel_migf **pf : {&skel->saving_migf, &skel->resuming_migf}) {
-		if (!*pf)
-			continue;
-		mutex_lock(&(*pf)->lock);
-		(*pf)->disabled = true;
-		std::vector<u8>().swap((*pf)->buf);
-		mutex_unlock(&(*pf)->lock);
-		fput((*pf)->filp);
-		*pf = nullptr;
+	if (skel->saving_migf) {
+		skel_disable_fd(skel->saving_migf);
+		skel->saving_migf = NULL;
+	}
+	if (skel->resuming_migf) {
+		skel_disable_fd(skel->resuming_migf);
+		skel->resuming_migf = NULL;
 	}
 }
 
-/* -------- the FSM: one call per arc, the core walks the path -------- */
+/* -------- the FSM -------- */
 
-struct file *skel_step(struct vfio_device *vdev,
-		       enum vfio_device_mig_state next)
+/* One arc, cur -> new, with state_mutex held (mlx5's step_device_state). */
+struct file *skel_step_state(skel_device *skel,
+			     enum vfio_device_mig_state new_state)
 {
-	skel_device *skel = to_skel(vdev);
-	const int cur = skel->mig_state, nxt = next;
+	enum vfio_device_mig_state cur = skel->mig_state;
 
-	if (cur == VFIO_DEVICE_STATE_RUNNING && nxt == VFIO_DEVICE_STATE_STOP) {
+	if (cur == VFIO_DEVICE_STATE_RUNNING &&
+	    new_state == VFIO_DEVICE_STATE_STOP) {
 		simdev_quiesce(&skel->sd);	/* returns when DMA is done */
-		return nullptr;
+		return NULL;
 	}
-	if (cur == VFIO_DEVICE_STATE_STOP && nxt == VFIO_DEVICE_STATE_RUNNING) {
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new_state == VFIO_DEVICE_STATE_RUNNING) {
 		simdev_unquiesce(&skel->sd);
-		return nullptr;
+		return NULL;
 	}
-	if (cur == VFIO_DEVICE_STATE_STOP && nxt == VFIO_DEVICE_STATE_STOP_COPY)
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new_state == VFIO_DEVICE_STATE_STOP_COPY)
 		return skel_open_save(skel);
-	if (cur == VFIO_DEVICE_STATE_STOP_COPY && nxt == VFIO_DEVICE_STATE_STOP) {
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	    new_state == VFIO_DEVICE_STATE_STOP) {
 		skel_disable_fds(skel);
-		return nullptr;
+		return NULL;
 	}
-	if (cur == VFIO_DEVICE_STATE_STOP && nxt == VFIO_DEVICE_STATE_RESUMING) {
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    new_state == VFIO_DEVICE_STATE_RESUMING) {
 		skel_migf *f = skel_migf_alloc(skel, false);
 		if (!f)
-			return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+			return ERR_PTR(-ENOMEM);
 		skel->resuming_migf = f;
 		return get_file(f->filp);
 	}
-	if (cur == VFIO_DEVICE_STATE_RESUMING && nxt == VFIO_DEVICE_STATE_STOP) {
+	if (cur == VFIO_DEVICE_STATE_RESUMING &&
+	    new_state == VFIO_DEVICE_STATE_STOP) {
 		skel_migf *f = skel->resuming_migf;
-		mutex_lock(&f->lock);
-		int ret = skel_load(skel, f);
-		mutex_unlock(&f->lock);
+		int ret;
+
+		scoped_guard(mutex, &f->lock)
+			ret = skel_load(skel, f);
 		if (ret)
-			return static_cast<struct file *>(ERR_PTR(ret));
+			return ERR_PTR(ret);
 		skel_disable_fds(skel);
-		return nullptr;
+		return NULL;
 	}
-	WARN_ON(true);	/* the core only asks for arcs our flags allow */
-	return static_cast<struct file *>(ERR_PTR(-EINVAL));
+	/* vfio_mig_get_next_state() does not return arcs we lack. */
+	WARN_ON(true);
+	return ERR_PTR(-EINVAL);
 }
 
 /* The deferred-reset pattern: a reset seen while state_mutex was held is
  * carried out by its holder here. */
 void skel_state_mutex_unlock(skel_device *skel)
 {
-	for (;;) {
-		std::unique_lock<std::mutex> l(skel->reset_lock);
-		if (!skel->deferred_reset) {
-			mutex_unlock(&skel->state_mutex);
-			return;
-		}
+again:
+	spin_lock(&skel->reset_lock);
+	if (skel->deferred_reset) {
 		skel->deferred_reset = false;
-		l.unlock();
+		spin_unlock(&skel->reset_lock);
 		skel->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		skel_disable_fds(skel);
 		simdev_unquiesce(&skel->sd);
+		goto again;
 	}
+	mutex_unlock(&skel->state_mutex);
+	spin_unlock(&skel->reset_lock);
 }
 
+/* The core calls this once per SET with the final state; walk to it. */
 struct file *skel_set_state(struct vfio_device *vdev,
 			    enum vfio_device_mig_state new_state)
 {
 	skel_device *skel = to_skel(vdev);
+	enum vfio_device_mig_state next_state;
+	struct file *res = NULL;
+	int ret;
+
 	mutex_lock(&skel->state_mutex);
-	struct file *res = vfio_mig_step_to_state(vdev, &skel->mig_state,
-						  new_state, skel_step);
+	while (new_state != skel->mig_state) {
+		ret = vfio_mig_get_next_state(vdev, skel->mig_state,
+					      new_state, &next_state);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = skel_step_state(skel, next_state);
+		if (IS_ERR(res))
+			break;
+		skel->mig_state = next_state;
+		if (WARN_ON(res && new_state != skel->mig_state)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
 	skel_state_mutex_unlock(skel);
 	return res;
 }
@@ -401,30 +437,48 @@ const struct vfio_migration_ops skel_mig_ops = {
 	.migration_get_data_size = skel_get_data_size,
 };
 
-void skel_reset_done(struct vfio_pci_core_device *core)
+skel_device *skel_drvdata(struct pci_dev *pdev)
 {
-	skel_device *skel = container_of(core, skel_device, core_device);
-	{
-		std::lock_guard<std::mutex> l(skel->reset_lock);
-		skel->deferred_reset = true;
-		if (!mutex_trylock(&skel->state_mutex))
-			return;	/* the holder does it on unlock */
+	struct vfio_pci_core_device *core_device =
+		static_cast<struct vfio_pci_core_device *>(
+			dev_get_drvdata(&pdev->dev));
+
+	return container_of(core_device, skel_device, core_device);
+}
+
+/*
+ * After a function reset (pci_core, as the kernel's PCI core). It may run
+ * while another thread holds state_mutex: then that thread does the reset
+ * when it unlocks.
+ */
+void skel_pci_aer_reset_done(struct pci_dev *pdev)
+{
+	skel_device *skel = skel_drvdata(pdev);
+
+	spin_lock(&skel->reset_lock);
+	skel->deferred_reset = true;
+	if (!mutex_trylock(&skel->state_mutex)) {
+		spin_unlock(&skel->reset_lock);
+		return;	/* the holder does it on unlock */
 	}
+	spin_unlock(&skel->reset_lock);
 	skel_state_mutex_unlock(skel);
 }
 
 const struct pci_error_handlers skel_err_handlers = {
-	.reset_done = skel_reset_done,
+	.reset_done = skel_pci_aer_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
 };
 
 /* -------- device ops: pci_core does the PCI part -------- */
 
 int skel_init_dev(struct vfio_device *vdev)
 {
-	int ret = vfio_pci_core_init_dev(vdev);
-	if (!ret)
-		mutex_init(&to_skel(vdev)->state_mutex);
-	return ret;
+	skel_device *skel = to_skel(vdev);
+
+	mutex_init(&skel->state_mutex);
+	spin_lock_init(&skel->reset_lock);
+	return vfio_pci_core_init_dev(vdev);
 }
 
 int skel_open_device(struct vfio_device *vdev)
@@ -469,74 +523,115 @@ const struct vfio_device_ops skel_ops = {
 
 /* -------- probe / remove -------- */
 
+/*
+ * uvfio: the spec's keys ("skeleton,bdf=...,mem=SIZE,msix=N,seed=N"). A
+ * kernel driver reads its device's configuration from the device.
+ */
 const char *const skel_keys[] = {"mem", "msix", "seed", nullptr};
 
-int skel_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
+int skel_read_spec(struct pci_dev *pdev, u64 *mem, u64 *msix, u64 *seed)
 {
+	int ret;
+
+	if ((ret = uvfio_spec_get_size(pdev->spec, "mem", 1 << 20, PAGE_SIZE,
+				       1ULL << 32, mem)) ||
+	    (ret = uvfio_spec_get_u64(pdev->spec, "msix", 4, 1,
+				      SIMDEV_MSIX_MAX, msix)) ||
+	    (ret = uvfio_spec_get_u64(pdev->spec, "seed", 0, 0, ~0ULL, seed)))
+		return ret;
+	if (*mem & (*mem - 1)) {
+		dev_err(&pdev->dev, "mem=%llu is not a power of two",
+			(unsigned long long)*mem);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* uvfio: fill device memory with the seed's pattern (seed=N given). */
+void skel_seed_memory(struct pci_dev *pdev, skel_device *skel, u64 seed)
+{
+	if (!uvfio_spec_get(pdev->spec, "seed"))
+		return;
+	for (u64 i = 0; i < skel->sd.mem_size; i += 8) {
+		u64 w = simdev_pattern_word(seed, i / 8);
+		memcpy(skel->core_device.bars[2].map + i, &w, 8);
+	}
+}
+
+int skel_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct vfio_pci_core_device *core;
+	skel_device *skel;
 	u64 mem, msix, seed;
 	int ret;
 
-	if ((ret = uvfio_spec_get_size(spec, "mem", 1 << 20, PAGE_SIZE,
-				       1ULL << 32, &mem)) ||
-	    (ret = uvfio_spec_get_u64(spec, "msix", 4, 1, SIMDEV_MSIX_MAX,
-				      &msix)) ||
-	    (ret = uvfio_spec_get_u64(spec, "seed", 0, 0, ~0ULL, &seed)))
+	(void)id;
+	ret = skel_read_spec(pdev, &mem, &msix, &seed);
+	if (ret)
 		return ret;
-	if (mem & (mem - 1)) {
-		dev_err(&pdev->dev, "mem=%llu is not a power of two",
-			(unsigned long long)mem);
-		return -EINVAL;
-	}
-	skel_device *skel = vfio_alloc_device(skel_device, core_device.vdev,
-					      &pdev->dev, &skel_ops);
+	skel = vfio_alloc_device(skel_device, core_device.vdev, &pdev->dev,
+				 &skel_ops);
 	if (IS_ERR(skel))
-		return int(PTR_ERR(skel));
-	struct vfio_pci_core_device *core = &skel->core_device;
-	vfio_pci_simdev_describe(core, &skel->sd, mem, u32(msix));
+		return PTR_ERR(skel);
+	core = &skel->core_device;
+	/* uvfio: the simulated function; the kernel's PCI core reads the
+	 * real one's BARs and capabilities. */
+	vfio_pci_simdev_describe(core, &skel->sd, mem, msix);
 	core->device_id = 0x00ff;
-	core->err_handler = &skel_err_handlers;
 	core->vdev.mig_ops = &skel_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
-	/* uvfio only, for the conformance suite's round trip. */
+	/* uvfio: for the conformance suite's round trip. */
 	uvfio_set_state_digest(&core->vdev, skel_state_digest);
 
+	dev_set_drvdata(&pdev->dev, core);
 	ret = vfio_pci_core_register_device(core);
-	if (ret) {
-		vfio_put_device(&core->vdev);
-		return ret;
-	}
-	if (uvfio_spec_get(spec, "seed"))
-		for (u64 i = 0; i < mem; i += 8) {
-			u64 w = simdev_pattern_word(seed, i / 8);
-			std::memcpy(core->bars[2].map + i, &w, 8);
-		}
+	if (ret)
+		goto out_put_vdev;
+	skel_seed_memory(pdev, skel, seed);
 	ret = vfio_pci_simdev_start(core, &skel->sd);
-	if (ret) {
-		vfio_pci_core_unregister_device(core);
-		vfio_put_device(&core->vdev);
-		return ret;
-	}
-	pci_set_drvdata(pdev, skel);
+	if (ret)
+		goto out_unregister;
 	return 0;
+
+out_unregister:
+	vfio_pci_core_unregister_device(core);
+out_put_vdev:
+	vfio_put_device(&core->vdev);
+	return ret;
 }
 
 void skel_remove(struct pci_dev *pdev)
 {
-	auto *skel = static_cast<skel_device *>(pci_get_drvdata(pdev));
+	skel_device *skel = skel_drvdata(pdev);
+
 	vfio_pci_core_unregister_device(&skel->core_device);
-	vfio_pci_simdev_stop(&skel->sd);
+	vfio_pci_simdev_stop(&skel->sd);	/* uvfio: the device's thread */
 	vfio_put_device(&skel->core_device.vdev);
 }
 
-const struct pci_driver skel_driver = {
+const struct pci_device_id skel_pci_table[] = {
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(0x1b36, 0x00ff) },
+	{}
+};
+
+MODULE_DEVICE_TABLE(pci, skel_pci_table);
+
+struct pci_driver skel_driver = {
 	.name = SKELETON_NAME "-vfio-pci",
+	.id_table = skel_pci_table,
+	/* uvfio: devices are created by spec name, not matched by ID. */
 	.spec_name = SKELETON_NAME,
 	.spec_keys = skel_keys,
 	.description = "skeleton variant driver (STOP_COPY) to copy from",
 	.probe = skel_probe,
 	.remove = skel_remove,
+	.err_handler = &skel_err_handlers,
+	.driver_managed_dma = true,
 };
 
 } // namespace
 
-module_pci_driver(skel_driver)
+module_pci_driver(skel_driver);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("skeleton VFIO variant driver (STOP_COPY)");
