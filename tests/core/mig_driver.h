@@ -5,8 +5,14 @@
  * with a parent struct device named like a BDF so that uvfio_open() finds
  * it, and:
  *
- * - performs exactly one arc per migration_set_state call, as the core
- *   promises, recording every (from, to) it is asked for;
+ * - is called once per SET with the final state, the kernel's contract,
+ *   and walks to it as kernel drivers (mlx5, mtty) do: under its lock,
+ *   vfio_mig_get_next_state() for each arc, one step per arc, stopping at
+ *   the first failure with its state where that arc left it; it records
+ *   every (from, to) arc it steps, and counts any step that is not an arc
+ *   of its flags (illegal_arcs: vfio_mig_get_next_state gave a wrong one);
+ * - treats a data file from an arc before the last as the kernel's
+ *   drivers do (WARN, fput, -EINVAL) and logs it as a driver bug;
  * - hands out real data files (anon_inode_getfile + stream_open) and keeps
  *   its own reference until it disables them: on the arc that leaves the
  *   stream's state, on VFIO_DEVICE_RESET and on close_device;
@@ -347,10 +353,11 @@ inline int mig_file_release(struct inode *, struct file *filp)
 }
 
 inline const struct file_operations mig_file_fops = {
+	.owner = THIS_MODULE,
 	.read = mig_file_read,
 	.write = mig_file_write,
 	.unlocked_ioctl = mig_file_ioctl,
-	.mmap = nullptr,
+	.compat_ioctl = compat_ptr_ioctl,
 	.release = mig_file_release,
 };
 
@@ -408,32 +415,30 @@ inline struct file *mig_open_stream(MigDriver *d, state next)
 	mig_disable_files(d);
 	mig_file *f = mig_new_file(d, saving, is_precopy(next));
 	if (!f)
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+		return ERR_PTR(-ENOMEM);
 	*slot = f;
 	return get_file(f->filp);
 }
 
 /* -------- the migration ops -------- */
 
-inline struct file *mig_set_state(struct vfio_device *vdev, state next)
+/* One arc, d->cur -> next (mlx5's step_device_state); d->lock held. */
+inline struct file *mig_step_state(MigDriver *d, state next)
 {
-	MigDriver *d = to_mig(vdev);
-	mutex_guard g(&d->lock);
 	const state cur = d->cur;
-	struct file *res = nullptr;
+	struct file *res = NULL;
 
 	d->arc_log.emplace_back(cur, next);
-	/* The core promised one arc per call. */
 	if (!is_arc(d->flags, cur, next)) {
 		d->illegal_arcs++;
-		return static_cast<struct file *>(ERR_PTR(-EINVAL));
+		return ERR_PTR(-EINVAL);
 	}
 	if (next == d->k.fail_into) {
 		if (d->k.fail_to_error)
 			d->cur = ERROR;
 		if (d->k.fail_to_error && d->k.disable_on_error)
 			mig_disable_files(d);
-		return static_cast<struct file *>(ERR_PTR(-d->k.fail_errno));
+		return ERR_PTR(-d->k.fail_errno);
 	}
 
 	if (arc_opens_stream(cur, next)) {
@@ -443,25 +448,57 @@ inline struct file *mig_set_state(struct vfio_device *vdev, state next)
 	} else if (is_precopy(cur) && next == STOP_COPY) {
 		/* The pre-copy file goes on and now has an end. */
 		if (mig_file *f = d->saving) {
-			mutex_guard fg(&f->lock);
+			guard(mutex)(&f->lock);
 			f->precopy = false;
 			f->limit += f->save_len;
 		}
 	} else if (arc_ends_stream(cur, next)) {
 		if (mig_file *f = d->resuming) {
-			mutex_guard fg(&f->lock);
+			guard(mutex)(&f->lock);
 			d->received_at_resume_end = f->pos;
 		}
 		mig_disable_files(d);
 	}
 
 	if (!res && next == d->k.bug_file_into) {
-		/* Not kept: the core must release it. */
+		/* Not kept: whoever gets it must release it. */
 		mig_file *f = mig_new_file(d, true, false);
 		if (f)
 			res = f->filp;
 	}
-	d->cur = next;
+	return res;
+}
+
+/* The kernel drivers' loop: called once per SET with the final state. */
+inline struct file *mig_set_state(struct vfio_device *vdev, state new_state)
+{
+	MigDriver *d = to_mig(vdev);
+	struct file *res = NULL;
+	state next_state;
+	int ret;
+
+	guard(mutex)(&d->lock);
+	while (new_state != d->cur) {
+		ret = vfio_mig_get_next_state(vdev, d->cur, new_state,
+					      &next_state);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = mig_step_state(d, next_state);
+		if (IS_ERR(res))
+			break;
+		d->cur = next_state;
+		if (WARN_ON(res && new_state != d->cur)) {
+			dev_err(vdev->dev, "driver bug: arc to state %d "
+				"returned a data file before the target %d",
+				static_cast<int>(d->cur),
+				static_cast<int>(new_state));
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
 	return res;
 }
 
