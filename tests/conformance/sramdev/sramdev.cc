@@ -70,6 +70,7 @@
 
 #include <xxhash.h>
 
+#include <uvfio/linux/spinlock.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_core.h>
 
@@ -293,7 +294,7 @@ struct srd_device {
 	srd_hw hw;
 	struct mutex state_mutex;
 	enum vfio_device_mig_state mig_state = VFIO_DEVICE_STATE_RUNNING;
-	std::mutex reset_lock;
+	spinlock_t reset_lock;
 	bool deferred_reset = false;
 	srd_migf *saving_migf = nullptr;
 	srd_migf *resuming_migf = nullptr;
@@ -502,10 +503,10 @@ int srd_migf_release(struct inode *, struct file *filp)
 }
 
 const struct file_operations srd_save_fops = {
+	.owner = THIS_MODULE,
 	.read = srd_save_read,
-	.write = nullptr,
 	.unlocked_ioctl = srd_save_ioctl,
-	.mmap = nullptr,
+	.compat_ioctl = compat_ptr_ioctl,
 	.release = srd_migf_release,
 };
 
@@ -700,10 +701,8 @@ ssize_t srd_resume_write(struct file *filp, const char __user *buf,
 }
 
 const struct file_operations srd_resume_fops = {
-	.read = nullptr,
+	.owner = THIS_MODULE,
 	.write = srd_resume_write,
-	.unlocked_ioctl = nullptr,
-	.mmap = nullptr,
 	.release = srd_migf_release,
 };
 
@@ -738,7 +737,7 @@ struct file *srd_open_save(srd_device *srd, bool precopy)
 {
 	srd_migf *f = migf_alloc(srd, true);
 	if (!f)
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+		return ERR_PTR(-ENOMEM);
 	f->precopy = precopy;
 	f->final = !precopy;
 	f->initial_size = initial_size(&srd->hw);
@@ -757,7 +756,7 @@ struct file *srd_open_resume(srd_device *srd)
 {
 	srd_migf *f = migf_alloc(srd, false);
 	if (!f)
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+		return ERR_PTR(-ENOMEM);
 	srd->resuming_migf = f;
 	return get_file(f->filp);
 }
@@ -825,12 +824,11 @@ void srd_disable_fds(srd_device *srd)
 	track_stop(&srd->hw);
 }
 
-/* -------- the FSM: one call per arc -------- */
+/* -------- the FSM -------- */
 
-struct file *srd_step(struct vfio_device *vdev,
-		      enum vfio_device_mig_state next)
+/* One arc, mig_state -> next, under state_mutex (mlx5's step). */
+struct file *srd_step_state(srd_device *srd, enum vfio_device_mig_state next)
 {
-	srd_device *srd = to_srd(vdev);
 	const int cur = srd->mig_state, nxt = next;
 	constexpr int STOP = VFIO_DEVICE_STATE_STOP;
 	constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
@@ -860,7 +858,7 @@ struct file *srd_step(struct vfio_device *vdev,
 	if (cur == RESUMING && nxt == STOP) {
 		int ret = srd_resume_finish(srd);
 		if (ret)
-			return static_cast<struct file *>(ERR_PTR(ret));
+			return ERR_PTR(ret);
 		srd_disable_fds(srd);
 		return nullptr;
 	}
@@ -876,32 +874,52 @@ struct file *srd_step(struct vfio_device *vdev,
 	    (cur == PRE_COPY_P2P && nxt == PRE_COPY))
 		return nullptr;
 	WARN_ON(true);
-	return static_cast<struct file *>(ERR_PTR(-EINVAL));
+	return ERR_PTR(-EINVAL);
 }
 
 /* The deferred-reset pattern: the state_mutex holder runs a pending reset. */
 void srd_state_mutex_unlock(srd_device *srd)
 {
-	for (;;) {
-		std::unique_lock<std::mutex> l(srd->reset_lock);
-		if (!srd->deferred_reset) {
-			mutex_unlock(&srd->state_mutex);
-			return;
-		}
+again:
+	spin_lock(&srd->reset_lock);
+	if (srd->deferred_reset) {
 		srd->deferred_reset = false;
-		l.unlock();
+		spin_unlock(&srd->reset_lock);
 		srd->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		srd_disable_fds(srd);
+		goto again;
 	}
+	mutex_unlock(&srd->state_mutex);
+	spin_unlock(&srd->reset_lock);
 }
 
 struct file *srd_set_state(struct vfio_device *vdev,
 			   enum vfio_device_mig_state new_state)
 {
 	srd_device *srd = to_srd(vdev);
+	enum vfio_device_mig_state next_state;
+	struct file *res = NULL;
+	int ret;
+
+	/* Called once per SET with the final state: walk to it. */
 	mutex_lock(&srd->state_mutex);
-	struct file *res = vfio_mig_step_to_state(vdev, &srd->mig_state,
-						  new_state, srd_step);
+	while (new_state != srd->mig_state) {
+		ret = vfio_mig_get_next_state(vdev, srd->mig_state, new_state,
+					      &next_state);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = srd_step_state(srd, next_state);
+		if (IS_ERR(res))
+			break;
+		srd->mig_state = next_state;
+		if (WARN_ON(res && new_state != srd->mig_state)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
 	srd_state_mutex_unlock(srd);
 	return res;
 }
@@ -953,20 +971,26 @@ const struct vfio_migration_ops srd_mig_ops = {
 	.migration_get_data_size = srd_get_data_size,
 };
 
-void srd_reset_done(struct vfio_pci_core_device *core)
+void srd_pci_aer_reset_done(struct pci_dev *pdev)
 {
+	struct vfio_pci_core_device *core =
+		static_cast<struct vfio_pci_core_device *>(
+			dev_get_drvdata(&pdev->dev));
 	srd_device *srd = container_of(core, srd_device, core_device);
-	{
-		std::lock_guard<std::mutex> l(srd->reset_lock);
-		srd->deferred_reset = true;
-		if (!mutex_trylock(&srd->state_mutex))
-			return;	/* the holder does it on unlock */
+
+	spin_lock(&srd->reset_lock);
+	srd->deferred_reset = true;
+	if (!mutex_trylock(&srd->state_mutex)) {
+		spin_unlock(&srd->reset_lock);
+		return;	/* the holder does it on unlock */
 	}
+	spin_unlock(&srd->reset_lock);
 	srd_state_mutex_unlock(srd);
 }
 
 const struct pci_error_handlers srd_err_handlers = {
-	.reset_done = srd_reset_done,
+	.reset_done = srd_pci_aer_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
 };
 
 /* -------- device ops -------- */
@@ -1087,7 +1111,6 @@ int srd_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	core->bars[2].is_64 = true;
 	core->hw_ops = &srd_hw_ops;
 	core->hw_data = hw;
-	core->err_handler = &srd_err_handlers;
 	core->vdev.mig_ops = &srd_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY |
 				     VFIO_MIGRATION_P2P |
@@ -1095,12 +1118,12 @@ int srd_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	/* uvfio only, for the conformance suite's round trip. */
 	uvfio_set_state_digest(&core->vdev, srd_state_digest);
 
+	dev_set_drvdata(&pdev->dev, core);	/* as the kernel requires */
 	ret = vfio_pci_core_register_device(core);
 	if (ret) {
 		vfio_put_device(&core->vdev);
 		return ret;
 	}
-	pci_set_drvdata(pdev, srd);
 	return 0;
 }
 
@@ -1119,6 +1142,8 @@ const struct pci_driver srd_driver = {
 		       "region-write dirty tracking; bug=nodirty|noresend)",
 	.probe = srd_probe,
 	.remove = srd_remove,
+	.err_handler = &srd_err_handlers,
+	.driver_managed_dma = true,
 };
 
 } // namespace
