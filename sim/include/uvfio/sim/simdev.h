@@ -189,8 +189,12 @@ bool simdev_mem_was_mapped(struct simdev *sd);
 
 /*
  * DMA logging: record guest pages of page_size inside ranges that DMA
- * writes touch. Start replaces nothing: -EBUSY if logging is on.
+ * writes touch. Start replaces nothing: -EBUSY if logging is on. The
+ * tracker holds a bit per page of the ranges, at most SIMDEV_LOG_MAX_PAGES
+ * pages in all (8 TiB at 4 KiB, 256 MiB of bitmap): -E2BIG past that,
+ * as a device's tracker has a capacity.
  */
+#define SIMDEV_LOG_MAX_PAGES (1ULL << 31)
 int simdev_log_start(struct simdev *sd,
 		     std::vector<std::pair<u64, u64>> ranges, u64 page_size);
 void simdev_log_stop(struct simdev *sd);
