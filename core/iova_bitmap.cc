@@ -391,7 +391,13 @@ void iova_bitmap_set(struct iova_bitmap *b, unsigned long iova, size_t length)
 
 	/* The common case: a driver reporting a page of the mapped window. */
 	if (b->mapped && lo >= b->win_first && hi < b->win_end) {
-		win_set(b, lo - b->win_first, hi - b->win_first);
+		u64 wlo = lo - b->win_first;
+		if (lo == hi) {
+			b->win[wlo / 8] |= static_cast<u8>(1u << (wlo % 8));
+			b->touched = true;
+			return;
+		}
+		win_set(b, wlo, hi - b->win_first);
 		return;
 	}
 	if (!b->mapped) {
