@@ -174,6 +174,7 @@ bench: build
 	./$(BUILD)/tests/bench/uvfio-bench-stream
 	./$(BUILD)/tests/bench/uvfio-bench-downtime
 	tests/bench/bench_save.sh $(BUILD)/tools/vfio-mig-ctl
+	./$(BUILD)/tests/bench/uvfio-bench-report
 	tests/bench/bench_preload.sh $(BUILD)/tools/uvfio-run/uvfio-run \
 		$(BUILD)/tests/bench/bench-preload \
 		$(BUILD)/tests/bench/bench-preload-uvfio
