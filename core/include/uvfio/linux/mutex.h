@@ -8,31 +8,41 @@
 #define UVFIO_LINUX_MUTEX_H
 
 #include <atomic>
-#include <mutex>
+#include <pthread.h>
 #include <thread>
 
 #include <uvfio/linux/cleanup.h>
 
+/*
+ * An aggregate over a pthread mutex, so that it works wherever the kernel's
+ * does: as a member with no initializer, and in memory from kzalloc()
+ * (zeroed memory is an unlocked mutex, as PTHREAD_MUTEX_INITIALIZER is on
+ * glibc; mutex_init() initializes it in any case), which lets a driver
+ * kzalloc() a structure that embeds one, as kernel drivers do.
+ */
 struct mutex {
-	std::mutex m;
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
 	std::atomic<std::thread::id> owner{};
 };
 
-/* A mutex needs no initializer here; the kernel's spellings still work. */
 #define DEFINE_MUTEX(name) struct mutex name
-static inline void mutex_init(struct mutex *) {}
+static inline void mutex_init(struct mutex *lock)
+{
+	pthread_mutex_init(&lock->m, nullptr);
+	lock->owner.store(std::thread::id(), std::memory_order_relaxed);
+}
 static inline void mutex_destroy(struct mutex *) {}
 
 static inline void mutex_lock(struct mutex *lock)
 {
-	lock->m.lock();
+	pthread_mutex_lock(&lock->m);
 	lock->owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
 }
 
 /* Returns 1 if the lock was taken, 0 if it is held elsewhere. */
 static inline int mutex_trylock(struct mutex *lock)
 {
-	if (!lock->m.try_lock())
+	if (pthread_mutex_trylock(&lock->m))
 		return 0;
 	lock->owner.store(std::this_thread::get_id(), std::memory_order_relaxed);
 	return 1;
@@ -41,7 +51,7 @@ static inline int mutex_trylock(struct mutex *lock)
 static inline void mutex_unlock(struct mutex *lock)
 {
 	lock->owner.store(std::thread::id(), std::memory_order_relaxed);
-	lock->m.unlock();
+	pthread_mutex_unlock(&lock->m);
 }
 
 /* No signals reach a uvfio thread: these never fail. */
