@@ -28,6 +28,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <vector>
 
 #include <liburing.h>
@@ -51,6 +52,17 @@ struct Slot {
 /* user_data: slot index and direction. */
 constexpr __u64 OUT_BIT = 1ULL << 32;
 
+/*
+ * Held while a ring is mapped (queue_init) and unmapped (queue_exit).
+ * liburing maps and unmaps rings with raw system calls, which
+ * ThreadSanitizer does not see: when one thread's ring is unmapped and
+ * another thread's new ring lands at the same address, the two threads'
+ * accesses look like a race. The kernel orders them (the address is free
+ * only after the unmap); this lock says so in a way TSan sees, at a cost
+ * of one uncontended lock per stream, not per chunk.
+ */
+std::mutex ring_map_lock;
+
 /* An offset for a descriptor: its position if it seeks, else -1. */
 __s64 start_offset(int fd)
 {
@@ -70,8 +82,10 @@ public:
 			for (int fd : s.pipe)
 				if (fd >= 0)
 					close(fd);
-		if (ring_ok_)
+		if (ring_ok_) {
+			std::lock_guard<std::mutex> g(ring_map_lock);
 			io_uring_queue_exit(&ring_);
+		}
 	}
 
 	int run(StreamStats *stats, const Progress &progress);
@@ -101,7 +115,11 @@ int Copier::setup()
 {
 	if (o_.depth < 2)
 		o_.depth = 2;
-	int ret = io_uring_queue_init(2 * o_.depth, &ring_, 0);
+	int ret;
+	{
+		std::lock_guard<std::mutex> g(ring_map_lock);
+		ret = io_uring_queue_init(2 * o_.depth, &ring_, 0);
+	}
 	if (ret)
 		return ret;
 	ring_ok_ = true;
