@@ -10,6 +10,7 @@
  */
 #include <gtest/gtest.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -17,6 +18,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <barrier>
 #include <csignal>
 #include <cerrno>
 #include <cstdio>
@@ -28,6 +31,7 @@
 
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/migration_v1.h>
+#include <uvfio/tools/rlimit.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/tools/vfio_open.h>
 #include <uvfio/uapi/vfio.h>
@@ -1383,6 +1387,171 @@ TEST(MigrationV1OnDevices, MigratesAcrossProtocols)
 		ASSERT_EQ(mb->get_state(&s), 0);
 		EXPECT_EQ(s, __u32(VFIO_DEVICE_STATE_RUNNING));
 	}
+}
+
+} // namespace
+
+namespace {
+
+/* Open descriptors of this process, by /proc/self/fd (its own dir fd not
+ * counted). */
+int count_fds()
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (struct dirent *e = readdir(d))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;
+}
+
+/* State digest of a device, stopped first (a running one has none). */
+int stopped_digest(Device &dev, __u64 *digest)
+{
+	int ret = dev.set_state(VFIO_DEVICE_STATE_STOP);
+	if (ret)
+		return ret;
+	uint64_t h;
+	if (uvfio_sim_state_digest(dev.fd(), &h))
+		return -errno;
+	*digest = h;
+	return 0;
+}
+
+// Contract: a v2 migration (pre-copy, DMA logging, the io_uring engine's
+// stop-copy, verification) holds a bounded number of descriptors while it
+// streams and leaves none behind: after it, the process has exactly the
+// descriptors it had before (the devices' own stay, as a VMM holds them).
+//
+// Observed (15 before, 15 after): a peak of +8 while both streams are
+// open, 4 per data fd (the user's fd, a second descriptor of that socket,
+// the core's end of the socketpair, the pump's eventfd); +25 when the
+// sampler thread catches the stop-copy inside the io_uring engine (its
+// ring and 8 pipes: 17 more), as it does in the slower sanitizer builds.
+// The progress callbacks only see the pre-copy passes. Bound: 32 = the
+// two streams' 8, the engine's 17 and the verification's memfd, rounded
+// up; a descriptor leaked per chunk, per pass or per stream exceeds it
+// or shows in "after".
+TEST(MigrationFds, OneMigrationLeavesNoDescriptorBehind)
+{
+	SimVm a, b;
+	std::string why;
+	ASSERT_EQ(a.create("simnic,bdf=0000:00:1d.0,mem=1M,seed=13", 1 << 20,
+			   &why), 0) << why;
+	ASSERT_EQ(b.create("simnic,bdf=0000:00:1d.1,mem=1M", 1 << 20, &why), 0)
+		<< why;
+	auto t = make_sim_transport();
+	Device da(*t, a.fd()), db(*t, b.fd());
+	MigrateOptions opt;
+	MigrateReport r;
+
+	const int before = count_fds();
+	ASSERT_GT(before, 0);
+	std::atomic<int> peak{before};
+	auto observe = [&](__u64) {
+		int n = count_fds(), p = peak.load();
+		while (n > p && !peak.compare_exchange_weak(p, n))
+			;
+	};
+	std::atomic<bool> done{false};
+	std::thread sampler([&] {
+		while (!done.load())
+			observe(0);
+	});
+	int ret = migrate(da, a.guest(), db, b.guest(), opt,
+			  [&] { observe(0); }, &r, &why, observe);
+	done = true;
+	sampler.join();
+	ASSERT_EQ(ret, 0) << why;
+	EXPECT_TRUE(r.verified) << r.verify_detail;
+	const int after = count_fds();
+
+	std::printf("fds: before %d, peak %d (+%d), after %d\n", before,
+		    peak.load(), peak.load() - before, after);
+	EXPECT_EQ(after, before) << "descriptors leaked by one migration";
+	EXPECT_GE(peak.load(), before + 8) << "both streams were not observed";
+	EXPECT_LE(peak.load() - before, 32);
+}
+
+// Contract: 256 migrations run at once in one process, each through
+// tools/lib's migrate() on a thread of its own, under the default limits
+// once raise_nofile_limit() has raised the soft RLIMIT_NOFILE (as the
+// tools do): every one succeeds, verifies (migrate()'s own check), and
+// leaves its destination with its source's state (the drivers' state
+// digests, both stopped), with no descriptor left behind.
+//
+// Under ThreadSanitizer it passes but TSan reports a race on fd numbers
+// (socketpair() in vfio_mig_stream_open, pipe2() in send_ref, against an
+// earlier socketpair() of another thread): core/file.cc's fd table closes
+// with syscall(SYS_close), which TSan does not see, so when another
+// thread's next descriptor gets the same number TSan finds no ordering
+// between the two. The kernel orders them; the fix belongs in the core
+// (a close TSan sees), not here.
+TEST(MigrationConcurrency, TwoHundredFiftySixPairsAtOnce)
+{
+	constexpr int PAIRS = 256;
+	ASSERT_EQ(raise_nofile_limit(), 0);
+	const int before = count_fds();
+
+	struct Result {
+		int ret = -EINPROGRESS;
+		std::string why;
+		bool verified = false;
+		__u64 src_digest = 0, dst_digest = 0;
+	};
+	std::vector<Result> res(PAIRS);
+	/* Every pair created before any migrates: the streams overlap. */
+	std::barrier ready(PAIRS);
+	auto t = make_sim_transport();
+
+	auto pair = [&](int i) {
+		Result &out = res[size_t(i)];
+		char sa[64], sb[64];
+		std::snprintf(sa, sizeof(sa),
+			      "simnic,bdf=0000:%02x:%02x.0,mem=1M,seed=%d",
+			      0x40 + (i >> 5), i & 31, i + 1);
+		std::snprintf(sb, sizeof(sb), "simnic,bdf=0000:%02x:%02x.1,mem=1M",
+			      0x40 + (i >> 5), i & 31);
+		SimVm a, b;
+		if ((out.ret = a.create(sa, 64 << 10, &out.why)) ||
+		    (out.ret = b.create(sb, 64 << 10, &out.why))) {
+			ready.arrive_and_drop();
+			return;
+		}
+		ready.arrive_and_wait();
+		Device da(*t, a.fd()), db(*t, b.fd());
+		MigrateOptions opt;
+		MigrateReport r;
+		out.ret = migrate(da, a.guest(), db, b.guest(), opt, {}, &r,
+				  &out.why);
+		out.verified = r.verified;
+		if (!out.ret) {
+			if ((out.ret = stopped_digest(da, &out.src_digest)) ||
+			    (out.ret = stopped_digest(db, &out.dst_digest)))
+				out.why = "state digest: " +
+					  std::string(strerror(-out.ret));
+		}
+	};
+	std::vector<std::thread> threads;
+	for (int i = 0; i < PAIRS; i++)
+		threads.emplace_back(pair, i);
+	for (auto &th : threads)
+		th.join();
+
+	int ok = 0;
+	for (int i = 0; i < PAIRS; i++) {
+		const Result &r = res[size_t(i)];
+		EXPECT_EQ(r.ret, 0) << "pair " << i << ": " << r.why;
+		EXPECT_TRUE(r.ret || r.verified) << "pair " << i;
+		EXPECT_TRUE(r.ret || r.src_digest == r.dst_digest)
+			<< "pair " << i << ": the destination's state differs";
+		ok += !r.ret && r.verified && r.src_digest == r.dst_digest;
+	}
+	std::printf("%d of %d concurrent migrations verified\n", ok, PAIRS);
+	EXPECT_EQ(count_fds(), before);
 }
 
 } // namespace
