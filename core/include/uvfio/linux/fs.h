@@ -71,6 +71,8 @@ struct file_operations {
 
 struct file {
 	const struct file_operations *f_op = nullptr;
+	/* No inodes in uvfio: NULL, for stream_open(filp->f_inode, filp). */
+	struct inode *f_inode = nullptr;
 	void *private_data = nullptr;
 	unsigned int f_flags = 0;
 	fmode_t f_mode = 0;

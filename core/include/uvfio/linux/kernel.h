@@ -35,6 +35,24 @@
 		__c;                                                         \
 	})
 
+/*
+ * min_t/max_t as in the kernel. Plain min()/max()/clamp() cannot be macros
+ * here: they would break std::min( and std::max( in C++ code that includes
+ * this header; write min_t() (or std::min) instead.
+ */
+#define min_t(type, x, y)                                                 \
+	({                                                                \
+		type __x = (x);                                           \
+		type __y = (y);                                           \
+		__x < __y ? __x : __y;                                    \
+	})
+#define max_t(type, x, y)                                                 \
+	({                                                                \
+		type __x = (x);                                           \
+		type __y = (y);                                           \
+		__x > __y ? __x : __y;                                    \
+	})
+
 #define U32_MAX ((u32)~0U)
 #define U64_MAX ((u64)~0ULL)
 
