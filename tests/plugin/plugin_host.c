@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * A program that only knows the syscall surface: it creates two devices of
- * the plugin driver "plugskel" (loaded from UVFIO_DRIVER_PATH), migrates
- * one into the other with STOP_COPY and checks device memory arrived.
+ * a plugin driver (loaded from UVFIO_DRIVER_PATH), migrates one into the
+ * other with STOP_COPY and checks device memory (BAR2) arrived.
+ *
+ * usage: plugin_host [NAME [BYTES]]: NAME (default "plugskel") is
+ * created with seed=5 and its seeded memory compared; with BYTES, NAME
+ * takes no keys and the host writes BYTES of BAR2 itself first.
  */
+#include <stdlib.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,19 +49,33 @@ static int set_state(int fd, unsigned state, int *data_fd)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static unsigned char a[1 << 20], b[1 << 20], buf[1 << 16];
+	const char *name = argc > 1 ? argv[1] : "plugskel";
+	size_t size = argc > 2 ? (size_t)strtoul(argv[2], NULL, 0) : sizeof(a);
+	char spec[128];
 	int src, dst, sfd, dfd;
+	size_t i;
 	ssize_t n;
 
+	CHECK(size > 0 && size <= sizeof(a));
 	CHECK(uvfio_sim_add("nosuchplugin,bdf=0000:00:08.0") == -1 &&
 	      errno == ENOENT);
-	CHECK(uvfio_sim_add("plugskel,bdf=0000:00:09.0,seed=5") == 0);
-	CHECK(uvfio_sim_add("plugskel,bdf=0000:00:09.1") == 0);
+	snprintf(spec, sizeof(spec), "%s,bdf=0000:00:09.0%s", name,
+		 argc > 2 ? "" : ",seed=5");
+	CHECK(uvfio_sim_add(spec) == 0);
+	snprintf(spec, sizeof(spec), "%s,bdf=0000:00:09.1", name);
+	CHECK(uvfio_sim_add(spec) == 0);
 	src = uvfio_open("0000:00:09.0");
 	dst = uvfio_open("0000:00:09.1");
 	CHECK(src >= 0 && dst >= 0);
+	if (argc > 2) {
+		for (i = 0; i < size; i++)
+			a[i] = (unsigned char)(i * 7 + 1);
+		CHECK(uvfio_pwrite(src, a, size, (off_t)BAR2) ==
+		      (ssize_t)size);
+	}
 
 	CHECK(set_state(src, VFIO_DEVICE_STATE_STOP_COPY, &sfd) == 0);
 	CHECK(set_state(dst, VFIO_DEVICE_STATE_RESUMING, &dfd) == 0);
@@ -69,14 +88,14 @@ int main(void)
 	uvfio_close(sfd);
 	CHECK(set_state(src, VFIO_DEVICE_STATE_RUNNING, NULL) == 0);
 
-	CHECK(uvfio_pread(src, a, sizeof(a), (off_t)BAR2) == (ssize_t)sizeof(a));
-	CHECK(uvfio_pread(dst, b, sizeof(b), (off_t)BAR2) == (ssize_t)sizeof(b));
-	CHECK(memcmp(a, b, sizeof(a)) == 0);
-	CHECK(a[0] | a[1] | a[2] | a[3]);	/* the seed filled it */
+	CHECK(uvfio_pread(src, a, size, (off_t)BAR2) == (ssize_t)size);
+	CHECK(uvfio_pread(dst, b, size, (off_t)BAR2) == (ssize_t)size);
+	CHECK(memcmp(a, b, size) == 0);
+	CHECK(a[0] | a[1] | a[2] | a[3]);	/* the seed or the host filled it */
 
 	CHECK(uvfio_close(src) == 0 && uvfio_close(dst) == 0);
 	CHECK(uvfio_sim_remove("0000:00:09.0") == 0);
 	CHECK(uvfio_sim_remove("0000:00:09.1") == 0);
-	printf("plugin driver loaded and migrated\n");
+	printf("plugin driver %s loaded and migrated\n", name);
 	return 0;
 }

@@ -31,8 +31,18 @@ mkdir "$tmp/plugins"
 c++ -std=c++20 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	-fPIC -shared -DSKELETON_NAME='"plugskel"' $san $cflags \
 	-o "$tmp/plugins/plugskel.so" "$driver" $libs -lxxhash
+# kport: a driver written in kernel C (tests/plugin/kport/), compiled as
+# C++ with the warnings a kernel build has: no -Wunused-parameter (kernel
+# callbacks leave parameters unused) and KBUILD_MODNAME, as kbuild sets it.
+kport=$(dirname "$0")/kport/kport.c
+# shellcheck disable=SC2086
+c++ -x c++ -std=c++20 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+	-Wno-unused-parameter -fPIC -shared -DKBUILD_MODNAME='"kport"' \
+	$san $cflags -o "$tmp/plugins/kport.so" "$kport" $libs
 # shellcheck disable=SC2086
 cc -std=c11 -Wall -Wextra -Werror $san $cflags -o "$tmp/host" "$host" $libs
 
 UVFIO_DRIVER_PATH="$tmp/nowhere:$tmp/plugins" LD_LIBRARY_PATH="$libdir" \
 	"$tmp/host"
+UVFIO_DRIVER_PATH="$tmp/plugins" LD_LIBRARY_PATH="$libdir" \
+	"$tmp/host" kport 65536
