@@ -6,6 +6,7 @@
 #ifndef UVFIO_CORE_VFIO_H
 #define UVFIO_CORE_VFIO_H
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,13 @@ struct vfio_device_private {
 	std::mutex mig_lock;
 	/* The live data stream, if any (protected by mig_lock). */
 	std::shared_ptr<vfio_mig_stream> mig_stream;
+	/*
+	 * A "mig.error.*" fault fired while the driver asked for its next
+	 * arc: the device is broken, GET reports ERROR and SET is refused
+	 * until a reset or the last close. Set from the driver's
+	 * migration_set_state (under mig_lock); GET reads it without.
+	 */
+	std::atomic<bool> mig_broken{false};
 	/*
 	 * The v1 migration region (vfio_migration_v1.cc), set before
 	 * registration; its session is protected by mig_lock.

@@ -10,6 +10,9 @@
 #include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/vfio.h>
 
+#include "vfio.h"
+#include "vfio_migration.h"
+
 namespace {
 
 constexpr int ERROR = VFIO_DEVICE_STATE_ERROR;
@@ -143,34 +146,49 @@ int next_state(u32 flags, unsigned int cur, unsigned int target,
 
 } // namespace
 
+/*
+ * The arc fault points fire here, where a driver's migration_set_state
+ * loop asks for its next arc, as the kernel's drivers (mtty, mlx5) all
+ * do: "mig.arc.CUR->NEXT" fails the request before the driver changes
+ * anything, which leaves the device in CUR as a failing step would;
+ * "mig.error.CUR->NEXT" fails it too and breaks the device, which the
+ * core then reports as ERROR until a reset (a driver is not told: its
+ * hardware broke under it).
+ */
 int vfio_mig_get_next_state(struct vfio_device *device,
 			    enum vfio_device_mig_state cur_fsm,
 			    enum vfio_device_mig_state new_fsm,
 			    enum vfio_device_mig_state *next_fsm)
 {
-	unsigned int next;
-	int ret = next_state(device->migration_flags, cur_fsm, new_fsm, &next);
-	if (!ret)
-		*next_fsm = static_cast<enum vfio_device_mig_state>(next);
-	return ret;
+	unsigned int c = cur_fsm, n;
+	int ret = next_state(device->migration_flags, cur_fsm, new_fsm, &n);
+	if (ret)
+		return ret;
+
+	ret = should_failf("mig.arc.%s->%s", state_name[c], state_name[n]);
+	if (ret)
+		return ret;
+	ret = should_failf("mig.error.%s->%s", state_name[c], state_name[n]);
+	if (ret) {
+		if (device->priv)
+			device->priv->mig_broken = true;
+		return ret;
+	}
+	*next_fsm = static_cast<enum vfio_device_mig_state>(n);
+	return 0;
 }
 
-int vfio_mig_arc_should_fail(enum vfio_device_mig_state cur,
-			     enum vfio_device_mig_state next,
-			     enum vfio_device_mig_state *fail_state)
+bool vfio_mig_device_broken(struct vfio_device *device)
 {
-	unsigned int c = cur, n = next;
-	if (c >= NSTATES || n >= NSTATES)
-		return 0;
-	int err = should_failf("mig.arc.%s->%s", state_name[c], state_name[n]);
-	if (err) {
-		*fail_state = cur;
-		return err;
-	}
-	err = should_failf("mig.error.%s->%s", state_name[c], state_name[n]);
-	if (err)
-		*fail_state = VFIO_DEVICE_STATE_ERROR;
-	return err;
+	return device->priv && device->priv->mig_broken;
+}
+
+int vfio_mig_arc_should_fail(enum vfio_device_mig_state,
+			     enum vfio_device_mig_state,
+			     enum vfio_device_mig_state *)
+{
+	/* The points fire in vfio_mig_get_next_state() now. */
+	return 0;
 }
 
 struct file *vfio_mig_step_to_state(
@@ -184,13 +202,9 @@ struct file *vfio_mig_step_to_state(
 
 	while (*cur != target) {
 		int ret = vfio_mig_get_next_state(device, *cur, target, &next);
-		if (ret)
-			return static_cast<struct file *>(ERR_PTR(ret));
-		/* An injected failure takes the path of the driver's own. */
-		enum vfio_device_mig_state fail_state;
-		ret = vfio_mig_arc_should_fail(*cur, next, &fail_state);
 		if (ret) {
-			*cur = fail_state;
+			if (vfio_mig_device_broken(device))
+				*cur = VFIO_DEVICE_STATE_ERROR;
 			return static_cast<struct file *>(ERR_PTR(ret));
 		}
 		res = step(device, next);

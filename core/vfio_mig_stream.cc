@@ -187,8 +187,16 @@ void close_core_end_broken(vfio_mig_stream &s)
 void pump_fail(vfio_mig_stream &s, long err, const char *what)
 {
 	s.err = static_cast<int>(err);
-	dev_err(s.device->dev, "migration data stream: driver %s failed (%s)",
-		what, strerror(static_cast<int>(-err)));
+	/*
+	 * -ENODEV is a file the driver disabled, which a read racing a SET
+	 * that leaves the file's states may meet: the stream's end, not news.
+	 */
+	if (err == -ENODEV)
+		dev_dbg(s.device->dev, "migration data stream: driver %s: "
+			"file disabled", what);
+	else
+		dev_err(s.device->dev, "migration data stream: driver %s "
+			"failed (%s)", what, strerror(static_cast<int>(-err)));
 	close_core_end_broken(s);
 	s.buf_len = 0;
 	s.cv.notify_all();
@@ -944,6 +952,39 @@ bool vfio_mig_stream_continues(const vfio_mig_stream &s,
 	return s.saving && saving_state(state);
 }
 
+/* Resuming: wait, pump running, until the driver took what was written. */
+int drain_locked(vfio_mig_stream &s, std::unique_lock<std::mutex> &l)
+{
+	if (!s.running)
+		return s.err;
+	if (!s.saving) {
+		signal_pump(s);
+		s.cv.wait(l, [&] {
+			return s.err || !s.core_end.is_valid() ||
+			       (!s.buf_len && !unread(s.core_end.get()));
+		});
+	}
+	return s.err;
+}
+
+int vfio_mig_stream_drain(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> life(s.life);
+	std::unique_lock<std::mutex> l(s.m);
+	return drain_locked(s, l);
+}
+
+void vfio_mig_stream_kick(vfio_mig_stream &s)
+{
+	std::lock_guard<std::mutex> l(s.m);
+	if (s.saving && s.paused) {
+		s.retry = true;
+		signal_pump(s);
+	}
+	/* A reader waiting in mig_fops_read() looks again. */
+	s.cv.notify_all();
+}
+
 int vfio_mig_stream_quiesce(vfio_mig_stream &s)
 {
 	std::lock_guard<std::mutex> life(s.life);
@@ -951,13 +992,7 @@ int vfio_mig_stream_quiesce(vfio_mig_stream &s)
 		std::unique_lock<std::mutex> l(s.m);
 		if (!s.running)
 			return s.err;
-		if (!s.saving) {
-			signal_pump(s);
-			s.cv.wait(l, [&] {
-				return s.err || !s.core_end.is_valid() ||
-				       (!s.buf_len && !unread(s.core_end.get()));
-			});
-		}
+		drain_locked(s, l);
 	}
 	stop_pump(s);
 	std::lock_guard<std::mutex> l(s.m);
@@ -973,28 +1008,34 @@ void vfio_mig_stream_restart(vfio_mig_stream &s)
 	}
 }
 
-void vfio_mig_stream_check_left(vfio_mig_stream &s,
-				enum vfio_device_mig_state state)
+void vfio_mig_stream_end_left(vfio_mig_stream &s,
+			      enum vfio_device_mig_state state)
 {
-	std::lock_guard<std::mutex> life(s.life);
-	std::lock_guard<std::mutex> l(s.m);
-	/* The pump is stopped across arcs. */
-	if (s.running || !s.saving || s.ended || s.err || !s.drv)
-		return;
-	char c;
-	ssize_t n;
 	{
-		uaccess_kernel_buffer kbuf(&c, 1);
-		n = s.drv->f_op->read(s.drv, &c, 1, file_ppos(s.drv));
+		std::lock_guard<std::mutex> life(s.life);
+		stop_pump(s);
+		std::lock_guard<std::mutex> l(s.m);
+		if (s.saving && !s.ended && !s.err && s.drv) {
+			char c;
+			ssize_t n;
+			{
+				uaccess_kernel_buffer kbuf(&c, 1);
+				n = s.drv->f_op->read(s.drv, &c, 1,
+						      file_ppos(s.drv));
+			}
+			/* Data, end of stream or "more later": it works. */
+			if (n >= 0 || n == -ENOMSG || n == -EAGAIN)
+				dev_err(s.device->dev,
+					"driver bug: the migration data file "
+					"still works after the move to state "
+					"%d (read gave %zd, not an error such "
+					"as -ENODEV); a driver must disable "
+					"its files when the device leaves "
+					"their states",
+					static_cast<int>(state), n);
+		}
 	}
-	/* Data, end of stream or "more later" all mean it still works. */
-	if (n >= 0 || n == -ENOMSG || n == -EAGAIN)
-		dev_err(s.device->dev,
-			"driver bug: the migration data file still works after "
-			"the arc to state %d (read gave %zd, not an error such "
-			"as -ENODEV); a driver must disable its files when the "
-			"device leaves their states",
-			static_cast<int>(state), n);
+	vfio_mig_stream_end(s);
 }
 
 void vfio_mig_stream_end(vfio_mig_stream &s)

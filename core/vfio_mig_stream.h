@@ -44,14 +44,27 @@ bool vfio_mig_stream_continues(const vfio_mig_stream &s,
 			       enum vfio_device_mig_state state);
 
 /*
- * Before every arc: deliver everything userspace wrote (resuming), then stop
- * the pump, so the driver's file is not called while the arc runs (it may
- * disable the file). Returns the error the driver's read or write
- * reported, or 0.
+ * Before a SET: deliver everything userspace wrote (resuming) and wait
+ * until the driver has taken it; the pump keeps running. Returns the error
+ * the driver's read or write reported, or 0.
+ */
+int vfio_mig_stream_drain(vfio_mig_stream &s);
+
+/*
+ * After a SET the stream survives (e.g. PRE_COPY_P2P -> STOP_COPY): a
+ * paused pre-copy pump asks the driver again now, the state may have
+ * given it more to say.
+ */
+void vfio_mig_stream_kick(vfio_mig_stream &s);
+
+/*
+ * Before a reset: deliver everything userspace wrote (resuming), then stop
+ * the pump, so the driver's file is not called while the reset disables
+ * it. Returns the error the driver's read or write reported, or 0.
  */
 int vfio_mig_stream_quiesce(vfio_mig_stream &s);
 
-/* After an arc that the stream survives: pump again. */
+/* After a failed reset, which leaves the stream: pump again. */
 void vfio_mig_stream_restart(vfio_mig_stream &s);
 
 /*
@@ -63,13 +76,14 @@ void vfio_mig_stream_restart(vfio_mig_stream &s);
 void vfio_mig_stream_end(vfio_mig_stream &s);
 
 /*
- * Before ending a saving stream because the device left its states: read
- * the driver's file once, as a user's read after the arc would, and log a
- * driver bug if it still works (data, 0 or -ENOMSG: the kernel's user
- * would go on reading from it). A disabled file fails: -ENODEV.
+ * End a stream because the device left its states (now in state): as
+ * vfio_mig_stream_end(), after reading the driver's saving file once, as a
+ * user's read after the SET would, to log a driver bug if it still works
+ * (data, 0 or -ENOMSG: the kernel's user would go on reading from it). A
+ * disabled file fails: -ENODEV.
  */
-void vfio_mig_stream_check_left(vfio_mig_stream &s,
-				enum vfio_device_mig_state state);
+void vfio_mig_stream_end_left(vfio_mig_stream &s,
+			      enum vfio_device_mig_state state);
 
 /* True once the stream has ended, from either side. */
 bool vfio_mig_stream_ended(const vfio_mig_stream &s);

@@ -8,11 +8,16 @@
  * which walks the FSM through __vfio_mig_set_state() too, in
  * vfio_migration_v1.cc.
  *
- * SET walks the FSM here, one arc per migration_set_state call, so that the
- * core can deliver pending resume data before an arc, stop the pump before
- * an arc that ends a stream (the driver is never called on a disabled file),
- * and check that only the last arc returns a data file. A kernel-style
- * driver that loops with vfio_mig_get_next_state itself sees the same arcs.
+ * SET calls the driver's migration_set_state once with the user's target,
+ * as the kernel does; the driver walks the arcs (vfio_mig_get_next_state).
+ * Around that call the core does only what owning the data fd's transport
+ * asks of it: everything a user wrote to a resuming stream reaches the
+ * driver first (the kernel's write(2) is synchronous, a socket is not),
+ * and afterwards a stream whose states the device left is ended, so its
+ * queued bytes are never read as if the device still produced them. The
+ * pump is not stopped for the call: the driver's file may be read while
+ * the driver changes state, as a user's read(2) may race a SET in the
+ * kernel.
  */
 #include <cerrno>
 #include <cstring>
@@ -36,57 +41,61 @@ bool opens_stream(enum vfio_device_mig_state state)
 }
 
 /*
- * After a SET: a quiesced stream pumps again if the device is in a state of
- * that stream and the stream has not failed; otherwise it ends.
+ * After a SET or a reset: the stream goes on if the device is in a state
+ * of that stream and the stream has not failed; otherwise it ends.
  */
 void settle_stream(struct vfio_device *device,
 		   std::shared_ptr<vfio_mig_stream> &stream)
 {
-	enum vfio_device_mig_state state;
+	enum vfio_device_mig_state state = VFIO_DEVICE_STATE_ERROR;
 
 	if (!stream)
 		return;
-	if (!vfio_mig_stream_error(*stream) &&
-	    !device->mig_ops->migration_get_state(device, &state) &&
+	bool ok = !vfio_mig_device_state(device, &state);
+	if (ok && !vfio_mig_stream_error(*stream) &&
 	    (vfio_mig_stream_saving(*stream)
 		     ? vfio_mig_stream_continues(*stream, state)
 		     : state == VFIO_DEVICE_STATE_RESUMING)) {
-		vfio_mig_stream_restart(*stream);
+		vfio_mig_stream_kick(*stream);
 		return;
 	}
-	vfio_mig_stream_end(*stream);
+	vfio_mig_stream_end_left(*stream, state);
 	stream.reset();
 }
 
 } // namespace
 
-/*
- * Walk from the current state to target, mig_lock held. *data_filp gets the
- * file of a stream the last arc opened (one reference), or stays NULL. On
- * failure the device stays where the failing arc left it; GET reports that.
- *
- * The pump is stopped across every arc (the driver may disable its file in
- * the arc, and is never called on a disabled file) and restarted after an
- * arc the stream survives, e.g. PRE_COPY_P2P -> STOP_COPY.
- */
+int vfio_mig_device_state(struct vfio_device *device,
+			  enum vfio_device_mig_state *state)
+{
+	if (vfio_mig_device_broken(device)) {
+		*state = VFIO_DEVICE_STATE_ERROR;
+		return 0;
+	}
+	return device->mig_ops->migration_get_state(device, state);
+}
+
 int __vfio_mig_set_state(struct vfio_device *device,
 			 enum vfio_device_mig_state target,
 			 struct file **data_filp)
 {
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
-	enum vfio_device_mig_state cur, next;
 	int ret;
 
 	*data_filp = nullptr;
 
+	/* A broken device leaves ERROR only by a reset, as the FSM says. */
+	if (vfio_mig_device_broken(device))
+		return -EINVAL;
+
 	if (stream) {
 		/*
 		 * Resuming: everything written so far reaches the driver
-		 * before any arc. A driver error on the stream, even one
-		 * whose fd userspace already closed, fails this request
-		 * once, before any arc.
+		 * before it changes state. A driver error on the stream, even
+		 * one whose fd userspace already closed, fails this request
+		 * once, before the driver is asked.
 		 */
-		vfio_mig_stream_quiesce(*stream);
+		vfio_mig_stream_drain(*stream);
 		ret = vfio_mig_stream_take_error(*stream);
 		if (ret) {
 			dev_err(device->dev,
@@ -100,52 +109,30 @@ int __vfio_mig_set_state(struct vfio_device *device,
 			stream.reset();
 	}
 
-	ret = device->mig_ops->migration_get_state(device, &cur);
-	while (!ret && cur != target) {
-		ret = vfio_mig_get_next_state(device, cur, target, &next);
-		if (ret)
-			break;
-
-		struct file *filp =
-			device->mig_ops->migration_set_state(device, next);
-		if (IS_ERR(filp)) {
-			ret = static_cast<int>(PTR_ERR(filp));
-			break;
-		}
-		cur = next;
-		/* The stream leaves with the state it belongs to. */
-		if (stream && !vfio_mig_stream_continues(*stream, cur)) {
-			vfio_mig_stream_check_left(*stream, cur);
-			vfio_mig_stream_end(*stream);
-			stream.reset();
-		}
-		if (!filp)
-			continue;
-
-		if (cur != target || !opens_stream(cur)) {
-			dev_err(device->dev,
-				"driver bug: the arc to state %d returned a "
-				"data file%s", static_cast<int>(cur),
-				cur != target ? " before the last arc"
-					      : ", which opens no stream");
-			fput(filp);
-			ret = -EINVAL;
-			break;
-		}
-		if (stream) {
-			vfio_mig_stream_end(*stream);
-			stream.reset();
-		}
-		ret = vfio_mig_stream_open(device, filp, cur, &stream,
-					   data_filp);
-		if (ret < 0)
-			break;
-		/* A new stream pumps already; nothing left to settle. */
+	struct file *filp = device->mig_ops->migration_set_state(device, target);
+	if (IS_ERR(filp)) {
+		settle_stream(device, stream);
+		return static_cast<int>(PTR_ERR(filp));
+	}
+	if (!filp) {
+		settle_stream(device, stream);
 		return 0;
 	}
-
-	settle_stream(device, stream);
-	return ret;
+	if (!opens_stream(target)) {
+		dev_err(device->dev,
+			"driver bug: the move to state %d returned a data "
+			"file, which that state has none of",
+			static_cast<int>(target));
+		fput(filp);
+		settle_stream(device, stream);
+		return -EINVAL;
+	}
+	/* A new stream replaces the old, whose states the device left. */
+	if (stream) {
+		vfio_mig_stream_end_left(*stream, target);
+		stream.reset();
+	}
+	return vfio_mig_stream_open(device, filp, target, &stream, data_filp);
 }
 
 int vfio_ioctl_device_feature_migration(struct vfio_device *device, u32 flags,
@@ -196,7 +183,7 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 		if (mig.device_state > UVFIO_DEVICE_STATE_MAX) {
 			ret = -EINVAL;
 		} else {
-			std::lock_guard<std::mutex> guard(
+			std::lock_guard<std::mutex> mig_guard(
 				device->priv->mig_lock);
 			struct file *filp;
 
@@ -236,7 +223,7 @@ int vfio_ioctl_device_feature_mig_device_state(struct vfio_device *device,
 		return 0;
 	}
 
-	ret = device->mig_ops->migration_get_state(device, &curr_state);
+	ret = vfio_mig_device_state(device, &curr_state);
 	if (ret)
 		return ret;
 	mig.device_state = curr_state;
@@ -278,18 +265,21 @@ int vfio_ioctl_device_feature_migration_data_size(struct vfio_device *device,
 static long vfio_migration_reset(struct vfio_device *device,
 				 const std::function<long()> &do_reset)
 {
-	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
 
 	if (stream)
 		vfio_mig_stream_quiesce(*stream);
 	long ret = do_reset();
 	/* A reset ends a v1 session as it ends the stream under it. */
-	if (!ret)
+	if (!ret) {
 		vfio_mig_v1_abandon(device);
+		device->priv->mig_broken = false;
+	}
 	if (stream) {
 		/* A failed reset leaves the device, and its stream, as they were. */
 		if (ret) {
+			vfio_mig_stream_restart(*stream);
 			settle_stream(device, stream);
 		} else {
 			vfio_mig_stream_end(*stream);
@@ -325,13 +315,13 @@ void uvfio_set_state_digest(struct vfio_device *device,
 
 int vfio_migration_state_digest(struct vfio_device *device, u64 *out)
 {
-	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 	enum vfio_device_mig_state state;
 
 	if (!device->priv->state_digest)
 		return -EOPNOTSUPP;
 	if (device->mig_ops) {
-		int ret = device->mig_ops->migration_get_state(device, &state);
+		int ret = vfio_mig_device_state(device, &state);
 		if (ret)
 			return ret;
 		if (state == VFIO_DEVICE_STATE_RUNNING ||
@@ -343,10 +333,11 @@ int vfio_migration_state_digest(struct vfio_device *device, u64 *out)
 
 void vfio_migration_device_close(struct vfio_device *device)
 {
-	std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+	std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 	std::shared_ptr<vfio_mig_stream> &stream = device->priv->mig_stream;
 
 	vfio_mig_v1_abandon(device);
+	device->priv->mig_broken = false;
 	if (stream) {
 		vfio_mig_stream_end(*stream);
 		stream.reset();

@@ -38,16 +38,27 @@ long vfio_migration_device_reset(struct vfio_device *device, unsigned int cmd,
  */
 int vfio_migration_state_digest(struct vfio_device *device, u64 *out);
 
+/*
+ * The device's state as userspace sees it: the driver's, or ERROR while a
+ * "mig.error.*" fault has it broken.
+ */
+int vfio_mig_device_state(struct vfio_device *device,
+			  enum vfio_device_mig_state *state);
+
+/* A "mig.error.*" fault point broke the device (vfio_fsm.cc). */
+bool vfio_mig_device_broken(struct vfio_device *device);
+
 /* Last close of the device: end any data stream still open. */
 void vfio_migration_device_close(struct vfio_device *device);
 
 /*
- * MIG_DEVICE_STATE SET's walk to target, with device->priv->mig_lock held:
- * one migration_set_state per arc, pending resume data delivered first, the
- * stream ended or kept as the arcs go. On success *data_filp is the file of
- * the stream the last arc opened (one reference: install it for userspace
- * with vfio_mig_stream_install_fd(), or keep it in the core), or NULL. On
- * failure the device stays where the failing arc left it. 0 or -errno.
+ * MIG_DEVICE_STATE SET to target, with device->priv->mig_lock held:
+ * pending resume data delivered first, then one migration_set_state(target)
+ * call, then the stream kept or ended by the state the device is in. On
+ * success *data_filp is the file of the stream the driver opened (one
+ * reference: install it for userspace with vfio_mig_stream_install_fd(),
+ * or keep it in the core), or NULL. On failure the device stays where the
+ * driver's failing arc left it. 0 or -errno.
  */
 int __vfio_mig_set_state(struct vfio_device *device,
 			 enum vfio_device_mig_state target,

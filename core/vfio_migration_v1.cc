@@ -163,7 +163,7 @@ u32 v1_state_of(int state, bool armed)
 int get_state(struct vfio_device *device, int *state)
 {
 	enum vfio_device_mig_state st;
-	int ret = device->mig_ops->migration_get_state(device, &st);
+	int ret = vfio_mig_device_state(device, &st);
 
 	if (!ret)
 		*state = st;
@@ -430,7 +430,7 @@ ssize_t v1_field_rw(struct vfio_device *device, vfio_mig_v1 &m,
 		/* Reads 0, writes are ignored. */
 		break;
 	case offsetof(struct vfio_device_migration_info, device_state): {
-		std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+		std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 		int state;
 
 		if (iswrite) {
@@ -443,7 +443,7 @@ ssize_t v1_field_rw(struct vfio_device *device, vfio_mig_v1 &m,
 		break;
 	}
 	case offsetof(struct vfio_device_migration_info, pending_bytes): {
-		std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+		std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 
 		if (iswrite)
 			ret = -EINVAL;	/* read-only */
@@ -452,7 +452,7 @@ ssize_t v1_field_rw(struct vfio_device *device, vfio_mig_v1 &m,
 		break;
 	}
 	case offsetof(struct vfio_device_migration_info, data_offset): {
-		std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+		std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 
 		if (iswrite) {
 			ret = -EINVAL;	/* read-only */
@@ -463,7 +463,7 @@ ssize_t v1_field_rw(struct vfio_device *device, vfio_mig_v1 &m,
 		break;
 	}
 	case offsetof(struct vfio_device_migration_info, data_size): {
-		std::lock_guard<std::mutex> guard(device->priv->mig_lock);
+		std::lock_guard<std::mutex> mig_guard(device->priv->mig_lock);
 
 		if (iswrite)
 			ret = v1_write_data_size(m, val);

@@ -26,7 +26,6 @@
 #include <mutex>
 #include <vector>
 
-#include <xxhash.h>
 
 #include <uvfio/linux/interval_tree.h>
 #include <uvfio/linux/iova_bitmap.h>
@@ -129,14 +128,38 @@ void simnic_state_mutex_unlock(simnic_device *snic)
 
 namespace {
 
+/*
+ * The kernel drivers' loop (mtty, mlx5): one arc at a time toward
+ * new_state, each asked of vfio_mig_get_next_state(), under state_mutex.
+ * A failing arc leaves the device in the state it reached.
+ */
 struct file *simnic_set_state(struct vfio_device *vdev,
 			      enum vfio_device_mig_state new_state)
 {
 	simnic_device *snic = to_simnic(vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
 
 	mutex_lock(&snic->state_mutex);
-	struct file *res = vfio_mig_step_to_state(vdev, &snic->mig_state,
-						  new_state, simnic_step);
+	while (new_state != snic->mig_state) {
+		ret = vfio_mig_get_next_state(vdev, snic->mig_state, new_state,
+					      &next);
+		if (ret) {
+			res = static_cast<struct file *>(ERR_PTR(ret));
+			break;
+		}
+		res = simnic_step(vdev, next);
+		if (IS_ERR(res))
+			break;
+		snic->mig_state = next;
+		/* Only the last arc may open a data file. */
+		if (WARN_ON(res && new_state != snic->mig_state)) {
+			fput(res);
+			res = static_cast<struct file *>(ERR_PTR(-EINVAL));
+			break;
+		}
+	}
 	simnic_state_mutex_unlock(snic);
 	return res;
 }

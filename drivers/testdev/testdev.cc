@@ -44,7 +44,6 @@
 #include <mutex>
 #include <vector>
 
-#include <xxhash.h>
 
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_core.h>
@@ -752,15 +751,38 @@ void td_state_mutex_unlock(testdev_device *tdev)
 	}
 }
 
+/*
+ * The kernel drivers' loop (mtty, mlx5): one arc at a time toward
+ * new_state, each asked of vfio_mig_get_next_state(), under state_mutex.
+ * A failing arc leaves the device in the state it reached.
+ */
 struct file *testdev_set_state(struct vfio_device *vdev,
 			       enum vfio_device_mig_state new_state)
 {
 	testdev_device *tdev = to_testdev(vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
 
 	mutex_lock(&tdev->state_mutex);
-	struct file *res =
-		vfio_mig_step_to_state(vdev, &tdev->mig_state, new_state,
-				       td_step);
+	while (new_state != tdev->mig_state) {
+		ret = vfio_mig_get_next_state(vdev, tdev->mig_state, new_state,
+					      &next);
+		if (ret) {
+			res = static_cast<struct file *>(ERR_PTR(ret));
+			break;
+		}
+		res = td_step(vdev, next);
+		if (IS_ERR(res))
+			break;
+		tdev->mig_state = next;
+		/* Only the last arc may open a data file. */
+		if (WARN_ON(res && new_state != tdev->mig_state)) {
+			fput(res);
+			res = static_cast<struct file *>(ERR_PTR(-EINVAL));
+			break;
+		}
+	}
 	td_state_mutex_unlock(tdev);
 	return res;
 }

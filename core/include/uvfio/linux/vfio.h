@@ -126,9 +126,14 @@ struct vfio_device_ops {
 /**
  * struct vfio_migration_ops - migration protocol v2 callbacks
  *
- * @migration_set_state: perform ONE arc of the FSM to new_state (the core
- *   steps multi-arc requests with vfio_mig_get_next_state()). Returns NULL,
- *   a struct file for the data stream on arcs that open one, or ERR_PTR.
+ * @migration_set_state: move the device to new_state, which the core has
+ *   only checked is a state at all. Called once per MIG_DEVICE_STATE SET
+ *   with the user's target, as in the kernel: the driver walks the arcs
+ *   itself, asking vfio_mig_get_next_state() for each one under its state
+ *   lock (see drivers/skeleton). Returns NULL, the struct file of the data
+ *   stream the last arc opens, or ERR_PTR (the device stays where the
+ *   failing arc left it). Data file reads and writes may run concurrently
+ *   with it, as a user's read(2) can in the kernel: lock the file.
  * @migration_get_state: report the current state.
  * @migration_get_data_size: estimate of the bytes STOP_COPY will produce.
  */
@@ -387,7 +392,10 @@ int vfio_mig_v1_add_capability(struct vfio_device *device,
 /*
  * The next state on the shortest path from cur_fsm to new_fsm that the
  * device supports (its migration_flags). -EINVAL when either state is
- * unsupported or there is no path (e.g. STOP_COPY back to PRE_COPY).
+ * unsupported or there is no path (e.g. STOP_COPY back to PRE_COPY). The
+ * arc's fault points fire here (Documentation/driver-guide.md): the
+ * injected errno, with the device left in cur_fsm ("mig.arc.*") or
+ * reported as ERROR by the core until a reset ("mig.error.*").
  */
 int vfio_mig_get_next_state(struct vfio_device *device,
 			    enum vfio_device_mig_state cur_fsm,
@@ -395,14 +403,13 @@ int vfio_mig_get_next_state(struct vfio_device *device,
 			    enum vfio_device_mig_state *next_fsm);
 
 /*
- * The loop every driver's migration_set_state runs: step one arc at a time
- * from *cur to target with step(), updating *cur after each arc that
- * succeeded (so a failure leaves *cur at the state reached). Returns the
- * data file of the last arc, NULL, or an ERR_PTR: the step's error, -EINVAL
- * for no path, or -EINVAL when an intermediate arc returned a file (a driver
- * bug; the file is released). Before each arc it checks the arc's fault
- * points (vfio_mig_arc_should_fail): an injected failure skips step() and
- * sets *cur to where the failure leaves the device.
+ * Compatibility helper, uvfio only (a kernel port replaces it with the
+ * loop it stands for): step one arc at a time from *cur to target with
+ * step(), updating *cur after each arc that succeeded (so a failure leaves
+ * *cur at the state reached, or ERROR when a "mig.error.*" fault point
+ * broke the device). Returns the data file of the last arc, NULL, or an
+ * ERR_PTR: the step's error, -EINVAL for no path, or -EINVAL when an
+ * intermediate arc returned a file (a driver bug; the file is released).
  */
 struct file *vfio_mig_step_to_state(
 	struct vfio_device *device, enum vfio_device_mig_state *cur,
@@ -411,14 +418,9 @@ struct file *vfio_mig_step_to_state(
 			     enum vfio_device_mig_state next));
 
 /*
- * The fault points of the arc cur -> next (Documentation/driver-guide.md):
- * "mig.arc.CUR->NEXT" fails the arc before the driver changes anything
- * (*fail_state = cur), "mig.error.CUR->NEXT" fails it with the device
- * broken (*fail_state = VFIO_DEVICE_STATE_ERROR; only a reset or the last
- * close recovers). 0 to go on, or -errno for the driver to return from
- * migration_set_state after moving its state to *fail_state. A driver
- * that walks the FSM itself instead of with vfio_mig_step_to_state() calls
- * this before each arc.
+ * Compatibility stub, uvfio only: always 0. The arc fault points
+ * ("mig.arc.CUR->NEXT", "mig.error.CUR->NEXT") fire in
+ * vfio_mig_get_next_state(), which every driver's loop calls.
  */
 int vfio_mig_arc_should_fail(enum vfio_device_mig_state cur,
 			     enum vfio_device_mig_state next,
