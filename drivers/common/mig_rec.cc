@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include <xxhash.h>
 
 #include "mig_rec.h"
 

@@ -217,7 +217,7 @@ void resume_fail(simnic_migf *f, const char *fmt, ...)
 	f->error_msg = msg;
 }
 
-/* Check the header of the record in f->in; its payload length or -1. */
+/* Check a record header; its payload length or -1. */
 long check_header(simnic_migf *f, const mig_rec &r)
 {
 	if (r.magic != SN_MAGIC) {
@@ -263,17 +263,15 @@ long check_header(simnic_migf *f, const mig_rec &r)
 	return want;
 }
 
-/* A whole record with a good hash: apply it. */
+/*
+ * A record whose payload arrived and hashed right: apply it. A MEM
+ * payload is in device memory already (the device is stopped in RESUMING;
+ * a bad one leaves part of a stream there, which a reset clears).
+ */
 void apply_record(simnic_migf *f, const mig_rec &r, const u8 *payload)
 {
 	simnic_device *snic = f->snic;
-	struct simdev *sd = &snic->sd;
 
-	if ((r.seq == 0) != (r.type == SN_REC_CONFIG)) {
-		resume_fail(f, "record %u: the configuration record must come "
-			    "first, once", r.seq);
-		return;
-	}
 	switch (r.type) {
 	case SN_REC_CONFIG: {
 		sn_config c, mine = device_config(snic);
@@ -288,17 +286,6 @@ void apply_record(simnic_migf *f, const mig_rec &r, const u8 *payload)
 				    mine.msix, mine.page_size, mine.state_len);
 		break;
 	}
-	case SN_REC_MEM:
-		if (r.offset % SIMDEV_MEM_PAGE || r.offset > sd->mem_size ||
-		    r.length > sd->mem_size - r.offset) {
-			resume_fail(f, "record %u: device memory range %#llx+%u "
-				    "out of bounds", r.seq,
-				    (unsigned long long)r.offset, r.length);
-			break;
-		}
-		/* RESUMING: the device is stopped; memory can take it now. */
-		simdev_mem_write(sd, r.offset, payload, r.length);
-		break;
 	case SN_REC_STATE:
 		if (f->have_state) {
 			resume_fail(f, "record %u: a second device state",
@@ -314,38 +301,58 @@ void apply_record(simnic_migf *f, const mig_rec &r, const u8 *payload)
 	}
 }
 
-/* Consume as many whole records from f->in as there are. */
-void parse(simnic_migf *f)
+/* hdr is whole: check it and start its payload. false on a bad one. */
+bool start_record(simnic_migf *f)
 {
-	size_t off = 0;
+	const mig_rec &r = f->hdr;
+	struct simdev *sd = &f->snic->sd;
 
-	while (!f->error && f->in.size() - off >= sizeof(mig_rec)) {
-		if (f->ended) {
-			resume_fail(f, "trailing bytes after the end record");
-			break;
-		}
-		mig_rec r;
-		std::memcpy(&r, f->in.data() + off, sizeof(r));
-		long plen = check_header(f, r);
-		if (plen < 0)
-			break;
-		if (f->in.size() - off - sizeof(r) < size_t(plen))
-			break;	/* the payload is still coming */
-		const u8 *payload = f->in.data() + off + sizeof(r);
-		if (mig_rec_hash(r, payload) != r.hash) {
-			resume_fail(f, "checksum mismatch in record %u", r.seq);
-			break;
-		}
-		apply_record(f, r, payload);
-		f->expect_seq++;
-		off += sizeof(r) + size_t(plen);
+	if (check_header(f, r) < 0)
+		return false;
+	if ((r.seq == 0) != (r.type == SN_REC_CONFIG)) {
+		resume_fail(f, "record %u: the configuration record must come "
+			    "first, once", r.seq);
+		return false;
 	}
-	if (f->ended && !f->error && f->in.size() > off)
-		resume_fail(f, "trailing bytes after the end record");
-	if (f->error)
-		f->in.clear();
-	else
-		f->in.erase(f->in.begin(), f->in.begin() + off);
+	if (r.type == SN_REC_MEM &&
+	    (r.offset % SIMDEV_MEM_PAGE || r.offset > sd->mem_size ||
+	     r.length > sd->mem_size - r.offset)) {
+		resume_fail(f, "record %u: device memory range %#llx+%u out "
+			    "of bounds", r.seq, (unsigned long long)r.offset,
+			    r.length);
+		return false;
+	}
+	XXH3_64bits_reset_withSeed(f->hash,
+				   XXH3_64bits(&r, offsetof(mig_rec, hash)));
+	f->in_payload = true;
+	f->pay_have = 0;
+	return true;
+}
+
+/* The payload is whole: check its hash, apply, expect the next. */
+void finish_record(simnic_migf *f)
+{
+	const mig_rec &r = f->hdr;
+
+	f->in_payload = false;
+	f->hdr_have = 0;
+	if (XXH3_64bits_digest(f->hash) != r.hash) {
+		resume_fail(f, "checksum mismatch in record %u", r.seq);
+		return;
+	}
+	apply_record(f, r, f->small);
+	f->expect_seq++;
+}
+
+/*
+ * Where the next n payload bytes go: device memory for MEM (checked in
+ * bounds by start_record), small for the rest (check_header bounds them).
+ */
+u8 *payload_dst(simnic_migf *f)
+{
+	if (f->hdr.type == SN_REC_MEM)
+		return f->snic->sd.mem + f->hdr.offset + f->pay_have;
+	return f->small + f->pay_have;
 }
 
 ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
@@ -357,31 +364,48 @@ ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
 	if (pos)
 		return -ESPIPE;
 	mutex_guard g(&f->lock);
-	if (f->disabled) {
-		dev_err(f->snic->core_device.vdev.dev,
-			"write on a disabled migration file");
+	if (f->disabled)
 		return -ENODEV;
-	}
-	/* In pieces: the buffer never holds more than one record. */
-	while (done < len) {
-		size_t n = std::min<size_t>(len - done, SN_MEM_REC_MAX);
-		if (!f->error) {
-			size_t old = f->in.size();
-			try {
-				f->in.resize(old + n);
-			} catch (...) {
-				return done ? static_cast<ssize_t>(done) : -ENOMEM;
+	while (done < len && !f->error) {
+		size_t n;
+		if (!f->in_payload) {
+			if (f->ended) {
+				resume_fail(f, "trailing bytes after the end "
+					    "record");
+				break;
 			}
-			if (copy_from_user(f->in.data() + old, buf + done, n)) {
-				f->in.resize(old);
+			n = std::min(len - done, sizeof(mig_rec) - f->hdr_have);
+			u8 *h = reinterpret_cast<u8 *>(&f->hdr);
+			if (copy_from_user(h + f->hdr_have, buf + done, n))
 				return done ? static_cast<ssize_t>(done) : -EFAULT;
-			}
-			parse(f);
+			f->hdr_have += n;
+			done += n;
+			if (f->hdr_have == sizeof(mig_rec) && start_record(f) &&
+			    !f->hdr.length)
+				finish_record(f);
+			continue;
 		}
+		n = std::min<size_t>(len - done, f->hdr.length - f->pay_have);
+		u8 *dst = payload_dst(f);
+		unsigned long left;
+		if (f->hdr.type == SN_REC_MEM) {
+			/* Against region writes to the same memory. */
+			std::lock_guard<std::mutex> l(f->snic->sd.mem_lock);
+			left = copy_from_user(dst, buf + done, n);
+		} else {
+			left = copy_from_user(dst, buf + done, n);
+		}
+		if (left)
+			return done ? static_cast<ssize_t>(done) : -EFAULT;
+		XXH3_64bits_update(f->hash, dst, n);
+		f->pay_have += static_cast<u32>(n);
 		done += n;
-		f->bytes_in += n;
+		if (f->pay_have == f->hdr.length)
+			finish_record(f);
 	}
-	return static_cast<ssize_t>(done);
+	/* After the first problem the rest of the stream is swallowed. */
+	f->bytes_in += len;
+	return static_cast<ssize_t>(len);
 }
 
 const struct file_operations simnic_resume_fops = {
@@ -399,6 +423,10 @@ simnic_migf *migf_alloc(simnic_device *snic, bool saving)
 		return nullptr;
 	f->snic = snic;
 	mutex_init(&f->lock);
+	if (!saving && !(f->hash = XXH3_createState())) {
+		delete f;
+		return nullptr;
+	}
 	struct file *filp = anon_inode_getfile(
 		"simnic_mig", saving ? &simnic_save_fops : &simnic_resume_fops,
 		f, saving ? O_RDONLY : O_WRONLY);
@@ -486,7 +514,6 @@ void simnic_disable_fds(simnic_device *snic)
 		mutex_lock(&f->lock);
 		f->disabled = true;
 		mig_rec_release(&f->w);
-		std::vector<u8>().swap(f->in);
 		mutex_unlock(&f->lock);
 		*pf = nullptr;
 		fput(f->filp);

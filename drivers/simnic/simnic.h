@@ -21,6 +21,7 @@
 
 #include <uvfio/linux/vfio_pci_simdev.h>
 
+
 #include "mig_rec.h"
 
 /*
@@ -66,8 +67,17 @@ struct simnic_migf {
 	mig_rec_writer w;	/* the record being read */
 	u64 initial_size = 0;	/* CONFIG and the full image, in bytes */
 
-	/* Resuming: records are checked and applied as they arrive. */
-	std::vector<u8> in;	/* the record being received */
+	/*
+	 * Resuming: records are parsed in place as they arrive. A MEM
+	 * payload goes straight into device memory and is hashed while it
+	 * is still in cache; the others are small and kept in small.
+	 */
+	mig_rec hdr = {};	/* the header being received */
+	size_t hdr_have = 0;	/* bytes of hdr received */
+	bool in_payload = false; /* hdr is whole and checked */
+	u32 pay_have = 0;	/* payload bytes received */
+	XXH3_state_t *hash = nullptr;	/* over the payload so far */
+	u8 small[sizeof(struct simdev_state) + sizeof(sn_config)] = {};
 	u32 expect_seq = 0;
 	bool have_state = false;
 	bool ended = false;
@@ -75,6 +85,8 @@ struct simnic_migf {
 	int error = 0;
 	std::string error_msg;	/* the first problem, for the log line */
 	u64 bytes_in = 0;
+
+	~simnic_migf() { XXH3_freeState(hash); }
 };
 
 /*
