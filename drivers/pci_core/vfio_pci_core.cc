@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 #include <utility>
 
@@ -162,6 +163,25 @@ static ssize_t vfio_pci_mig_v1_rw(struct vfio_pci_core_device *vdev,
 	return ret;
 }
 
+/*
+ * A device's memory exists from power-on, as hardware's does: allocate it
+ * at creation, so that the first write into it (a resume, a guest's DMA)
+ * is not a page fault per page. Best effort, and only while it takes at
+ * most a quarter of the machine's free memory: a BAR of many GiB (a
+ * sizing test) is allocated as it is touched instead.
+ */
+static void vfio_pci_core_populate_bar(struct vfio_pci_bar *bar)
+{
+	struct sysinfo si;
+
+	if (sysinfo(&si) ||
+	    bar->size > static_cast<u64>(si.freeram) * si.mem_unit / 4)
+		return;
+	if (madvise(bar->map, bar->size, MADV_POPULATE_WRITE)) {
+		/* Older kernels: the device faults its memory in as used. */
+	}
+}
+
 static int vfio_pci_mig_v1_mmap(struct vfio_pci_core_device *vdev,
 				struct vfio_pci_region *,
 				struct vm_area_struct *vma)
@@ -247,23 +267,14 @@ int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
 			ret = -errno;
 			goto err_free;
 		}
-		/*
-		 * A device's memory exists from power-on, as hardware's
-		 * does: allocate it now, so that the first write into it
-		 * (a resume, a guest's DMA) is not a page fault per page.
-		 */
-		if (fallocate(bar->memfd.get(), 0, 0, bar->size) &&
-		    errno != EOPNOTSUPP) {
-			ret = -errno;
-			goto err_free;
-		}
 		void *map = mmap(nullptr, bar->size, PROT_READ | PROT_WRITE,
-				 MAP_SHARED | MAP_POPULATE, bar->memfd.get(), 0);
+				 MAP_SHARED, bar->memfd.get(), 0);
 		if (map == MAP_FAILED) {
 			ret = -errno;
 			goto err_free;
 		}
 		bar->map = static_cast<u8 *>(map);
+		vfio_pci_core_populate_bar(bar);
 	}
 	ret = vfio_pci_core_init_config(vdev);
 	if (ret) {
