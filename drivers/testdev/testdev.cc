@@ -929,10 +929,10 @@ ssize_t testdev_write(struct vfio_device *vdev, const char __user *buf,
  * A function reset returns the FSM to RUNNING and disables the migration
  * files. If state_mutex is busy, its holder does it on unlock.
  */
-void testdev_reset_done(struct vfio_pci_core_device *core)
+void testdev_pci_aer_reset_done(struct pci_dev *pdev)
 {
-	testdev_device *tdev = container_of(core, struct testdev_device,
-					    core_device);
+	testdev_device *tdev =
+		static_cast<testdev_device *>(pci_get_drvdata(pdev));
 	{
 		std::lock_guard<std::mutex> l(tdev->reset_lock);
 		tdev->deferred_reset = true;
@@ -943,7 +943,8 @@ void testdev_reset_done(struct vfio_pci_core_device *core)
 }
 
 const struct pci_error_handlers testdev_err_handlers = {
-	.reset_done = testdev_reset_done,
+	.reset_done = testdev_pci_aer_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
 };
 
 /* BAR2 mapped writable: from now on its writes escape the tracker. */
@@ -1048,7 +1049,6 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	core->bars[2].mmap = true;
 	core->bars[2].is_64 = true;	/* device memory: 64-bit, prefetchable */
 	core->bars[2].prefetch = true;
-	core->err_handler = &testdev_err_handlers;
 	if (mig) {
 		core->vdev.mig_ops = &testdev_mig_ops;
 		core->vdev.migration_flags = mig;
@@ -1057,12 +1057,14 @@ int testdev_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 	if (log)
 		core->vdev.log_ops = &testdev_log_ops;
 
+	/* Before registration: reset_done may run from then on. */
+	pci_set_drvdata(pdev, tdev);
 	ret = vfio_pci_core_register_device(core);
 	if (ret) {
+		pci_set_drvdata(pdev, NULL);
 		vfio_put_device(&core->vdev);
 		return ret;
 	}
-	pci_set_drvdata(pdev, tdev);
 	return 0;
 }
 
@@ -1081,6 +1083,7 @@ const struct pci_driver testdev_driver = {
 	.description = "test variant driver (configurable migration/logging)",
 	.probe = testdev_probe,
 	.remove = testdev_remove,
+	.err_handler = &testdev_err_handlers,
 };
 
 } // namespace
