@@ -22,10 +22,12 @@
  * - resuming files count (and check) the bytes written;
  * - can fail an arc, a read or a write, and can misbehave on purpose (a
  *   data file where none may be returned);
- * - counts every call on a file it has disabled: the core makes one only,
- *   a read right after the arc that left the file's states (it checks that
- *   the driver disabled the file, as a user's read would); any other is
- *   counted in calls_after_disable, which every test expects to be 0.
+ * - answers -ENODEV on a file it has disabled, and counts such calls in
+ *   calls_after_disable: the core's pump may make them while a SET runs
+ *   (as a user's read(2) may race a SET in the kernel), and the core makes
+ *   one read after a SET that left the file's states, to check that the
+ *   driver disabled it. Once a SET has returned, the core has released
+ *   every file it ended (files_released says so), so no later call exists.
  */
 #ifndef UVFIO_TESTS_MIG_DRIVER_H
 #define UVFIO_TESTS_MIG_DRIVER_H
