@@ -412,3 +412,163 @@ void iova_bitmap_set(struct iova_bitmap *b, unsigned long iova, size_t length)
 	if (hi >= b->win_end)
 		pending_add(b, std::max(lo, b->win_end), hi);
 }
+
+namespace {
+
+/*
+ * iova_bitmap_set() per run of set bits in [lo, hi) of bits. A run that
+ * ends at the top of the address space has no length that fits: its last
+ * page goes on its own.
+ */
+void set_runs(struct iova_bitmap *b, unsigned long iova,
+	      unsigned long page_size, const u64 *bits, u64 lo, u64 hi)
+{
+	u64 i = lo;
+	while (i < hi) {
+		u64 w = bits[i / 64] >> (i % 64);
+		if (!w) {
+			i = (i / 64 + 1) * 64;
+			continue;
+		}
+		i += std::countr_zero(w);
+		if (i >= hi)
+			break;
+		u64 j = i;
+		while (j < hi && (bits[j / 64] >> (j % 64) & 1))
+			j++;
+		unsigned long run = iova + i * page_size;
+		u64 n = j - i;
+		if (n > 1 && (n - 1) * page_size > ULONG_MAX - run) {
+			iova_bitmap_set(b, run, (n - 1) * page_size);
+			iova_bitmap_set(b, run + (n - 1) * page_size,
+					page_size);
+		} else {
+			iova_bitmap_set(b, run, n * page_size);
+		}
+		i = j;
+	}
+}
+
+inline u64 load_u64(const u8 *p)
+{
+	u64 v;
+	std::memcpy(&v, p, 8);
+	return v;
+}
+
+inline void store_u64(u8 *p, u64 v)
+{
+	std::memcpy(p, &v, 8);
+}
+
+} // namespace
+
+void iova_bitmap_set_bits(struct iova_bitmap *b, unsigned long iova,
+			  unsigned long page_size, const u64 *bits, u64 nbits)
+{
+	if (!nbits)
+		return;
+	if (!b->mapped || page_size != (1UL << b->pgshift)) {
+		set_runs(b, iova, page_size, bits, 0, nbits);
+		return;
+	}
+	/*
+	 * Source bit i is bitmap bit i + off (off may be negative when the
+	 * run starts below the bitmap; pages there are clipped), and the
+	 * window holds bitmap bits [win_first, win_end): source bits [a, e).
+	 * 128-bit arithmetic: none of this can wrap.
+	 */
+	using i128 = __int128;
+	i128 delta = static_cast<i128>(iova) - static_cast<i128>(b->iova);
+	i128 pgmask = (static_cast<i128>(1) << b->pgshift) - 1;
+	if (delta & pgmask) {
+		set_runs(b, iova, page_size, bits, 0, nbits);
+		return;
+	}
+	i128 off = delta >> b->pgshift;
+	i128 a = std::max<i128>(0, static_cast<i128>(b->win_first) - off);
+	i128 e = std::min<i128>(nbits, static_cast<i128>(b->win_end) - off);
+	if (a >= e) {
+		set_runs(b, iova, page_size, bits, 0, nbits);
+		return;
+	}
+	/* Outside the window: clipped, pending or written through. */
+	set_runs(b, iova, page_size, bits, 0, static_cast<u64>(a));
+	set_runs(b, iova, page_size, bits, static_cast<u64>(e), nbits);
+
+	const u64 lo = static_cast<u64>(a), hi = static_cast<u64>(e) - 1;
+	const i128 winbits = static_cast<i128>(b->win_end - b->win_first);
+	/* Window bit of source bit 0: word k starts at q0 + 64 * k. */
+	const i128 q0 = off - static_cast<i128>(b->win_first);
+	u8 *win = b->win;
+	bool any = false;
+
+	/*
+	 * The common case: all of it in the window at a byte boundary, so
+	 * each source word ORs into 8 bytes of the window (the last word
+	 * masked to nbits); zero cache lines of source are skipped.
+	 */
+	const u64 nwords = (nbits + 63) / 64;
+	if (a == 0 && e == static_cast<i128>(nbits) && q0 >= 0 &&
+	    q0 % 8 == 0 && q0 + static_cast<i128>(nwords) * 64 <= winbits) {
+		u8 *dst = win + static_cast<u64>(q0) / 8;
+		u64 k = 0;
+		u64 full = nbits / 64;
+		for (; k + 8 <= full; k += 8) {
+			u64 line = 0;
+			for (u64 j = 0; j < 8; j++)
+				line |= bits[k + j];
+			if (!line)
+				continue;
+			any = true;
+			for (u64 j = 0; j < 8; j++)
+				store_u64(dst + (k + j) * 8,
+					  load_u64(dst + (k + j) * 8) |
+						  bits[k + j]);
+		}
+		for (; k < nwords; k++) {
+			u64 w = bits[k];
+			if (k == full)
+				w &= ~0ULL >> (64 - nbits % 64);
+			if (!w)
+				continue;
+			any = true;
+			store_u64(dst + k * 8, load_u64(dst + k * 8) | w);
+		}
+		if (any)
+			b->touched = true;
+		return;
+	}
+	for (u64 k = lo / 64; k <= hi / 64; k++) {
+		u64 w = bits[k];
+		if (!w)
+			continue;
+		if (k == lo / 64)
+			w &= ~0ULL << (lo % 64);
+		if (k == hi / 64)
+			w &= ~0ULL >> (63 - hi % 64);
+		if (!w)
+			continue;
+		any = true;
+		i128 q = q0 + static_cast<i128>(k) * 64;
+		if (q >= 0 && q + 63 < winbits) {
+			u64 bit = static_cast<u64>(q);
+			u8 *p = win + bit / 8;
+			unsigned s = bit % 8;
+			if (!s) {
+				store_u64(p, load_u64(p) | w);
+			} else {
+				store_u64(p, load_u64(p) | w << s);
+				p[8] |= static_cast<u8>(w >> (64 - s));
+			}
+			continue;
+		}
+		/* A word across the window's edge: its bits inside, one by one. */
+		for (; w; w &= w - 1) {
+			u64 bit = static_cast<u64>(q + std::countr_zero(w));
+			win[bit / 8] |= static_cast<u8>(1u << (bit % 8));
+		}
+	}
+	if (any)
+		b->touched = true;
+}

@@ -66,4 +66,16 @@ int iova_bitmap_for_each(struct iova_bitmap *bitmap, void *opaque,
 void iova_bitmap_set(struct iova_bitmap *bitmap, unsigned long iova,
 		     size_t length);
 
+/*
+ * Mark dirty the pages whose bits are set in bits: bit i (word i / 64,
+ * bit i % 64) stands for [iova + i * page_size, + page_size), for i below
+ * nbits (bits past nbits in the last word are ignored). The same as
+ * iova_bitmap_set() for each set bit, in one pass over the words: where
+ * page_size is the bitmap's and the pages fall in the current window,
+ * whole words are ORed into it. A uvfio addition, for drivers whose
+ * tracker is itself a bitmap.
+ */
+void iova_bitmap_set_bits(struct iova_bitmap *bitmap, unsigned long iova,
+			  unsigned long page_size, const u64 *bits, u64 nbits);
+
 #endif /* UVFIO_LINUX_IOVA_BITMAP_H */
