@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <thread>
 
 #include <xxhash.h>
 
@@ -89,29 +90,172 @@ void wait_not_in_flight(struct simdev *sd, std::unique_lock<std::mutex> &l)
 	sd->draining = false;
 }
 
+constexpr u64 LOG_CP = SIMDEV_LOG_CHUNK_PAGES;
+constexpr u64 LOG_CW = LOG_CP / 64;	/* words per chunk */
+
 /*
  * Set bits [lo, hi] of a range's bitmap, after the DMA wrote the pages.
  * Always the RMW, with release, even for bits already set: the REPORT that
  * clears them then sees this write's data too, or leaves them set.
+ *
+ * Per chunk, the marker announces itself (markers + 1) before it loads
+ * the chunk's buffer and leaves after its last OR. All four of those and
+ * REPORT's swap and markers load are seq_cst: a marker that loaded the old
+ * buffer incremented before the swap, so REPORT, which loads markers after
+ * the swap, sees it until it has left (and then sees its ORs).
  */
-void log_set_bits(u64 *bits, u64 lo, u64 hi)
+void log_set_bits(const struct simdev_log_range &r, u64 lo, u64 hi)
 {
-	for (u64 w = lo / 64; w <= hi / 64; w++) {
-		u64 mask = ~0ULL;
-		if (w == lo / 64)
-			mask &= ~0ULL << (lo % 64);
-		if (w == hi / 64)
-			mask &= ~0ULL >> (63 - hi % 64);
-		std::atomic_ref<u64>(bits[w]).fetch_or(
-			mask, std::memory_order_release);
+	for (u64 c = lo / LOG_CP; c <= hi / LOG_CP; c++) {
+		u64 base = c * LOG_CP;
+		u64 clo = std::max(lo, base) - base;
+		u64 chi = std::min(hi, base + LOG_CP - 1) - base;
+		struct simdev_log_chunk &ch = r.chunks[c];
+		std::atomic_ref<u32> markers(ch.markers);
+
+		markers.fetch_add(1, std::memory_order_seq_cst);
+		u64 *bits = std::atomic_ref<u64 *>(ch.bits).load(
+			std::memory_order_seq_cst);
+		for (u64 w = clo / 64; w <= chi / 64; w++) {
+			u64 mask = ~0ULL;
+			if (w == clo / 64)
+				mask &= ~0ULL << (clo % 64);
+			if (w == chi / 64)
+				mask &= ~0ULL >> (63 - chi % 64);
+			std::atomic_ref<u64>(bits[w]).fetch_or(
+				mask, std::memory_order_release);
+		}
+		markers.fetch_sub(1, std::memory_order_seq_cst);
 	}
 }
 
 void log_free_ranges(struct simdev *sd)
 {
 	for (auto &r : sd->log_ranges)
-		std::free(r.bits);
+		std::free(r.chunks);
 	sd->log_ranges.clear();
+	std::free(sd->log_slab);
+	sd->log_slab = nullptr;
+	sd->log_spare = nullptr;
+	sd->log_slab_bytes = 0;
+	sd->log_table_bytes = 0;
+}
+
+/*
+ * Report and clear a whole chunk: swap its buffer for the spare, wait for
+ * the markers that may still hold the old one, then read it with plain
+ * loads (it is REPORT's alone now), one call for the span from its first
+ * to its last non-zero cache line, zero the lines that were, and keep it
+ * as the spare.
+ */
+void log_report_chunk(struct simdev *sd, const struct simdev_log_range &r,
+		      u64 c, simdev_log_bits_fn fn, void *arg)
+{
+	struct simdev_log_chunk &ch = r.chunks[c];
+	u64 *old = std::atomic_ref<u64 *>(ch.bits).exchange(
+		sd->log_spare, std::memory_order_seq_cst);
+	std::atomic_ref<u32> markers(ch.markers);
+	for (unsigned spins = 0; markers.load(std::memory_order_seq_cst);
+	     spins++)
+		if (spins >= 64)
+			std::this_thread::yield();	/* one was preempted */
+
+	const u64 ps = sd->log_page_size;
+	const u64 first = r.first_page + c * LOG_CP;
+	auto line_zero = [](const u64 *p) {
+		u64 any = 0;
+		for (int k = 0; k < 8; k++)
+			any |= p[k];
+		return !any;
+	};
+	/* Which cache lines hold a bit, and the span from first to last. */
+	constexpr u64 kLines = LOG_CW / 8;
+	u64 nz[kLines / 64] = {};
+	u64 lfirst = kLines, llast = 0;
+	for (u64 l = 0; l < kLines; l++) {
+		if (line_zero(old + l * 8))
+			continue;
+		nz[l / 64] |= 1ULL << (l % 64);
+		lfirst = std::min(lfirst, l);
+		llast = l;
+	}
+	if (lfirst < kLines) {
+		fn(arg, (first + lfirst * 512) * ps, ps, old + lfirst * 8,
+		   (llast - lfirst + 1) * 512);
+		for (u64 i = 0; i < kLines / 64; i++)
+			for (u64 v = nz[i]; v; v &= v - 1)
+				std::memset(old + (i * 64 + std::countr_zero(v)) * 8,
+					    0, 64);
+	}
+	sd->log_spare = old;
+}
+
+/*
+ * Report and clear bits [lo, hi] of chunk c (chunk-relative) with atomic
+ * test-and-clear of each word, for chunks the window covers in part and a
+ * range's last, shorter chunk. Runs of up to kBatch words go to fn.
+ */
+void log_report_atomic(struct simdev *sd, const struct simdev_log_range &r,
+		       u64 c, u64 lo, u64 hi, simdev_log_bits_fn fn, void *arg)
+{
+	constexpr u64 kBatch = 512;
+	u64 batch[kBatch];
+	const u64 ps = sd->log_page_size;
+	const u64 first = r.first_page + c * LOG_CP;
+	u64 *bits = std::atomic_ref<u64 *>(r.chunks[c].bits).load(
+		std::memory_order_relaxed);	/* only REPORT swaps it */
+	const u64 wlo = lo / 64, whi = hi / 64;
+
+	for (u64 b = wlo; b <= whi; b += kBatch) {
+		u64 bend = std::min(whi, b + kBatch - 1);
+		bool any_set = false;
+		for (u64 w = b; w <= bend; w++) {
+			/*
+			 * Zero words are the common case: skip a cache line
+			 * of them at a time (never the edge words, which are
+			 * masked).
+			 */
+			if (w % 8 == 0 && w != wlo) {
+				while (w + 8 <= bend) {
+					u64 any = 0;
+					for (u64 k = 0; k < 8; k++)
+						any |= std::atomic_ref<u64>(
+							       bits[w + k])
+							       .load(std::memory_order_relaxed);
+					if (any)
+						break;
+					for (u64 k = 0; k < 8; k++)
+						batch[w - b + k] = 0;
+					w += 8;
+				}
+			}
+			u64 mask = ~0ULL;
+			if (w == wlo)
+				mask &= ~0ULL << (lo % 64);
+			if (w == whi)
+				mask &= ~0ULL >> (63 - hi % 64);
+			std::atomic_ref<u64> word(bits[w]);
+			u64 v = 0;
+			/*
+			 * Test-and-clear: a bit DMA sets after this is left
+			 * for the next REPORT, none is lost. Bits outside
+			 * the window stay as they are.
+			 */
+			if (word.load(std::memory_order_relaxed) & mask)
+				v = mask == ~0ULL
+					    ? word.exchange(
+						      0, std::memory_order_acquire)
+					    : word.fetch_and(
+						      ~mask,
+						      std::memory_order_acquire) &
+						      mask;
+			batch[w - b] = v;
+			any_set |= v != 0;
+		}
+		if (any_set)
+			fn(arg, (first + b * 64) * ps, ps, batch,
+			   (bend - b + 1) * 64);
+	}
 }
 
 /* The registry behind simdev_find. */
@@ -618,22 +762,48 @@ int simdev_log_start(struct simdev *sd,
 		pages += last - first + 1;
 	}
 
+	/* One allocation holds every buffer: ranges' words, then the spare. */
+	u64 words = 0;
+	bool whole = false;
+	for (const auto &[first, last] : spans) {
+		u64 n = last - first + 1;
+		words += (n + 63) / 64;
+		whole |= n >= LOG_CP;
+	}
+	u64 slab_words = words + (whole ? LOG_CW : 0);
+
 	std::unique_lock<std::shared_mutex> l(sd->log_lock);
 	if (sd->logging)
 		return -EBUSY;
 	try {
+		/*
+		 * calloc: a large bitmap costs memory only where DMA has
+		 * marked pages, and START stays cheap.
+		 */
+		sd->log_slab = static_cast<u64 *>(std::calloc(slab_words, 8));
+		if (!sd->log_slab)
+			throw std::bad_alloc();
+		sd->log_slab_bytes = slab_words * 8;
+		sd->log_spare = whole ? sd->log_slab + words : nullptr;
+		u64 *next = sd->log_slab;
 		for (const auto &[first, last] : spans) {
 			struct simdev_log_range r = {first, last - first + 1,
 						     nullptr};
-			/*
-			 * calloc: a large bitmap costs memory only where DMA
-			 * has marked pages, and START stays cheap.
-			 */
-			r.bits = static_cast<u64 *>(
-				std::calloc((r.nbits + 63) / 64, 8));
-			if (!r.bits)
+			u64 n = (r.nbits + LOG_CP - 1) / LOG_CP;
+			r.chunks = static_cast<struct simdev_log_chunk *>(
+				std::calloc(n, sizeof(*r.chunks)));
+			if (!r.chunks)
 				throw std::bad_alloc();
-			sd->log_ranges.push_back(r);
+			sd->log_table_bytes += n * sizeof(*r.chunks);
+			for (u64 c = 0; c < n; c++)
+				r.chunks[c].bits = next + c * LOG_CW;
+			next += (r.nbits + 63) / 64;
+			try {
+				sd->log_ranges.push_back(r);
+			} catch (...) {
+				std::free(r.chunks);
+				throw;
+			}
 		}
 	} catch (...) {
 		log_free_ranges(sd);
@@ -666,16 +836,14 @@ void simdev_log_dirty(struct simdev *sd, u64 iova, u64 len)
 		u64 lo = std::max(first, r.first_page);
 		u64 hi = std::min(last, r.first_page + r.nbits - 1);
 		if (lo <= hi)
-			log_set_bits(r.bits, lo - r.first_page,
-				     hi - r.first_page);
+			log_set_bits(r, lo - r.first_page, hi - r.first_page);
 	}
 }
 
-int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
-			      void (*fn)(void *arg, u64 page_iova,
-					 u64 page_size),
-			      void *arg)
+int simdev_log_read_and_clear_bits(struct simdev *sd, u64 iova, u64 length,
+				   simdev_log_bits_fn fn, void *arg)
 {
+	std::lock_guard<std::mutex> rl(sd->log_report_lock);
 	std::shared_lock<std::shared_mutex> l(sd->log_lock);
 	if (!sd->logging)
 		return -EINVAL;
@@ -695,60 +863,54 @@ int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
 			continue;
 		lo -= r.first_page;
 		hi -= r.first_page;
-		const u64 wlo = lo / 64, whi = hi / 64;
-		for (u64 w = wlo; w <= whi; w++) {
-			/*
-			 * Zero words are the common case: skip a cache line
-			 * of them at a time (never the edge words, which are
-			 * masked).
-			 */
-			if (w % 8 == 0 && w != wlo) {
-				while (w + 8 <= whi) {
-					u64 any = 0;
-					for (u64 k = 0; k < 8; k++)
-						any |= std::atomic_ref<u64>(
-							       r.bits[w + k])
-							       .load(std::memory_order_relaxed);
-					if (any)
-						break;
-					w += 8;
-				}
-			}
-			u64 mask = ~0ULL;
-			if (w == wlo)
-				mask &= ~0ULL << (lo % 64);
-			if (w == whi)
-				mask &= ~0ULL >> (63 - hi % 64);
-			std::atomic_ref<u64> word(r.bits[w]);
-			if (!(word.load(std::memory_order_relaxed) & mask))
-				continue;
-			/*
-			 * Test-and-clear: a bit DMA sets after this is left
-			 * for the next REPORT, none is lost. Bits outside
-			 * the window stay as they are.
-			 */
-			u64 v = mask == ~0ULL
-					? word.exchange(0, std::memory_order_acquire)
-					: word.fetch_and(~mask,
-							 std::memory_order_acquire) &
-						  mask;
-			u64 base = r.first_page + w * 64;
-			while (v) {
-				fn(arg, (base + std::countr_zero(v)) * ps, ps);
-				v &= v - 1;
-			}
+		for (u64 c = lo / LOG_CP; c <= hi / LOG_CP; c++) {
+			u64 base = c * LOG_CP;
+			u64 clo = std::max(lo, base) - base;
+			u64 chi = std::min(hi, base + LOG_CP - 1) - base;
+			/* Whole chunks only: a short last one is never swapped. */
+			if (clo == 0 && chi == LOG_CP - 1)
+				log_report_chunk(sd, r, c, fn, arg);
+			else
+				log_report_atomic(sd, r, c, clo, chi, fn, arg);
 		}
 	}
 	return 0;
 }
 
+namespace {
+
+struct per_page {
+	void (*fn)(void *arg, u64 page_iova, u64 page_size);
+	void *arg;
+};
+
+void per_page_bits(void *arg, u64 run_iova, u64 ps, const u64 *bits,
+		   u64 nbits)
+{
+	auto *p = static_cast<per_page *>(arg);
+	for (u64 w = 0; w < nbits / 64; w++)
+		for (u64 v = bits[w]; v; v &= v - 1)
+			p->fn(p->arg,
+			      run_iova + (w * 64 + std::countr_zero(v)) * ps, ps);
+}
+
+} // namespace
+
+int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
+			      void (*fn)(void *arg, u64 page_iova,
+					 u64 page_size),
+			      void *arg)
+{
+	per_page p = {fn, arg};
+	return simdev_log_read_and_clear_bits(sd, iova, length, per_page_bits,
+					      &p);
+}
+
 u64 simdev_log_bytes(struct simdev *sd)
 {
 	std::shared_lock<std::shared_mutex> l(sd->log_lock);
-	u64 bytes = 0;
-	for (const auto &r : sd->log_ranges)
-		bytes += (r.nbits + 63) / 64 * 8 + sizeof(r);
-	return bytes;
+	return sd->log_slab_bytes + sd->log_table_bytes +
+	       sd->log_ranges.size() * sizeof(struct simdev_log_range);
 }
 
 void simdev_mem_read(struct simdev *sd, u64 off, void *buf, size_t len)

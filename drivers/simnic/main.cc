@@ -22,6 +22,7 @@
  * again what it wrote after sending.
  */
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -230,7 +231,11 @@ int simnic_log_stop(struct vfio_device *vdev)
 	return 0;
 }
 
-/* One REPORT window; with SIMNIC_BUG_DIRTY the last page is held back. */
+/*
+ * One REPORT window; with SIMNIC_BUG_DIRTY the last dirty page is held
+ * back (the highest page seen so far, forwarded when a higher one comes)
+ * and never reported.
+ */
 struct simnic_report {
 	struct iova_bitmap *dirty;
 	bool drop_last;
@@ -238,17 +243,26 @@ struct simnic_report {
 	u64 held_iova = 0, held_size = 0;
 };
 
-void simnic_report_page(void *arg, u64 page_iova, u64 page_size)
+/* The tracker's words go to the user's bitmap as words. */
+void simnic_report_bits(void *arg, u64 run_iova, u64 page_size,
+			const u64 *bits, u64 nbits)
 {
 	auto *r = static_cast<simnic_report *>(arg);
 	if (!r->drop_last) {
-		iova_bitmap_set(r->dirty, page_iova, page_size);
+		iova_bitmap_set_bits(r->dirty, run_iova, page_size, bits, nbits);
 		return;
 	}
+	u64 k = nbits / 64;
+	while (k && !bits[k - 1])
+		k--;
+	if (!k)
+		return;
+	u64 top = (k - 1) * 64 + 63 - std::countl_zero(bits[k - 1]);
 	if (r->held)
 		iova_bitmap_set(r->dirty, r->held_iova, r->held_size);
+	iova_bitmap_set_bits(r->dirty, run_iova, page_size, bits, top);
 	r->held = true;
-	r->held_iova = page_iova;
+	r->held_iova = run_iova + top * page_size;
 	r->held_size = page_size;
 }
 
@@ -257,8 +271,8 @@ int simnic_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 {
 	simnic_device *snic = to_simnic(vdev);
 	simnic_report r = {dirty, (snic->bugs & SIMNIC_BUG_DIRTY) != 0};
-	return simdev_log_read_and_clear(&snic->sd, iova, length,
-					 simnic_report_page, &r);
+	return simdev_log_read_and_clear_bits(&snic->sd, iova, length,
+					      simnic_report_bits, &r);
 }
 
 const struct vfio_log_ops simnic_log_ops = {

@@ -62,15 +62,35 @@ struct simdev_state {
 };
 
 /*
+ * The tracker's bitmaps come in chunks of SIMDEV_LOG_CHUNK_PAGES pages
+ * (a chunk of bitmap is 32 KiB). A REPORT whose window covers a whole
+ * chunk swaps that chunk's bitmap with the tracker's one spare (zeroed)
+ * chunk and reads the old one with plain loads; see simdev.cc.
+ */
+#define SIMDEV_LOG_CHUNK_PAGES (1ULL << 18)
+
+/*
+ * One chunk of a range's bitmap. bits and markers are touched through
+ * std::atomic_ref only: markers counts the DMA markers between loading
+ * bits and their last OR into it, so a REPORT that swapped bits out knows
+ * when the old buffer is its own.
+ */
+struct simdev_log_chunk {
+	u64 *bits;
+	u32 markers;
+};
+
+/*
  * One logged range: pages [first_page, first_page + nbits) of log_page_size,
- * bit i of bits (u64 words, bit i % 64 of word i / 64) for page
- * first_page + i. Ranges whose pages overlap are merged, so a page has one
- * bit.
+ * bit i in chunk i / SIMDEV_LOG_CHUNK_PAGES, at bit i % 64 of word
+ * (i % SIMDEV_LOG_CHUNK_PAGES) / 64 of its bits. Ranges whose pages overlap
+ * are merged, so a page has one bit. Only whole chunks are ever swapped:
+ * a range's last, shorter chunk keeps its buffer.
  */
 struct simdev_log_range {
 	u64 first_page;
 	u64 nbits;
-	u64 *bits;	/* nbits rounded up to words; std::atomic_ref only */
+	struct simdev_log_chunk *chunks;	/* ceil(nbits / CHUNK_PAGES) */
 };
 
 struct simdev {
@@ -112,16 +132,23 @@ struct simdev {
 
 	/*
 	 * DMA logging: the device's own tracker of guest pages it wrote, a
-	 * bitmap per logged range as a device keeps in its own memory. The
-	 * DMA path and REPORT hold log_lock shared and touch the bitmap
-	 * words atomically only (OR to mark, exchange to read and clear);
-	 * start and stop hold it exclusive, so a bitmap never goes away
-	 * under a marker.
+	 * bitmap per logged range as a device keeps in its own memory, in
+	 * chunks. The DMA path and REPORT hold log_lock shared; start and
+	 * stop hold it exclusive, so a bitmap never goes away under a marker.
+	 * Markers OR into bitmap words atomically. REPORT, serialized by
+	 * log_report_lock, either swaps a whole chunk's buffer with log_spare
+	 * (then waits for the chunk's markers) or test-and-clears words
+	 * atomically (chunks the window covers in part).
 	 */
 	std::shared_mutex log_lock;
+	std::mutex log_report_lock;
 	bool logging = false;
 	u64 log_page_size = 0;
 	std::vector<struct simdev_log_range> log_ranges;	/* sorted */
+	u64 *log_slab = nullptr;	/* every bitmap buffer, spare included */
+	u64 *log_spare = nullptr;	/* a zeroed chunk; REPORT's only */
+	u64 log_slab_bytes = 0;
+	u64 log_table_bytes = 0;	/* the chunk tables */
 };
 
 /* Start the engine. 0 or -errno. */
@@ -199,14 +226,23 @@ int simdev_log_start(struct simdev *sd,
 		     std::vector<std::pair<u64, u64>> ranges, u64 page_size);
 void simdev_log_stop(struct simdev *sd);
 /*
- * Calls fn for each dirty page in [iova, iova + length), in increasing
- * IOVA order, clearing it: a page is reported by one call only, and DMA
- * racing with the call either shows in it or stays for the next one.
- * Pages outside the window are neither read nor cleared. Costs a word
- * test per 64 logged pages of the window plus a call per dirty page.
- * -EINVAL when logging is off. fn runs under log_lock (shared): it must
- * not start or stop logging.
+ * Reports and clears the dirty pages in [iova, iova + length): calls fn with
+ * runs of the tracker's bitmap, bit i of bits (word i / 64, bit i % 64) for
+ * the page at run_iova + i * page_size, nbits bits (a multiple of 64; the
+ * words may be zero). Runs come in increasing IOVA order and do not overlap;
+ * bits for pages outside the window are zero. A page is reported by one call
+ * only, and DMA racing with the call either shows in it or stays for the
+ * next one. Pages outside the window are neither read nor cleared. Costs a
+ * read of the window's bitmap (zero cache lines are skipped, no call) plus
+ * the caller's work on the runs. -EINVAL when logging is off. fn runs under
+ * log_lock (shared) and log_report_lock: it must not start, stop or report.
  */
+typedef void (*simdev_log_bits_fn)(void *arg, u64 run_iova, u64 page_size,
+				   const u64 *bits, u64 nbits);
+int simdev_log_read_and_clear_bits(struct simdev *sd, u64 iova, u64 length,
+				   simdev_log_bits_fn fn, void *arg);
+
+/* The same, one call of fn per dirty page, in increasing IOVA order. */
 int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
 			      void (*fn)(void *arg, u64 page_iova,
 					 u64 page_size),
@@ -220,7 +256,11 @@ int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
  */
 void simdev_log_dirty(struct simdev *sd, u64 iova, u64 len);
 
-/* Bytes the tracker holds now (bitmaps and range table); 0 when off. */
+/*
+ * Bytes the tracker holds now: its bitmaps (a bit per logged page), the spare
+ * chunk (when a range has a whole chunk), the chunk tables (16 bytes per
+ * chunk) and the range table; 0 when off.
+ */
 u64 simdev_log_bytes(struct simdev *sd);
 
 /*
