@@ -107,12 +107,16 @@ double memchr_once(const unsigned char *buf)
 int main(int argc, char **argv)
 {
 	int runs = 7;
+	const char *only = nullptr;
 	for (int i = 1; i < argc; i++) {
 		if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) {
 			runs = std::max(5, std::atoi(argv[++i]));
+		} else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) {
+			only = argv[++i];
 		} else {
-			std::fprintf(stderr, "usage: %s [--runs N (>= 5)]\n",
-				     argv[0]);
+			std::fprintf(stderr, "usage: %s [--runs N (>= 5)] "
+				     "[--only 0%%|0.1%%|1%%] (one case, for a "
+				     "profile)\n", argv[0]);
 			return 2;
 		}
 	}
@@ -181,6 +185,15 @@ int main(int argc, char **argv)
 	std::vector<Case> cases = {{"0%", 0.0, 0, {}},
 				   {"0.1%", 0.001, 2, {}},
 				   {"1%", 0.01, 5, {}}};
+	if (only) {
+		std::erase_if(cases, [only](const Case &c) {
+			return std::strcmp(c.name, only);
+		});
+		if (cases.empty()) {
+			std::fprintf(stderr, "no case %s\n", only);
+			return 2;
+		}
+	}
 	std::vector<double> ref_secs;
 	std::mt19937_64 rng(42);
 	bool correct = true;
