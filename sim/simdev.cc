@@ -172,13 +172,15 @@ void log_report_chunk(struct simdev *sd, const struct simdev_log_range &r,
 	constexpr u64 kLines = LOG_CW / 8;
 	u64 nz[kLines / 64] = {};
 	u64 lfirst = kLines, llast = 0;
-	for (u64 l = 0; l < kLines; l++) {
-		if (line_zero(old + l * 8))
-			continue;
-		nz[l / 64] |= 1ULL << (l % 64);
-		lfirst = std::min(lfirst, l);
-		llast = l;
-	}
+	/* Without a branch per line: at 0.1% dirty, 40% of lines are set. */
+	for (u64 l = 0; l < kLines; l++)
+		nz[l / 64] |= static_cast<u64>(!line_zero(old + l * 8))
+			      << (l % 64);
+	for (u64 i = 0; i < kLines / 64; i++)
+		if (nz[i]) {
+			lfirst = std::min(lfirst, i * 64 + std::countr_zero(nz[i]));
+			llast = i * 64 + 63 - std::countl_zero(nz[i]);
+		}
 	if (lfirst < kLines) {
 		fn(arg, (first + lfirst * 512) * ps, ps, old + lfirst * 8,
 		   (llast - lfirst + 1) * 512);
