@@ -163,10 +163,9 @@ void log_report_chunk(struct simdev *sd, const struct simdev_log_range &r,
 	const u64 ps = sd->log_page_size;
 	const u64 first = r.first_page + c * LOG_CP;
 	auto line_zero = [](const u64 *p) {
-		u64 any = 0;
-		for (int k = 0; k < 8; k++)
-			any |= p[k];
-		return !any;
+		__builtin_prefetch(p + 128);	/* 1 KiB ahead */
+		return !(((p[0] | p[1]) | (p[2] | p[3])) |
+			 ((p[4] | p[5]) | (p[6] | p[7])));
 	};
 	/* Which cache lines hold a bit, and the span from first to last. */
 	constexpr u64 kLines = LOG_CW / 8;
