@@ -171,7 +171,8 @@ fuzz: deps deps-fuzz $(FUZZ_BUILD)/build.ninja
 
 bench: build
 	./$(BUILD)/tests/bench/uvfio-bench
-	./$(BUILD)/tests/bench/uvfio-bench-stream
+	./$(BUILD)/tests/bench/uvfio-bench-stream --device testdev --runs 3
+	tests/bench/bench_stream.sh $(BUILD)/tests/bench/uvfio-bench-stream 3
 	./$(BUILD)/tests/bench/uvfio-bench-downtime
 	tests/bench/bench_save.sh $(BUILD)/tools/vfio-mig-ctl
 	./$(BUILD)/tests/bench/uvfio-bench-report
