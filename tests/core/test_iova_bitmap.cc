@@ -411,6 +411,100 @@ TEST(IovaBitmapTest, RandomizedAgainstModel)
 	}
 }
 
+/* Runs of words handed to iova_bitmap_set_bits() from each window. */
+struct BitsWalk {
+	std::mt19937_64 *rng;
+	Model *model;
+	unsigned long iova;
+	unsigned int shift;
+	unsigned long nbits;
+};
+
+int bits_fn(struct iova_bitmap *b, unsigned long win_iova, size_t,
+	    void *opaque)
+{
+	auto *w = static_cast<BitsWalk *>(opaque);
+	auto pick = [&](unsigned long lo, unsigned long hi) {
+		return std::uniform_int_distribution<unsigned long>(lo,
+								   hi)(*w->rng);
+	};
+	for (int n = pick(0, 4); n > 0; n--) {
+		/* The bitmap's page size mostly; else a smaller or larger. */
+		unsigned int sh = w->shift;
+		if (!pick(0, 3))
+			sh = static_cast<unsigned int>(pick(w->shift - 3,
+							    w->shift + 2));
+		unsigned long ps = 1UL << sh;
+		/* Around this window, before the bitmap even; aligned or not. */
+		long page = static_cast<long>(pick(0, w->nbits + 200)) - 100 +
+			    static_cast<long>((win_iova - w->iova) >> w->shift);
+		unsigned long run = w->iova + page * (1L << w->shift);
+		if (!pick(0, 4))
+			run += pick(1, ps - 1);
+		std::vector<u64> bits(pick(1, 12));
+		for (auto &x : bits)
+			x = pick(0, 2) ? w->rng->operator()() &
+						 w->rng->operator()()
+				       : pick(0, 1) ? 0 : ~0ULL;
+		u64 nb = pick(1, bits.size() * 64);
+		iova_bitmap_set_bits(b, run, ps, bits.data(), nb);
+		for (u64 i = 0; i < nb; i++)
+			if (bits[i / 64] >> (i % 64) & 1)
+				w->model->set(run + i * ps, ps);
+	}
+	return 0;
+}
+
+// Contract: iova_bitmap_set_bits() marks exactly what iova_bitmap_set()
+// of each set bit's page would: runs inside the window (at any bit offset,
+// any user alignment), across its edges, before the bitmap, for later
+// windows, at another page size, at an IOVA not page-aligned; bits past
+// nbits are ignored and nothing past the bitmap's bytes is written.
+TEST(IovaBitmapTest, SetBitsAgainstModel)
+{
+	const size_t windows[] = {8, 16, 24, 40, 64, 128, 1000, 0};
+	for (unsigned int seed = 1; seed <= 300; seed++) {
+		std::mt19937_64 rng(seed);
+		auto pick = [&](unsigned long lo, unsigned long hi) {
+			return std::uniform_int_distribution<unsigned long>(
+				lo, hi)(rng);
+		};
+		unsigned int shift = static_cast<unsigned int>(pick(12, 16));
+		unsigned long ps = 1UL << shift;
+		unsigned long nbits = pick(1, 3000);
+		size_t length = ((nbits - 1) << shift) + pick(1, ps);
+		unsigned long iova = (pick(128, 1UL << 30) << shift) +
+				     (pick(0, 1) ? 0 : pick(1, ps - 1));
+		size_t wb = windows[pick(0, std::size(windows) - 1)];
+		size_t misalign = pick(0, 7);
+		size_t nbytes = (nbits + 7) / 8;
+		SCOPED_TRACE(testing::Message()
+			     << "seed " << seed << std::hex << " iova " << iova
+			     << std::dec << " shift " << shift << " nbits "
+			     << nbits << " window " << wb << " misalign "
+			     << misalign);
+
+		Guarded g(nbytes, misalign, 0);
+		for (size_t i = 0; i < nbytes; i++)
+			g.data()[i] = pick(0, 3) ? 0 : static_cast<uint8_t>(
+							       pick(0, 255));
+		Model model(iova, length, shift, g.data());
+		WindowBytes knob(wb);
+		struct iova_bitmap *b =
+			iova_bitmap_alloc(iova, length, ps, g.user());
+		ASSERT_FALSE(IS_ERR(b));
+		BitsWalk w = {&rng, &model, iova, shift, nbits};
+		int ret = iova_bitmap_for_each(b, &w, bits_fn);
+		iova_bitmap_free(b);
+		ASSERT_EQ(ret, 0);
+		ASSERT_TRUE(g.guards_intact());
+		ASSERT_EQ(std::memcmp(g.data(), model.bytes.data(), nbytes), 0)
+			<< "got\n"
+			<< hexdump(g.data(), nbytes) << "want\n"
+			<< hexdump(model.bytes.data(), nbytes);
+	}
+}
+
 /* Sets a list of page indexes, all from the first window. */
 struct SetList {
 	unsigned long iova;
