@@ -329,9 +329,9 @@ void simnic_close_device(struct vfio_device *vdev)
 	vfio_pci_core_close_device(vdev);
 }
 
-void simnic_reset_done(struct vfio_pci_core_device *core)
+void simnic_pci_aer_reset_done(struct pci_dev *pdev)
 {
-	simnic_device *snic = container_of(core, simnic_device, core_device);
+	auto *snic = static_cast<simnic_device *>(pci_get_drvdata(pdev));
 	{
 		std::lock_guard<std::mutex> l(snic->reset_lock);
 		snic->deferred_reset = true;
@@ -342,7 +342,8 @@ void simnic_reset_done(struct vfio_pci_core_device *core)
 }
 
 const struct pci_error_handlers simnic_err_handlers = {
-	.reset_done = simnic_reset_done,
+	.reset_done = simnic_pci_aer_reset_done,
+	.error_detected = vfio_pci_core_aer_err_detected,
 };
 
 /* Device memory mapped by the user: its writes escape the tracker. */
@@ -432,7 +433,6 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 	snic->sd.drain_us = static_cast<u32>(drain);
 	core->device_id = full ? 0x0010 : 0x0011;
 	snic->bugs = bugs;
-	core->err_handler = &simnic_err_handlers;
 	core->vdev.mig_ops = &simnic_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
 	uvfio_set_state_digest(&core->vdev, simnic_state_digest);
@@ -442,8 +442,11 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 		core->vdev.log_ops = &simnic_log_ops;
 	}
 
+	/* Before registration: reset_done may run from then on. */
+	pci_set_drvdata(pdev, snic);
 	ret = vfio_pci_core_register_device(core);
 	if (ret) {
+		pci_set_drvdata(pdev, NULL);
 		vfio_put_device(&core->vdev);
 		return ret;
 	}
@@ -457,10 +460,10 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 	ret = vfio_pci_simdev_start(core, &snic->sd);
 	if (ret) {
 		vfio_pci_core_unregister_device(core);
+		pci_set_drvdata(pdev, NULL);
 		vfio_put_device(&core->vdev);
 		return ret;
 	}
-	pci_set_drvdata(pdev, snic);
 	return 0;
 }
 
@@ -496,6 +499,7 @@ const struct pci_driver simnic_driver = {
 		       "precopy_info), for testing the conformance suite",
 	.probe = simnic_probe,
 	.remove = simnic_remove,
+	.err_handler = &simnic_err_handlers,
 };
 
 } // namespace
@@ -509,6 +513,7 @@ const struct pci_driver simnic_driver = {
 	.description = "simulated DMA NIC (STOP_COPY, P2P, PRE_COPY, logging)",
 	.probe = simnic_probe,
 	.remove = simnic_remove,
+	.err_handler = &simnic_err_handlers,
 };
 
 const struct pci_driver simmin_driver = {
@@ -518,6 +523,7 @@ const struct pci_driver simmin_driver = {
 	.description = "simulated DMA NIC, STOP_COPY only (IOMMU dirty pages)",
 	.probe = simmin_probe,
 	.remove = simnic_remove,
+	.err_handler = &simnic_err_handlers,
 };
 
 } // namespace
