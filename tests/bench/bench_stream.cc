@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <string>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -160,6 +161,20 @@ double socketpair_once(const char *from, char *to, size_t size, size_t chunk)
  */
 uvfio::tools::UringOptions uring_opt;
 
+void perf_ctl(const char *cmd)
+{
+	const char *path = getenv("UVFIO_BENCH_PERF_CTL");
+	if (!path)
+		return;
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, cmd, strlen(cmd)) < 0) {
+		/* A profiling aid: a profiler gone is not the bench's failure. */
+	}
+	close(fd);
+}
+
 double stream_once(Device &src, Device &dst, bool uring, size_t *bytes)
 {
 	using namespace uvfio::tools;
@@ -170,9 +185,14 @@ double stream_once(Device &src, Device &dst, bool uring, size_t *bytes)
 		fmt::print(stderr, "state change failed: {}\n", strerror(errno));
 		return -1;
 	}
-	/* For a profiler to attach to the stream alone. */
+	/*
+	 * For a profiler to see the stream alone: UVFIO_BENCH_MARK prints a
+	 * line, UVFIO_BENCH_PERF_CTL names `perf record -D -1 --control
+	 * fifo:CTL` 's fifo, enabled for the timed window only.
+	 */
 	if (getenv("UVFIO_BENCH_MARK"))
 		fmt::print(stderr, "stream start\n");
+	perf_ctl("enable\n");
 	auto t = clock_type::now();
 	if (set_state(src.fd, VFIO_DEVICE_STATE_STOP_COPY, &sfd)) {
 		fmt::print(stderr, "state change failed: {}\n", strerror(errno));
@@ -192,6 +212,7 @@ double stream_once(Device &src, Device &dst, bool uring, size_t *bytes)
 	}
 	ret = set_state(dst.fd, VFIO_DEVICE_STATE_STOP, nullptr);
 	double seconds = seconds_since(t);
+	perf_ctl("disable\n");
 	set_state(src.fd, VFIO_DEVICE_STATE_STOP, nullptr);
 	if (ret) {
 		fmt::print(stderr, "RESUMING -> STOP failed: {}\n", strerror(-ret));
