@@ -35,6 +35,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <immintrin.h>
 
 #include <uvfio/linux/err.h>
 #include <uvfio/linux/iova_bitmap.h>
@@ -57,6 +58,7 @@ namespace {
 constexpr size_t kDefaultWindowBytes =
 	(PAGE_SIZE / sizeof(void *)) * PAGE_SIZE;
 
+std::atomic<bool> force_generic{false};	/* a test knob */
 std::atomic<size_t> window_bytes_setting{kDefaultWindowBytes};
 
 /* Pending ranges kept for later windows before falling back to user writes. */
@@ -249,6 +251,11 @@ void uvfio_iova_bitmap_set_window_bytes(size_t bytes)
 	else
 		bytes = (bytes + 7) & ~static_cast<size_t>(7);
 	window_bytes_setting.store(bytes, std::memory_order_relaxed);
+}
+
+void uvfio_iova_bitmap_force_generic(bool on)
+{
+	force_generic.store(on, std::memory_order_relaxed);
 }
 
 size_t uvfio_iova_bitmap_window_bytes(void)
@@ -461,13 +468,86 @@ inline void store_u64(u8 *p, u64 v)
 	std::memcpy(p, &v, 8);
 }
 
-} // namespace
+/*
+ * OR nwords words of bits into dst and zero them in bits, in one pass over
+ * both: a tracker's buffer is read once, and only its non-zero words are
+ * written. Returns whether a bit was set. With AVX-512 a cache line of
+ * each goes per step, the stores masked to the non-zero words, so there is
+ * no branch per line to mispredict (at 0.1% dirty 40% of lines hold a
+ * bit): 1.5x one memchr of the bitmap against 2.8x for a scan followed by
+ * the ORs of the lines it found.
+ */
+__attribute__((target("avx512f"))) bool take_words_avx512(u8 *dst, u64 *bits,
+							  u64 nwords)
+{
+	__m512i acc = _mm512_setzero_si512();
+	u64 k = 0;
+	for (; k + 8 <= nwords; k += 8) {
+		__m512i v = _mm512_loadu_si512(bits + k);
+		__mmask8 m = _mm512_test_epi64_mask(v, v);
+		__m512i d = _mm512_maskz_loadu_epi64(m, dst + k * 8);
+		_mm512_mask_storeu_epi64(dst + k * 8, m, _mm512_or_si512(d, v));
+		_mm512_mask_storeu_epi64(bits + k, m, _mm512_setzero_si512());
+		acc = _mm512_or_si512(acc, v);
+	}
+	bool any = _mm512_test_epi64_mask(acc, acc) != 0;
+	for (; k < nwords; k++)
+		if (u64 w = bits[k]) {
+			store_u64(dst + k * 8, load_u64(dst + k * 8) | w);
+			bits[k] = 0;
+			any = true;
+		}
+	return any;
+}
 
-void iova_bitmap_set_bits(struct iova_bitmap *b, unsigned long iova,
-			  unsigned long page_size, const u64 *bits, u64 nbits)
+bool take_words_generic(u8 *dst, u64 *bits, u64 nwords)
+{
+	bool any = false;
+	for (u64 k = 0; k < nwords; k++)
+		if (u64 w = bits[k]) {
+			store_u64(dst + k * 8, load_u64(dst + k * 8) | w);
+			bits[k] = 0;
+			any = true;
+		}
+	return any;
+}
+
+bool take_words(u8 *dst, u64 *bits, u64 nwords)
+{
+	static const bool avx512 = __builtin_cpu_supports("avx512f");
+	return avx512 && !force_generic.load(std::memory_order_relaxed)
+		       ? take_words_avx512(dst, bits, nwords)
+		       : take_words_generic(dst, bits, nwords);
+}
+
+/*
+ * iova_bitmap_set_bits(), or with take iova_bitmap_take_bits(): then bits'
+ * words are zero on return.
+ */
+void set_bits(struct iova_bitmap *b, unsigned long iova,
+	      unsigned long page_size, u64 *bits, u64 nbits, bool take)
 {
 	if (!nbits)
 		return;
+	const u64 nwords = (nbits + 63) / 64;
+	if (take && nbits % 64 == 0 && b->mapped &&
+	    page_size == (1UL << b->pgshift) && iova >= b->iova &&
+	    !((iova - b->iova) & (page_size - 1))) {
+		/* A tracker's buffer handed over whole: one pass, see above. */
+		u64 first = (iova - b->iova) >> b->pgshift;
+		if (first >= b->win_first && first < b->win_end &&
+		    first % 8 == 0 && nbits <= b->win_end - first) {
+			if (take_words(b->win + (first - b->win_first) / 8,
+				       bits, nwords))
+				b->touched = true;
+			return;
+		}
+	}
+	if (take) {
+		set_bits(b, iova, page_size, bits, nbits, false);
+		std::memset(bits, 0, nwords * 8);
+		return;
+	}
 	if (!b->mapped || page_size != (1UL << b->pgshift)) {
 		set_runs(b, iova, page_size, bits, 0, nbits);
 		return;
@@ -511,7 +591,6 @@ void iova_bitmap_set_bits(struct iova_bitmap *b, unsigned long iova,
 	 * branch is a coin toss at 0.1% dirty (40% of lines set), by 1.5x.
 	 * The bytes written hold what they held or more bits.
 	 */
-	const u64 nwords = (nbits + 63) / 64;
 	if (a == 0 && e == static_cast<i128>(nbits) && q0 >= 0 &&
 	    q0 % 8 == 0 && q0 + static_cast<i128>(nwords) * 64 <= winbits) {
 		u8 *dst = win + static_cast<u64>(q0) / 8;
@@ -568,4 +647,19 @@ void iova_bitmap_set_bits(struct iova_bitmap *b, unsigned long iova,
 	}
 	if (any)
 		b->touched = true;
+}
+
+} // namespace
+
+void iova_bitmap_set_bits(struct iova_bitmap *b, unsigned long iova,
+			  unsigned long page_size, const u64 *bits, u64 nbits)
+{
+	/* Read only: take is false. */
+	set_bits(b, iova, page_size, const_cast<u64 *>(bits), nbits, false);
+}
+
+void iova_bitmap_take_bits(struct iova_bitmap *b, unsigned long iova,
+			   unsigned long page_size, u64 *bits, u64 nbits)
+{
+	set_bits(b, iova, page_size, bits, nbits, true);
 }

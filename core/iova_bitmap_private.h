@@ -15,4 +15,10 @@ void uvfio_iova_bitmap_set_window_bytes(size_t bytes);
 /* The current setting, in bytes. */
 size_t uvfio_iova_bitmap_window_bytes(void);
 
+/*
+ * iova_bitmap_take_bits() without its AVX-512 loop even where the CPU has
+ * it, so the portable loop is tested on every machine.
+ */
+void uvfio_iova_bitmap_force_generic(bool on);
+
 #endif /* UVFIO_CORE_IOVA_BITMAP_PRIVATE_H */

@@ -143,9 +143,9 @@ void log_free_ranges(struct simdev *sd)
 
 /*
  * Report and clear a whole chunk: swap its buffer for the spare, wait for
- * the markers that may still hold the old one, then read it with plain
- * loads (it is REPORT's alone now), one call for the span from its first
- * to its last non-zero cache line, zero the lines that were, and keep it
+ * the markers that may still hold the old one, then hand it to fn, which
+ * reads it with plain loads (it is REPORT's alone now) and normally clears
+ * it as it goes; else its non-zero cache lines are zeroed here. It is kept
  * as the spare.
  */
 void log_report_chunk(struct simdev *sd, const struct simdev_log_range &r,
@@ -160,34 +160,13 @@ void log_report_chunk(struct simdev *sd, const struct simdev_log_range &r,
 		if (spins >= 64)
 			std::this_thread::yield();	/* one was preempted */
 
-	const u64 ps = sd->log_page_size;
 	const u64 first = r.first_page + c * LOG_CP;
-	auto line_zero = [](const u64 *p) {
-		__builtin_prefetch(p + 128);	/* 1 KiB ahead */
-		return !(((p[0] | p[1]) | (p[2] | p[3])) |
-			 ((p[4] | p[5]) | (p[6] | p[7])));
-	};
-	/* Which cache lines hold a bit, and the span from first to last. */
-	constexpr u64 kLines = LOG_CW / 8;
-	u64 nz[kLines / 64] = {};
-	u64 lfirst = kLines, llast = 0;
-	/* Without a branch per line: at 0.1% dirty, 40% of lines are set. */
-	for (u64 l = 0; l < kLines; l++)
-		nz[l / 64] |= static_cast<u64>(!line_zero(old + l * 8))
-			      << (l % 64);
-	for (u64 i = 0; i < kLines / 64; i++)
-		if (nz[i]) {
-			lfirst = std::min(lfirst, i * 64 + std::countr_zero(nz[i]));
-			llast = i * 64 + 63 - std::countl_zero(nz[i]);
-		}
-	if (lfirst < kLines) {
-		fn(arg, (first + lfirst * 512) * ps, ps, old + lfirst * 8,
-		   (llast - lfirst + 1) * 512);
-		for (u64 i = 0; i < kLines / 64; i++)
-			for (u64 v = nz[i]; v; v &= v - 1)
-				std::memset(old + (i * 64 + std::countr_zero(v)) * 8,
-					    0, 64);
-	}
+	if (!fn(arg, first * sd->log_page_size, sd->log_page_size, old,
+		LOG_CP))
+		for (u64 l = 0; l < LOG_CW; l += 8)
+			if ((old[l] | old[l + 1] | old[l + 2] | old[l + 3]) |
+			    (old[l + 4] | old[l + 5] | old[l + 6] | old[l + 7]))
+				std::memset(old + l, 0, 64);
 	sd->log_spare = old;
 }
 
@@ -885,14 +864,14 @@ struct per_page {
 	void *arg;
 };
 
-void per_page_bits(void *arg, u64 run_iova, u64 ps, const u64 *bits,
-		   u64 nbits)
+bool per_page_bits(void *arg, u64 run_iova, u64 ps, u64 *bits, u64 nbits)
 {
 	auto *p = static_cast<per_page *>(arg);
 	for (u64 w = 0; w < nbits / 64; w++)
 		for (u64 v = bits[w]; v; v &= v - 1)
 			p->fn(p->arg,
 			      run_iova + (w * 64 + std::countr_zero(v)) * ps, ps);
+	return false;
 }
 
 } // namespace

@@ -244,19 +244,19 @@ struct simnic_report {
 };
 
 /* The tracker's words go to the user's bitmap as words. */
-void simnic_report_bits(void *arg, u64 run_iova, u64 page_size,
-			const u64 *bits, u64 nbits)
+bool simnic_report_bits(void *arg, u64 run_iova, u64 page_size, u64 *bits,
+			u64 nbits)
 {
 	auto *r = static_cast<simnic_report *>(arg);
 	if (!r->drop_last) {
-		iova_bitmap_set_bits(r->dirty, run_iova, page_size, bits, nbits);
-		return;
+		iova_bitmap_take_bits(r->dirty, run_iova, page_size, bits, nbits);
+		return true;
 	}
 	u64 k = nbits / 64;
 	while (k && !bits[k - 1])
 		k--;
 	if (!k)
-		return;
+		return false;
 	u64 top = (k - 1) * 64 + 63 - std::countl_zero(bits[k - 1]);
 	if (r->held)
 		iova_bitmap_set(r->dirty, r->held_iova, r->held_size);
@@ -264,6 +264,7 @@ void simnic_report_bits(void *arg, u64 run_iova, u64 page_size,
 	r->held = true;
 	r->held_iova = run_iova + top * page_size;
 	r->held_size = page_size;
+	return false;
 }
 
 int simnic_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,

@@ -418,6 +418,8 @@ struct BitsWalk {
 	unsigned long iova;
 	unsigned int shift;
 	unsigned long nbits;
+	bool take = false;	/* iova_bitmap_take_bits() half the time */
+	bool leftover = false;	/* a taken word was not zero after */
 };
 
 int bits_fn(struct iova_bitmap *b, unsigned long win_iova, size_t,
@@ -447,9 +449,26 @@ int bits_fn(struct iova_bitmap *b, unsigned long win_iova, size_t,
 						 w->rng->operator()()
 				       : pick(0, 1) ? 0 : ~0ULL;
 		u64 nb = pick(1, bits.size() * 64);
-		iova_bitmap_set_bits(b, run, ps, bits.data(), nb);
+		/*
+		 * A tracker's chunk handed over: often from the window's
+		 * first bit or a byte boundary after it, whole words, the
+		 * bitmap's page size (the one-pass case).
+		 */
+		if (w->take && pick(0, 1)) {
+			ps = 1UL << w->shift;
+			run = win_iova + pick(0, 4) * 8 * ps;
+			nb = bits.size() * 64;
+		}
+		std::vector<u64> want = bits;
+		if (w->take && pick(0, 1)) {
+			iova_bitmap_take_bits(b, run, ps, bits.data(), nb);
+			for (u64 k = 0; k < (nb + 63) / 64; k++)
+				w->leftover |= bits[k] != 0;
+		} else {
+			iova_bitmap_set_bits(b, run, ps, bits.data(), nb);
+		}
 		for (u64 i = 0; i < nb; i++)
-			if (bits[i / 64] >> (i % 64) & 1)
+			if (want[i / 64] >> (i % 64) & 1)
 				w->model->set(run + i * ps, ps);
 	}
 	return 0;
@@ -460,7 +479,9 @@ int bits_fn(struct iova_bitmap *b, unsigned long win_iova, size_t,
 // any user alignment), across its edges, before the bitmap, for later
 // windows, at another page size, at an IOVA not page-aligned; bits past
 // nbits are ignored and nothing past the bitmap's bytes is written.
-TEST(IovaBitmapTest, SetBitsAgainstModel)
+// iova_bitmap_take_bits() marks the same and leaves every word it was
+// given zero, with its vector loop and with the portable one.
+void set_bits_against_model(bool take)
 {
 	const size_t windows[] = {8, 16, 24, 40, 64, 128, 1000, 0};
 	for (unsigned int seed = 1; seed <= 300; seed++) {
@@ -493,16 +514,34 @@ TEST(IovaBitmapTest, SetBitsAgainstModel)
 		struct iova_bitmap *b =
 			iova_bitmap_alloc(iova, length, ps, g.user());
 		ASSERT_FALSE(IS_ERR(b));
-		BitsWalk w = {&rng, &model, iova, shift, nbits};
+		BitsWalk w = {&rng, &model, iova, shift, nbits, take};
 		int ret = iova_bitmap_for_each(b, &w, bits_fn);
 		iova_bitmap_free(b);
 		ASSERT_EQ(ret, 0);
+		ASSERT_FALSE(w.leftover) << "take_bits left a bit set";
 		ASSERT_TRUE(g.guards_intact());
 		ASSERT_EQ(std::memcmp(g.data(), model.bytes.data(), nbytes), 0)
 			<< "got\n"
 			<< hexdump(g.data(), nbytes) << "want\n"
 			<< hexdump(model.bytes.data(), nbytes);
 	}
+}
+
+TEST(IovaBitmapTest, SetBitsAgainstModel)
+{
+	set_bits_against_model(false);
+}
+
+TEST(IovaBitmapTest, TakeBitsAgainstModel)
+{
+	set_bits_against_model(true);
+}
+
+TEST(IovaBitmapTest, TakeBitsPortableLoopAgainstModel)
+{
+	uvfio_iova_bitmap_force_generic(true);
+	set_bits_against_model(true);
+	uvfio_iova_bitmap_force_generic(false);
 }
 
 /* Sets a list of page indexes, all from the first window. */

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include <uvfio/linux/err.h>
@@ -61,6 +62,53 @@ TEST(UaccessTest, ReadOnlyAndPartial)
 	EXPECT_GT(left, 0u);
 	EXPECT_LE(left, 16u);
 	munmap(p, page);
+}
+
+// Contract: uvfio_pin_user() says 0 only for memory a direct write cannot
+// fault on: private anonymous memory writable across every VMA it spans
+// (however many), not yet touched pages included. A hole is -EFAULT; a
+// read-only page anywhere in the span, or a shared mapping past the end of
+// its file, is never 0 (-EOPNOTSUPP: the copies decide, or -EFAULT).
+TEST(UaccessTest, PinUserOnlyWhatAWriteCannotFault)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	void *k = nullptr;
+	char *p = static_cast<char *>(mmap(nullptr, 4 * page,
+					   PROT_READ | PROT_WRITE,
+					   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+	ASSERT_NE(p, MAP_FAILED);
+
+	/* Untouched, then split into VMAs of different protections. */
+	EXPECT_EQ(uvfio_pin_user(p, 4 * page, &k), 0);
+	EXPECT_EQ(k, p);
+	ASSERT_EQ(mprotect(p + page, page, PROT_READ | PROT_WRITE | PROT_EXEC),
+		  0);
+	EXPECT_EQ(uvfio_pin_user(p + 10, 3 * page, &k), 0);
+	p[4 * page - 1] = 1;
+
+	ASSERT_EQ(mprotect(p + 2 * page, page, PROT_READ), 0);
+	EXPECT_NE(uvfio_pin_user(p, 4 * page, &k), 0);
+	EXPECT_NE(uvfio_pin_user(p + 2 * page + 8, 8, &k), 0);
+	EXPECT_EQ(uvfio_pin_user(p, 2 * page, &k), 0);
+	ASSERT_EQ(mprotect(p + 2 * page, page, PROT_READ | PROT_WRITE), 0);
+
+	ASSERT_EQ(munmap(p + 3 * page, page), 0);
+	EXPECT_EQ(uvfio_pin_user(p + 2 * page, 2 * page, &k), -EFAULT);
+	EXPECT_EQ(uvfio_pin_user(p + 3 * page, 1, &k), -EFAULT);
+	munmap(p, 3 * page);
+
+	/* A shared mapping of one page of a file, two pages long. */
+	int fd = memfd_create("pin", MFD_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(ftruncate(fd, page), 0);
+	char *m = static_cast<char *>(mmap(nullptr, 2 * page,
+					   PROT_READ | PROT_WRITE, MAP_SHARED,
+					   fd, 0));
+	ASSERT_NE(m, MAP_FAILED);
+	EXPECT_EQ(uvfio_pin_user(m, page, &k), 0);
+	EXPECT_NE(uvfio_pin_user(m, 2 * page, &k), 0);
+	munmap(m, 2 * page);
+	close(fd);
 }
 
 // Contract: memdup_user returns ERR_PTR(-EFAULT) for a bad pointer.

@@ -78,4 +78,13 @@ void iova_bitmap_set(struct iova_bitmap *bitmap, unsigned long iova,
 void iova_bitmap_set_bits(struct iova_bitmap *bitmap, unsigned long iova,
 			  unsigned long page_size, const u64 *bits, u64 nbits);
 
+/*
+ * iova_bitmap_set_bits(), and the words of bits (ceil(nbits / 64) of them)
+ * are zero on return: for a tracker that hands over a buffer it owns (one
+ * swapped out of the device's use), which is then read once and written
+ * only where a bit was set. A uvfio addition.
+ */
+void iova_bitmap_take_bits(struct iova_bitmap *bitmap, unsigned long iova,
+			   unsigned long page_size, u64 *bits, u64 nbits);
+
 #endif /* UVFIO_LINUX_IOVA_BITMAP_H */

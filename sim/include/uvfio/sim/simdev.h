@@ -232,13 +232,16 @@ void simdev_log_stop(struct simdev *sd);
  * words may be zero). Runs come in increasing IOVA order and do not overlap;
  * bits for pages outside the window are zero. A page is reported by one call
  * only, and DMA racing with the call either shows in it or stays for the
- * next one. Pages outside the window are neither read nor cleared. Costs a
- * read of the window's bitmap (zero cache lines are skipped, no call) plus
- * the caller's work on the runs. -EINVAL when logging is off. fn runs under
- * log_lock (shared) and log_report_lock: it must not start, stop or report.
+ * next one. Pages outside the window are neither read nor cleared.
+ *
+ * The words are fn's for the call: it may clear them, and returns true when
+ * it has left every one zero (iova_bitmap_take_bits() does), false when the
+ * tracker is to clear them. A whole chunk then costs one pass over its
+ * buffer, in fn. fn runs under log_lock (shared) and log_report_lock: it
+ * must not start, stop or report. -EINVAL when logging is off.
  */
-typedef void (*simdev_log_bits_fn)(void *arg, u64 run_iova, u64 page_size,
-				   const u64 *bits, u64 nbits);
+typedef bool (*simdev_log_bits_fn)(void *arg, u64 run_iova, u64 page_size,
+				   u64 *bits, u64 nbits);
 int simdev_log_read_and_clear_bits(struct simdev *sd, u64 iova, u64 length,
 				   simdev_log_bits_fn fn, void *arg);
 
