@@ -18,9 +18,9 @@
 #include "vfio.h"
 #include "vfio_migration.h"
 
-DECLARE_FAULT_POINT(device_open, "device.open", EIO,
-		    "the first open of a device: the driver's open_device "
-		    "fails")
+DEFINE_FAULT_POINT(device_open, "device.open", EIO,
+		   "the first open of a device: the driver's open_device "
+		   "fails")
 
 /* -------- registry of registered devices, by parent name -------- */
 
@@ -347,7 +347,7 @@ int vfio_device_open(struct vfio_device *device)
 	device->open_count++;
 	if (device->open_count == 1) {
 		/* As the driver's open_device failing: nothing to undo. */
-		ret = should_fail("device.open");
+		ret = should_fail(&device_open);
 		if (!ret && device->ops->open_device)
 			ret = device->ops->open_device(device);
 		if (ret)
