@@ -46,13 +46,13 @@
  * The driver's read and write as the pump calls them: an injected failure
  * stands for the driver returning -errno, and takes pump_fail's path.
  */
-DECLARE_FAULT_POINT(mig_data_read, "mig.data.read", EIO,
-		    "the driver's data-file read fails (saving)")
-DECLARE_FAULT_POINT(mig_data_write, "mig.data.write", EIO,
-		    "the driver's data-file write fails (resuming)")
-DECLARE_FAULT_POINT(mig_precopy_info, "mig.precopy_info", EIO,
-		    "a user's VFIO_MIG_GET_PRECOPY_INFO: the driver's answer "
-		    "fails; the stream goes on")
+DEFINE_FAULT_POINT(mig_data_read, "mig.data.read", EIO,
+		   "the driver's data-file read fails (saving)")
+DEFINE_FAULT_POINT(mig_data_write, "mig.data.write", EIO,
+		   "the driver's data-file write fails (resuming)")
+DEFINE_FAULT_POINT(mig_precopy_info_fault, "mig.precopy_info", EIO,
+		   "a user's VFIO_MIG_GET_PRECOPY_INFO: the driver's answer "
+		   "fails; the stream goes on")
 
 namespace {
 
@@ -62,19 +62,6 @@ constexpr size_t pump_chunk = 256 << 10;
 constexpr int sock_buffer = 4 << 20;
 /* A paused pre-copy stream asks the driver again this often. */
 constexpr int paused_retry_ms = 10;
-
-bool saving_state(enum vfio_device_mig_state state)
-{
-	return state == VFIO_DEVICE_STATE_STOP_COPY ||
-	       state == VFIO_DEVICE_STATE_PRE_COPY ||
-	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
-}
-
-bool precopy_state(enum vfio_device_mig_state state)
-{
-	return state == VFIO_DEVICE_STATE_PRE_COPY ||
-	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
-}
 
 /* Bytes queued on a socket that its owner has not read yet. */
 size_t unread(int fd)
@@ -381,7 +368,7 @@ void pump_save(vfio_mig_stream &s)
 		}
 
 		s.retry = false;
-		ssize_t n = should_fail("mig.data.read");
+		ssize_t n = should_fail(&mig_data_read);
 		direct_send sink(s);
 		if (!n) {
 			uaccess_kernel_buffer kbuf(s.buf.get(), pump_chunk,
@@ -487,7 +474,7 @@ struct direct_recv final : uaccess_sink {
 /* Give the driver bytes already in s.buf (left over by a direct write). */
 void deliver_buffered(vfio_mig_stream &s)
 {
-	ssize_t n = should_fail("mig.data.write");
+	ssize_t n = should_fail(&mig_data_write);
 	if (!n) {
 		char *p = s.buf.get() + s.buf_off;
 		uaccess_kernel_buffer kbuf(p, s.buf_len);
@@ -511,7 +498,7 @@ void deliver_buffered(vfio_mig_stream &s)
 void deliver_direct(vfio_mig_stream &s, size_t len)
 {
 	direct_recv src(s.core_end.get(), s.buf.get());
-	ssize_t n = should_fail("mig.data.write");
+	ssize_t n = should_fail(&mig_data_write);
 	if (!n) {
 		uaccess_kernel_buffer kbuf(s.buf.get(), len, &src);
 		n = s.drv->f_op->write(s.drv, s.buf.get(), len,
@@ -740,7 +727,7 @@ long mig_precopy_info(vfio_mig_stream &s, struct vfio_precopy_info __user *arg)
 
 	struct vfio_precopy_info drv_info = {};
 	drv_info.argsz = sizeof(drv_info);
-	long ret = should_fail("mig.precopy_info");
+	long ret = should_fail(&mig_precopy_info_fault);
 	if (ret)
 		return ret;
 	{
@@ -845,7 +832,7 @@ int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 			 std::shared_ptr<vfio_mig_stream> *out,
 			 struct file **filp_out)
 {
-	bool saving = saving_state(state);
+	bool saving = vfio_mig_state_saving(state);
 	if (saving ? !(drv->f_mode & FMODE_READ) || !drv->f_op->read
 		   : !(drv->f_mode & FMODE_WRITE) || !drv->f_op->write) {
 		dev_err(device->dev,
@@ -890,7 +877,7 @@ int vfio_mig_stream_open(struct vfio_device *device, struct file *drv,
 	 * past it. This is the PRECOPY_INFO a client such as QEMU makes right
 	 * after entering PRE_COPY.
 	 */
-	if (precopy_state(state) && drv->f_op->unlocked_ioctl) {
+	if (vfio_mig_state_precopy(state) && drv->f_op->unlocked_ioctl) {
 		struct vfio_precopy_info info = {};
 		info.argsz = sizeof(info);
 		uaccess_kernel_buffer kbuf(&info, sizeof(info));
@@ -949,7 +936,7 @@ int vfio_mig_stream_install_fd(struct file *filp)
 bool vfio_mig_stream_continues(const vfio_mig_stream &s,
 			       enum vfio_device_mig_state state)
 {
-	return s.saving && saving_state(state);
+	return s.saving && vfio_mig_state_saving(state);
 }
 
 /* Resuming: wait, pump running, until the driver took what was written. */
@@ -1064,6 +1051,23 @@ void vfio_mig_stream_end(vfio_mig_stream &s)
 	}
 	/* Outside s.m: the driver's release takes its own locks. */
 	fput(drv);
+}
+
+void vfio_mig_stream_drop(std::shared_ptr<vfio_mig_stream> &stream)
+{
+	if (!stream)
+		return;
+	vfio_mig_stream_end(*stream);
+	stream.reset();
+}
+
+void vfio_mig_stream_drop_left(std::shared_ptr<vfio_mig_stream> &stream,
+			       enum vfio_device_mig_state state)
+{
+	if (!stream)
+		return;
+	vfio_mig_stream_end_left(*stream, state);
+	stream.reset();
 }
 
 bool vfio_mig_stream_ended(const vfio_mig_stream &s)
