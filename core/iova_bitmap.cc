@@ -468,6 +468,19 @@ inline void store_u64(u8 *p, u64 v)
 	std::memcpy(p, &v, 8);
 }
 
+/* OR nwords words of bits into dst and zero them in bits, a word at a time. */
+bool take_words_generic(u8 *dst, u64 *bits, u64 nwords)
+{
+	bool any = false;
+	for (u64 k = 0; k < nwords; k++)
+		if (u64 w = bits[k]) {
+			store_u64(dst + k * 8, load_u64(dst + k * 8) | w);
+			bits[k] = 0;
+			any = true;
+		}
+	return any;
+}
+
 /*
  * OR nwords words of bits into dst and zero them in bits, in one pass over
  * both: a tracker's buffer is read once, and only its non-zero words are
@@ -491,24 +504,9 @@ __attribute__((target("avx512f"))) bool take_words_avx512(u8 *dst, u64 *bits,
 		acc = _mm512_or_si512(acc, v);
 	}
 	bool any = _mm512_test_epi64_mask(acc, acc) != 0;
-	for (; k < nwords; k++)
-		if (u64 w = bits[k]) {
-			store_u64(dst + k * 8, load_u64(dst + k * 8) | w);
-			bits[k] = 0;
-			any = true;
-		}
-	return any;
-}
-
-bool take_words_generic(u8 *dst, u64 *bits, u64 nwords)
-{
-	bool any = false;
-	for (u64 k = 0; k < nwords; k++)
-		if (u64 w = bits[k]) {
-			store_u64(dst + k * 8, load_u64(dst + k * 8) | w);
-			bits[k] = 0;
-			any = true;
-		}
+	/* The last words short of a cache line, a word at a time. */
+	if (take_words_generic(dst + k * 8, bits + k, nwords - k))
+		any = true;
 	return any;
 }
 
