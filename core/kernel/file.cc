@@ -11,15 +11,17 @@
 #include <cerrno>
 #include <climits>
 #include <fcntl.h>
+#include <mutex>
 #include <shared_mutex>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <unordered_map>
 
+#include <uvfio/linux/device.h>
 #include <uvfio/linux/fs.h>
 #include <uvfio/linux/kernel.h>
 
-#include "vfio.h"
+#include "runtime.h"
 
 struct file *anon_inode_getfile(const char *, const struct file_operations *fops,
 				void *priv, int flags)

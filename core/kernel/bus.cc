@@ -15,11 +15,12 @@
 #include <utility>
 #include <vector>
 
+#include <uvfio/linux/kernel.h>
 #include <uvfio/linux/pci.h>
 #include <uvfio/uvfio.h>
 
 #include "bus.h"
-#include "vfio.h"
+#include "runtime.h"
 
 struct uvfio_spec {
 	std::string text;

@@ -15,7 +15,7 @@
 #include <uvfio/linux/kernel.h>
 #include <uvfio/uvfio.h>
 
-#include "vfio.h"
+#include "runtime.h"
 
 namespace {
 
