@@ -61,14 +61,28 @@ struct vfio_device {
 	/* VFIO_MIGRATION_* flags; STOP_COPY is mandatory with mig_ops. */
 	unsigned int migration_flags = 0;
 
-	/* Members below are private to the core. */
+	/*
+	 * Members below are private to the core. The first five are the
+	 * kernel's own. The last three are uvfio's and stay here, in the
+	 * driver's allocation, for two reasons: a driver embeds this
+	 * structure, so its size and layout are part of every plugin built
+	 * against this header (moving a member breaks loaded .so files); and
+	 * vfio_alloc_device() is a macro whose inline template writes
+	 * uvfio_owner and uvfio_free in the plugin's own code. priv is the
+	 * opaque link to everything else the core keeps per device
+	 * (core/vfio/vfio.h), so nothing else need ever be added here.
+	 */
 	unsigned int index = 0;
 	struct device device;	/* device.kref is the object's lifetime */
 	refcount_t refcount;	/* users of the registered device */
 	unsigned int open_count = 0;	/* protected by dev_set->lock */
 	struct completion comp;	/* last user gone during unregister */
 	struct vfio_device_private *priv = nullptr;
-	/* The structure that embeds this one and how to free it. */
+	/*
+	 * The structure that embeds this one and how to free it: the kernel
+	 * kfree()s the container; C++ needs its type's delete, known only
+	 * where vfio_alloc_device() was expanded.
+	 */
 	void *uvfio_owner = nullptr;
 	void (*uvfio_free)(void *owner) = nullptr;
 };
