@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * iova_bitmap: the counterpart of drivers/vfio/iova_bitmap.c.
+ * iova_bitmap: the counterpart of drivers/vfio/iova_bitmap.c, one file as
+ * it is. Over 600 lines because of the uvfio-only bulk paths
+ * (iova_bitmap_set_bits(), iova_bitmap_take_bits()), whose fast loops
+ * work inside the mapped window and so belong with it.
  *
  * The kernel pins the user's bitmap a chunk ("window") at a time and sets
  * bits in the pinned pages. Here a window is pinned with uvfio_pin_user()

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
+ * One file over 600 lines on purpose, as drivers/vfio/vfio_iommu_type1.c
+ * is one file: the mappings, pinning, dirty tracking and the ioctls share
+ * one lock and one set of invariants.
+ *
  * The type1 IOMMU model behind a container: VFIO_IOMMU_GET_INFO, _MAP_DMA,
  * _UNMAP_DMA and _DIRTY_PAGES with the kernel's type1 validation and errno
  * values, the translation the simulated devices' DMA goes through

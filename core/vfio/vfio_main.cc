@@ -3,6 +3,11 @@
  * The vfio_device core: allocation and lifetime, registration, device sets,
  * open/close, and the device fd's file operations with the uAPI dispatcher.
  * The counterpart of drivers/vfio/vfio_main.c.
+ *
+ * Over 600 lines on purpose: it stays one file, as the kernel's is, so
+ * what a reader finds in vfio_main.c is here too. The migration and DMA
+ * logging features, the FSM and the iova range helpers, which the kernel
+ * also keeps there, are in their own vfio_*.cc files.
  */
 #include <atomic>
 #include <cerrno>
