@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The simulated PCI bus: the registry of drivers, spec parsing, and the
- * lifetime of pci_devs created by uvfio_sim_add() and removed by
- * uvfio_sim_remove().
+ * The simulated PCI bus (the kernel's drivers/base/bus.c and the PCI
+ * driver registration of drivers/pci/pci-driver.c): the registry of
+ * drivers, spec parsing, and the lifetime of pci_devs created by
+ * uvfio_sim_add() and removed by uvfio_sim_remove().
  */
 #include <cctype>
 #include <cerrno>

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The file model and the fd table.
+ * The file model and the fd table (the kernel's fs/file.c, fs/file_table.c
+ * and fs/anon_inodes.c).
  *
  * Every file userspace holds is behind a real fd of this process, so the fd
  * number is unique, survives as long as the user keeps it, and poll(2) and

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The log sink behind dev_err() and friends: one line per message, to stderr
- * or to the callback set with uvfio_set_log_fn().
+ * printk (the kernel's kernel/printk/printk.c): the log sink behind
+ * pr_err(), dev_err() and friends, one line per message, to stderr or to
+ * the callback set with uvfio_set_log_fn().
  */
 #include <atomic>
 #include <cstdarg>
