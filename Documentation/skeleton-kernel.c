@@ -198,9 +198,9 @@ static struct skel_migf *skel_migf_alloc(struct skel_device *skel, bool saving)
  * device's save-state command failing, after the file exists, so the
  * arc's own unwinding runs.
  */
-DECLARE_FAULT_POINT(skel_save_state, SKELETON_NAME ".save_state", EIO,
-		    SKELETON_NAME ": the device's save-state command fails "
-		    "(STOP -> STOP_COPY)")
+DEFINE_FAULT_POINT(skel_save_state, SKELETON_NAME ".save_state", EIO,
+		   SKELETON_NAME ": the device's save-state command fails "
+		   "(STOP -> STOP_COPY)")
 
 /* STOP -> STOP_COPY: the device is stopped; describe and hash it now. */
 static struct file *skel_open_save(struct skel_device *skel)
@@ -208,7 +208,7 @@ static struct file *skel_open_save(struct skel_device *skel)
 	struct skel_migf *f = skel_migf_alloc(skel, true);
 	if (!f)
 		return ERR_PTR(-ENOMEM);
-	int err = should_fail(SKELETON_NAME ".save_state");
+	int err = should_fail(&skel_save_state);
 	if (err) {
 		fput(f->filp);	/* its release frees f */
 		return ERR_PTR(err);

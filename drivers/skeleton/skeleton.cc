@@ -194,9 +194,9 @@ skel_migf *skel_migf_alloc(skel_device *skel, bool saving)
  * device's save-state command failing, after the file exists, so the
  * arc's own unwinding runs.
  */
-DECLARE_FAULT_POINT(skel_save_state, SKELETON_NAME ".save_state", EIO,
-		    SKELETON_NAME ": the device's save-state command fails "
-		    "(STOP -> STOP_COPY)")
+DEFINE_FAULT_POINT(skel_save_state, SKELETON_NAME ".save_state", EIO,
+		   SKELETON_NAME ": the device's save-state command fails "
+		   "(STOP -> STOP_COPY)")
 
 /* STOP -> STOP_COPY: the device is stopped; describe and hash it now. */
 struct file *skel_open_save(skel_device *skel)
@@ -204,7 +204,7 @@ struct file *skel_open_save(skel_device *skel)
 	skel_migf *f = skel_migf_alloc(skel, true);
 	if (!f)
 		return ERR_PTR(-ENOMEM);
-	int err = should_fail(SKELETON_NAME ".save_state");
+	int err = should_fail(&skel_save_state);
 	if (err) {
 		fput(f->filp);	/* its release frees f */
 		return ERR_PTR(err);

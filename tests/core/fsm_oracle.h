@@ -3,7 +3,7 @@
  * An independent oracle for the migration FSM: the single arcs the uAPI
  * defines, the rules for which states a path may pass through, and a
  * breadth-first search over them. Written from the uAPI's state diagram,
- * not from core/vfio_fsm.cc, so that the two can be checked against each
+ * not from core/vfio/vfio_fsm.cc, so that the two can be checked against each
  * other (test_fsm.cc) and the core's SET path against both
  * (test_migration_core.cc).
  */

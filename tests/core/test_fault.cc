@@ -149,10 +149,10 @@ void expect_clean_migration(SimnicDev &src, const std::string &driver,
 
 /* -------- the facility -------- */
 
-DECLARE_FAULT_POINT(test_a_b, "test.fault.a.b", EPROTO,
-		    "fault_test: a point for the facility's unit tests")
-DECLARE_FAULT_POINT(test_a_c, "test.fault.a.c", EBADMSG,
-		    "fault_test: its sibling")
+DEFINE_FAULT_POINT(test_a_b, "test.fault.a.b", EPROTO,
+		   "fault_test: a point for the facility's unit tests")
+DEFINE_FAULT_POINT(test_a_c, "test.fault.a.c", EBADMSG,
+		   "fault_test: its sibling")
 
 // Contract: arming checks its arguments: an unknown name is ENOENT (a
 // misspelt point must not silently never fire), nth 0, a negative or huge
@@ -230,6 +230,45 @@ TEST_F(Fault, PrefixArmsEveryPointUnderIt)
 	EXPECT_EQ(uvfio_fault_hits("test.fault.a.b"), 1);
 	EXPECT_EQ(uvfio_fault_hits("test.fault.a"), 3);
 	EXPECT_EQ(should_failf("test.fault.a.%c", 'c'), -EBADMSG);
+}
+
+// Contract: a point checked through its object (DEFINE_FAULT_POINT's id)
+// is the point registered under its name: unarmed it never fails; armed by
+// name it fails at the nth hit, counting hits with should_fail(name); armed
+// by a prefix it fails with its own default errno, or the one given; and
+// the listing shows it as declared.
+TEST_F(Fault, CheckedByObject)
+{
+	EXPECT_STREQ(test_a_b.name, "test.fault.a.b");
+	EXPECT_EQ(should_fail(&test_a_b), 0) << "nothing armed";
+
+	ASSERT_EQ(uvfio_fault_set("test.fault.a.b", 2, 0, 0), 0);
+	EXPECT_EQ(should_fail(&test_a_b), 0);
+	EXPECT_EQ(should_fail("test.fault.a.b"), -EPROTO)
+		<< "the object and the name are one point, one count";
+	EXPECT_EQ(should_fail(&test_a_b), 0);
+	EXPECT_EQ(should_fail(&test_a_c), 0) << "a sibling is not armed";
+	EXPECT_EQ(uvfio_fault_hits("test.fault.a.b"), 3);
+
+	ASSERT_EQ(uvfio_fault_set("test.fault.a", 1, 0, 0), 0);
+	EXPECT_EQ(should_fail(&test_a_c), -EBADMSG);
+	ASSERT_EQ(uvfio_fault_set("test.fault.a", 1, INJ, UVFIO_FAULT_PERSIST),
+		  0);
+	EXPECT_EQ(should_fail(&test_a_c), -INJ);
+	EXPECT_EQ(should_fail(&test_a_c), -INJ);
+	EXPECT_EQ(uvfio_fault_clear(nullptr), 0);
+	EXPECT_EQ(should_fail(&test_a_c), 0);
+
+	bool listed = false;
+	const char *name, *doc;
+	int err;
+	for (unsigned int i = 0; !uvfio_fault_list(i, &name, &err, &doc); i++)
+		if (std::string(name) == "test.fault.a.c") {
+			listed = true;
+			EXPECT_EQ(err, EBADMSG);
+			EXPECT_STREQ(doc, test_a_c.doc);
+		}
+	EXPECT_TRUE(listed);
 }
 
 // Contract: should_fail is thread-safe: concurrent hits are each counted

@@ -7,6 +7,7 @@
  */
 #include <gtest/gtest.h>
 
+#include <iterator>
 #include <set>
 #include <vector>
 
@@ -136,6 +137,61 @@ TEST(FsmTest, OutOfRangeStates)
 		  -EINVAL);
 	EXPECT_EQ(vfio_mig_get_next_state(&dev, ERROR, RUNNING, &next),
 		  -EINVAL);
+}
+
+/* -------- the state helpers of <uvfio/linux/vfio.h> -------- */
+
+static_assert(uvfio::mig_state::ERROR == VFIO_DEVICE_STATE_ERROR &&
+		      uvfio::mig_state::STOP == VFIO_DEVICE_STATE_STOP &&
+		      uvfio::mig_state::RUNNING == VFIO_DEVICE_STATE_RUNNING &&
+		      uvfio::mig_state::STOP_COPY ==
+			      VFIO_DEVICE_STATE_STOP_COPY &&
+		      uvfio::mig_state::RESUMING == VFIO_DEVICE_STATE_RESUMING &&
+		      uvfio::mig_state::RUNNING_P2P ==
+			      VFIO_DEVICE_STATE_RUNNING_P2P &&
+		      uvfio::mig_state::PRE_COPY == VFIO_DEVICE_STATE_PRE_COPY &&
+		      uvfio::mig_state::PRE_COPY_P2P ==
+			      VFIO_DEVICE_STATE_PRE_COPY_P2P,
+	      "the short names are the uAPI's values");
+
+// Contract: the helpers say of each state what the uAPI does: the device
+// runs and may start DMA in RUNNING and PRE_COPY only; pre-copy is
+// PRE_COPY and PRE_COPY_P2P; a saving stream is read in STOP_COPY and the
+// pre-copy states; a data fd belongs to those and RESUMING.
+// vfio_mig_state_name() spells the enum without VFIO_DEVICE_STATE_, and a
+// value that is no state is none of these and has no name.
+TEST(FsmTest, StateHelpers)
+{
+	const struct {
+		state s;
+		const char *name;
+		bool running, precopy, saving, has_data;
+	} rows[] = {
+		{ERROR, "ERROR", false, false, false, false},
+		{STOP, "STOP", false, false, false, false},
+		{RUNNING, "RUNNING", true, false, false, false},
+		{STOP_COPY, "STOP_COPY", false, false, true, true},
+		{RESUMING, "RESUMING", false, false, false, true},
+		{RUNNING_P2P, "RUNNING_P2P", false, false, false, false},
+		{PRE_COPY, "PRE_COPY", true, true, true, true},
+		{PRE_COPY_P2P, "PRE_COPY_P2P", false, true, true, true},
+	};
+	static_assert(std::size(rows) == N, "a row per state");
+	for (const auto &r : rows) {
+		EXPECT_STREQ(vfio_mig_state_name(r.s), r.name);
+		EXPECT_EQ(vfio_mig_state_running(r.s), r.running) << r.name;
+		EXPECT_EQ(vfio_mig_state_precopy(r.s), r.precopy) << r.name;
+		EXPECT_EQ(vfio_mig_state_saving(r.s), r.saving) << r.name;
+		EXPECT_EQ(vfio_mig_state_has_data(r.s), r.has_data) << r.name;
+	}
+	for (int bad : {-1, N, 99}) {
+		EXPECT_EQ(vfio_mig_state_name(bad), nullptr) << bad;
+		EXPECT_FALSE(vfio_mig_state_running(bad) ||
+			     vfio_mig_state_precopy(bad) ||
+			     vfio_mig_state_saving(bad) ||
+			     vfio_mig_state_has_data(bad))
+			<< bad;
+	}
 }
 
 /* -------- vfio_mig_step_to_state -------- */

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The type1 IOMMU model (core/vfio_iommu_type1.cc), called through its
+ * The type1 IOMMU model (core/vfio/vfio_iommu_type1.cc), called through its
  * core-private interface: every validation rule of GET_INFO, MAP_DMA,
  * UNMAP_DMA and DIRTY_PAGES with its errno, the capability chain, mapping
  * bookkeeping, device DMA through the mappings, pinning and the dma_unmap

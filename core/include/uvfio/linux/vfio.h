@@ -61,14 +61,28 @@ struct vfio_device {
 	/* VFIO_MIGRATION_* flags; STOP_COPY is mandatory with mig_ops. */
 	unsigned int migration_flags = 0;
 
-	/* Members below are private to the core. */
+	/*
+	 * Members below are private to the core. The first five are the
+	 * kernel's own. The last three are uvfio's and stay here, in the
+	 * driver's allocation, for two reasons: a driver embeds this
+	 * structure, so its size and layout are part of every plugin built
+	 * against this header (moving a member breaks loaded .so files); and
+	 * vfio_alloc_device() is a macro whose inline template writes
+	 * uvfio_owner and uvfio_free in the plugin's own code. priv is the
+	 * opaque link to everything else the core keeps per device
+	 * (core/vfio/vfio.h), so nothing else need ever be added here.
+	 */
 	unsigned int index = 0;
 	struct device device;	/* device.kref is the object's lifetime */
 	refcount_t refcount;	/* users of the registered device */
 	unsigned int open_count = 0;	/* protected by dev_set->lock */
 	struct completion comp;	/* last user gone during unregister */
 	struct vfio_device_private *priv = nullptr;
-	/* The structure that embeds this one and how to free it. */
+	/*
+	 * The structure that embeds this one and how to free it: the kernel
+	 * kfree()s the container; C++ needs its type's delete, known only
+	 * where vfio_alloc_device() was expanded.
+	 */
 	void *uvfio_owner = nullptr;
 	void (*uvfio_free)(void *owner) = nullptr;
 };
@@ -388,6 +402,68 @@ int vfio_mig_v1_add_capability(struct vfio_device *device,
 			       struct vfio_info_cap *caps);
 
 /* -------- migration FSM -------- */
+
+/*
+ * uvfio only (kernel drivers spell each state out): the states by their
+ * short names, for a driver's arc tests and the core's next-step grid.
+ * Bring them into a function or file with
+ * `using namespace uvfio::mig_state;`; a kernel port writes
+ * VFIO_DEVICE_STATE_STOP for STOP and so on.
+ */
+namespace uvfio::mig_state {
+/* The enum's type, though PRE_COPY* may be int macros (uvfio/uapi/vfio.h). */
+#define UVFIO_MIG_STATE(name)                                                \
+	inline constexpr enum vfio_device_mig_state name =                   \
+		static_cast<enum vfio_device_mig_state>(VFIO_DEVICE_STATE_##name)
+UVFIO_MIG_STATE(ERROR);
+UVFIO_MIG_STATE(STOP);
+UVFIO_MIG_STATE(RUNNING);
+UVFIO_MIG_STATE(STOP_COPY);
+UVFIO_MIG_STATE(RESUMING);
+UVFIO_MIG_STATE(RUNNING_P2P);
+UVFIO_MIG_STATE(PRE_COPY);
+UVFIO_MIG_STATE(PRE_COPY_P2P);
+#undef UVFIO_MIG_STATE
+} /* namespace uvfio::mig_state */
+
+/*
+ * uvfio only: what a state means, in one place for the core and drivers.
+ * A value that is no state (above UVFIO_DEVICE_STATE_MAX) is none of them.
+ */
+
+/* The function runs and may start DMA of its own: RUNNING, PRE_COPY. */
+static inline bool vfio_mig_state_running(int state)
+{
+	return state == VFIO_DEVICE_STATE_RUNNING ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY;
+}
+
+/* Pre-copy, with or without P2P DMA: PRE_COPY, PRE_COPY_P2P. */
+static inline bool vfio_mig_state_precopy(int state)
+{
+	return state == VFIO_DEVICE_STATE_PRE_COPY ||
+	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+/* A saving data stream is read in it: STOP_COPY and the pre-copy states. */
+static inline bool vfio_mig_state_saving(int state)
+{
+	return state == VFIO_DEVICE_STATE_STOP_COPY ||
+	       vfio_mig_state_precopy(state);
+}
+
+/* The states with a data stream (a data_fd): saving ones and RESUMING. */
+static inline bool vfio_mig_state_has_data(int state)
+{
+	return vfio_mig_state_saving(state) ||
+	       state == VFIO_DEVICE_STATE_RESUMING;
+}
+
+/*
+ * The enum's name without VFIO_DEVICE_STATE_ ("PRE_COPY_P2P"), as the arc
+ * fault points spell states; NULL for a value that is no state.
+ */
+const char *vfio_mig_state_name(int state);
 
 /*
  * The next state on the shortest path from cur_fsm to new_fsm that the

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Fault injection: the registry of declared fault points, the armed specs,
- * should_fail()'s slow path and the C API of <uvfio/uvfio.h>
+ * Fault injection (the kernel's lib/fault-inject.c): the registry of
+ * declared fault points, the armed specs, should_fail()'s slow paths and
+ * the C API of <uvfio/uvfio.h>
  * (uvfio_fault_set, uvfio_fault_clear, uvfio_fault_hits, uvfio_fault_list).
  *
  * One mutex protects everything here. It is a leaf: nothing is called
@@ -29,7 +30,8 @@ namespace {
 /* Errno values a point may fail with: what strerror knows, no more. */
 constexpr int max_errno = 4095;
 
-struct fault_point {
+/* What the registry keeps of a declared point. */
+struct point_info {
 	int default_err;
 	std::string doc;
 };
@@ -43,7 +45,7 @@ struct fault_spec {
 
 struct fault_registry {
 	std::mutex m;
-	std::map<std::string, fault_point, std::less<>> points;
+	std::map<std::string, point_info, std::less<>> points;
 	std::map<std::string, fault_spec, std::less<>> armed;
 };
 
@@ -94,7 +96,7 @@ int fault_point_register(const char *name, int default_err, const char *doc)
 	fault_registry &r = registry();
 	std::lock_guard<std::mutex> l(r.m);
 	try {
-		r.points.try_emplace(name, fault_point{default_err,
+		r.points.try_emplace(name, point_info{default_err,
 						       doc ? doc : ""});
 	} catch (...) {
 		return -ENOMEM;
@@ -102,7 +104,14 @@ int fault_point_register(const char *name, int default_err, const char *doc)
 	return 0;
 }
 
-int uvfio_should_fail_slow(const char *name)
+namespace {
+
+/*
+ * One hit of the point name: it and each dotted prefix of it count the
+ * hit. default_err is the point's errno when the caller knows it (0: look
+ * it up).
+ */
+int hit(const char *name, int default_err)
 {
 	fault_registry &r = registry();
 	std::string armed_as;
@@ -110,7 +119,6 @@ int uvfio_should_fail_slow(const char *name)
 
 	{
 		std::lock_guard<std::mutex> l(r.m);
-		/* The point, then each dotted prefix of it: all count the hit. */
 		for (std::string_view n(name);;) {
 			auto it = r.armed.find(n);
 			if (it != r.armed.end()) {
@@ -119,14 +127,15 @@ int uvfio_should_fail_slow(const char *name)
 				if (!ret && (s.hits == s.nth ||
 					     (s.persist && s.hits > s.nth))) {
 					int err = s.err;
-					if (!err) {
+					if (!err && !default_err) {
 						auto p = r.points.find(
 							std::string_view(name));
-						err = p != r.points.end()
-							      ? p->second.default_err
-							      : EIO;
+						default_err =
+							p != r.points.end()
+								? p->second.default_err
+								: EIO;
 					}
-					ret = -err;
+					ret = -(err ? err : default_err);
 					armed_as = it->first;
 				}
 			}
@@ -140,6 +149,21 @@ int uvfio_should_fail_slow(const char *name)
 		pr_info("fault injected at %s (armed as %s): %s", name,
 			armed_as.c_str(), strerror(-ret));
 	return ret;
+}
+
+} // namespace
+
+int uvfio_should_fail_point_slow(const struct fault_point *point)
+{
+	/* A point whose registration failed was never armable. */
+	if (point->default_err <= 0 || point->default_err > max_errno)
+		return 0;
+	return hit(point->name, point->default_err);
+}
+
+int uvfio_should_fail_slow(const char *name)
+{
+	return hit(name, 0);
 }
 
 int uvfio_should_failf_slow(const char *fmt, ...)

@@ -18,15 +18,15 @@
 
 #include "vfio_migration.h"
 
-DECLARE_FAULT_POINT(log_read_and_clear, "log.read_and_clear", EIO,
-		    "a DMA_LOGGING_REPORT window: the driver's "
-		    "log_read_and_clear fails")
-DECLARE_FAULT_POINT(log_start, "log.start", ENOMEM,
-		    "DMA_LOGGING_START: the driver's log_start fails, no "
-		    "session starts")
-DECLARE_FAULT_POINT(log_stop, "log.stop", EIO,
-		    "DMA_LOGGING_STOP: the driver's log_stop fails, the "
-		    "session goes on")
+DEFINE_FAULT_POINT(log_read_and_clear, "log.read_and_clear", EIO,
+		   "a DMA_LOGGING_REPORT window: the driver's "
+		   "log_read_and_clear fails")
+DEFINE_FAULT_POINT(log_start, "log.start", ENOMEM,
+		   "DMA_LOGGING_START: the driver's log_start fails, no "
+		   "session starts")
+DEFINE_FAULT_POINT(log_stop, "log.stop", EIO,
+		   "DMA_LOGGING_STOP: the driver's log_stop fails, the "
+		   "session goes on")
 
 namespace {
 
@@ -50,7 +50,7 @@ int vfio_device_log_read_and_clear(struct iova_bitmap *iter,
 	auto *device = static_cast<struct vfio_device *>(opaque);
 
 	/* As the driver failing this window: nothing of it read or cleared. */
-	int err = should_fail("log.read_and_clear");
+	int err = should_fail(&log_read_and_clear);
 	if (err)
 		return err;
 	return device->log_ops->log_read_and_clear(device, iova, length, iter);
@@ -122,7 +122,7 @@ int vfio_ioctl_device_feature_logging_start(struct vfio_device *device,
 	/* The driver may round page_size up; userspace learns it below. */
 	u64 page_size = control.page_size;
 	/* As the driver failing before it starts anything. */
-	ret = should_fail("log.start");
+	ret = should_fail(&log_start);
 	if (!ret)
 		ret = device->log_ops->log_start(device, &root, nnodes,
 						 &page_size);
@@ -149,7 +149,7 @@ int vfio_ioctl_device_feature_logging_stop(struct vfio_device *device,
 	if (ret != 1)
 		return ret;
 	/* As the driver failing before it stops anything. */
-	ret = should_fail("log.stop");
+	ret = should_fail(&log_stop);
 	if (ret)
 		return ret;
 	return device->log_ops->log_stop(device);

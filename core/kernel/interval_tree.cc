@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The interval tree behind <uvfio/linux/interval_tree.h>: a red-black tree
+ * The interval tree behind <uvfio/linux/interval_tree.h> (the kernel's
+ * lib/interval_tree.c and lib/rbtree.c): a red-black tree
  * ordered by start, where every node also carries __subtree_last, the
  * largest `last` anywhere in its subtree. That one extra value lets a query
  * skip every subtree that ends before the window, which is what makes an

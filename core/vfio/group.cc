@@ -20,7 +20,7 @@
 #include <uvfio/uapi/vfio.h>
 
 #include "vfio.h"
-#include "vfio_container.h"
+#include "container.h"
 
 namespace {
 

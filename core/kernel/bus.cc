@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The simulated PCI bus: the registry of drivers, spec parsing, and the
- * lifetime of pci_devs created by uvfio_sim_add() and removed by
- * uvfio_sim_remove().
+ * The simulated PCI bus (the kernel's drivers/base/bus.c and the PCI
+ * driver registration of drivers/pci/pci-driver.c): the registry of
+ * drivers, spec parsing, and the lifetime of pci_devs created by
+ * uvfio_sim_add() and removed by uvfio_sim_remove().
  */
 #include <cctype>
 #include <cerrno>
@@ -15,11 +16,12 @@
 #include <utility>
 #include <vector>
 
+#include <uvfio/linux/kernel.h>
 #include <uvfio/linux/pci.h>
 #include <uvfio/uvfio.h>
 
 #include "bus.h"
-#include "vfio.h"
+#include "runtime.h"
 
 struct uvfio_spec {
 	std::string text;

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
+ * One file over 600 lines on purpose, as drivers/vfio/vfio_iommu_type1.c
+ * is one file: the mappings, pinning, dirty tracking and the ioctls share
+ * one lock and one set of invariants.
+ *
  * The type1 IOMMU model behind a container: VFIO_IOMMU_GET_INFO, _MAP_DMA,
  * _UNMAP_DMA and _DIRTY_PAGES with the kernel's type1 validation and errno
  * values, the translation the simulated devices' DMA goes through
@@ -696,8 +700,8 @@ long type1_unmap_dma(struct vfio_iommu *iommu, unsigned long arg)
  * copy failing before that mapping's bits are reported or cleared, so they
  * stay for the next GET_BITMAP (mappings before it were reported).
  */
-DECLARE_FAULT_POINT(iommu_dirty_bitmap, "iommu.dirty_bitmap", EFAULT,
-		    "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP fails at a mapping")
+DEFINE_FAULT_POINT(iommu_dirty_bitmap, "iommu.dirty_bitmap", EFAULT,
+		   "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP fails at a mapping")
 
 int dirty_get_bitmap(struct vfio_iommu *iommu, u64 __user *bitmap, u64 iova,
 		     u64 size)
@@ -717,7 +721,7 @@ int dirty_get_bitmap(struct vfio_iommu *iommu, u64 __user *bitmap, u64 iova,
 	for (auto it = first_dma_from(iommu, iova);
 	     it != iommu->dma_list.end() && it->second->iova <= iova + size - 1;
 	     ++it) {
-		int ret = should_fail("iommu.dirty_bitmap");
+		int ret = should_fail(&iommu_dirty_bitmap);
 		if (!ret)
 			ret = update_user_bitmap(bitmap, it->second.get(), iova);
 		if (ret)

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * iova_bitmap: the counterpart of drivers/vfio/iova_bitmap.c.
+ * iova_bitmap: the counterpart of drivers/vfio/iova_bitmap.c, one file as
+ * it is. Over 600 lines because of the uvfio-only bulk paths
+ * (iova_bitmap_set_bits(), iova_bitmap_take_bits()), whose fast loops
+ * work inside the mapped window and so belong with it.
  *
  * The kernel pins the user's bitmap a chunk ("window") at a time and sets
  * bits in the pinned pages. Here a window is pinned with uvfio_pin_user()
@@ -468,7 +471,7 @@ inline void store_u64(u8 *p, u64 v)
 	std::memcpy(p, &v, 8);
 }
 
-/* OR nwords words of bits into dst and zero them; whether a bit was set. */
+/* OR nwords words of bits into dst and zero them in bits, a word at a time. */
 bool take_words_generic(u8 *dst, u64 *bits, u64 nwords)
 {
 	bool any = false;
@@ -504,7 +507,10 @@ __attribute__((target("avx512f"))) bool take_words_avx512(u8 *dst, u64 *bits,
 		acc = _mm512_or_si512(acc, v);
 	}
 	bool any = _mm512_test_epi64_mask(acc, acc) != 0;
-	return take_words_generic(dst + k * 8, bits + k, nwords - k) || any;
+	/* The last words short of a cache line, a word at a time. */
+	if (take_words_generic(dst + k * 8, bits + k, nwords - k))
+		any = true;
+	return any;
 }
 
 bool take_words(u8 *dst, u64 *bits, u64 nwords)

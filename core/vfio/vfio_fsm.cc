@@ -15,14 +15,7 @@
 
 namespace {
 
-constexpr int ERROR = VFIO_DEVICE_STATE_ERROR;
-constexpr int STOP = VFIO_DEVICE_STATE_STOP;
-constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
-constexpr int STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-constexpr int RESUMING = VFIO_DEVICE_STATE_RESUMING;
-constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
-constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+using namespace uvfio::mig_state;
 constexpr int NSTATES = UVFIO_DEVICE_NUM_STATES;
 
 /* Short names so the table below reads as a grid. */
@@ -71,8 +64,8 @@ bool supported(u32 migration_flags, unsigned int state)
 	       (state_flags[state] & migration_flags) == state_flags[state];
 }
 
-/* The kernel's enum names without VFIO_DEVICE_STATE_: fault point names. */
-constexpr const char *state_name[NSTATES] = {
+/* The enum's names without VFIO_DEVICE_STATE_. */
+constexpr const char *state_names[NSTATES] = {
 	"ERROR",       "STOP",	       "RUNNING",  "STOP_COPY",
 	"RESUMING",    "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P",
 };
@@ -81,11 +74,35 @@ int next_state(u32 flags, unsigned int cur, unsigned int target,
 	       unsigned int *next_fsm);
 
 /*
+ * The arc fault points by flavour, cur and next: "mig.arc.CUR->NEXT" fails
+ * the arc, "mig.error.CUR->NEXT" fails it and breaks the device. Only arcs
+ * some device can take are named and registered; the others stay zero,
+ * which should_fail() never fails.
+ */
+enum { ARC_FAILS, ARC_BREAKS, ARC_FLAVOURS };
+
+struct arc_fault_point {
+	char name[48];
+	struct fault_point point;
+};
+
+arc_fault_point arc_points[ARC_FLAVOURS][NSTATES][NSTATES];
+
+/*
  * Declare one point per arc any flags combination can take, in both
  * flavours, so that every arc can be listed and armed by name.
  */
 __attribute__((constructor)) void declare_arc_fault_points()
 {
+	static constexpr struct {
+		const char *prefix;
+		const char *doc;
+	} flavour[ARC_FLAVOURS] = {
+		{"mig.arc", "the arc fails; the device stays in the state it "
+			    "left"},
+		{"mig.error", "the arc fails and breaks the device: ERROR "
+			      "until reset"},
+	};
 	constexpr u32 combos[] = {
 		VFIO_MIGRATION_STOP_COPY,
 		VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P,
@@ -106,17 +123,15 @@ __attribute__((constructor)) void declare_arc_fault_points()
 		for (unsigned int next = 1; next < NSTATES; next++) {
 			if (!arc[cur][next])
 				continue;
-			char name[64];
-			snprintf(name, sizeof(name), "mig.arc.%s->%s",
-				 state_name[cur], state_name[next]);
-			fault_point_register(name, EIO,
-					     "the arc fails; the device stays "
-					     "in the state it left");
-			snprintf(name, sizeof(name), "mig.error.%s->%s",
-				 state_name[cur], state_name[next]);
-			fault_point_register(name, EIO,
-					     "the arc fails and breaks the "
-					     "device: ERROR until reset");
+			for (int f = 0; f < ARC_FLAVOURS; f++) {
+				arc_fault_point &p = arc_points[f][cur][next];
+				snprintf(p.name, sizeof(p.name), "%s.%s->%s",
+					 flavour[f].prefix, state_names[cur],
+					 state_names[next]);
+				p.point = {p.name, EIO, flavour[f].doc};
+				fault_point_register(p.name, EIO,
+						     flavour[f].doc);
+			}
 		}
 }
 
@@ -165,10 +180,10 @@ int vfio_mig_get_next_state(struct vfio_device *device,
 	if (ret)
 		return ret;
 
-	ret = should_failf("mig.arc.%s->%s", state_name[c], state_name[n]);
+	ret = should_fail(&arc_points[ARC_FAILS][c][n].point);
 	if (ret)
 		return ret;
-	ret = should_failf("mig.error.%s->%s", state_name[c], state_name[n]);
+	ret = should_fail(&arc_points[ARC_BREAKS][c][n].point);
 	if (ret) {
 		if (device->priv)
 			device->priv->mig_broken = true;
@@ -176,6 +191,11 @@ int vfio_mig_get_next_state(struct vfio_device *device,
 	}
 	*next_fsm = static_cast<enum vfio_device_mig_state>(n);
 	return 0;
+}
+
+const char *vfio_mig_state_name(int state)
+{
+	return state >= 0 && state < NSTATES ? state_names[state] : nullptr;
 }
 
 bool vfio_mig_device_broken(struct vfio_device *device)

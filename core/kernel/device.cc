@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* struct device reference counting. */
+/* struct device reference counting (the kernel's drivers/base/core.c). */
 #include <uvfio/linux/device.h>
 #include <uvfio/linux/kernel.h>
 

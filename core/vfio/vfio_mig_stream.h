@@ -85,6 +85,15 @@ void vfio_mig_stream_end(vfio_mig_stream &s);
 void vfio_mig_stream_end_left(vfio_mig_stream &s,
 			      enum vfio_device_mig_state state);
 
+/*
+ * The device's handle on its stream: end the stream (if any) and let go of
+ * it, under the device's mig_lock. _left: the device left the stream's
+ * states for state, as vfio_mig_stream_end_left().
+ */
+void vfio_mig_stream_drop(std::shared_ptr<vfio_mig_stream> &stream);
+void vfio_mig_stream_drop_left(std::shared_ptr<vfio_mig_stream> &stream,
+			       enum vfio_device_mig_state state);
+
 /* True once the stream has ended, from either side. */
 bool vfio_mig_stream_ended(const vfio_mig_stream &s);
 

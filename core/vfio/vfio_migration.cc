@@ -32,14 +32,6 @@
 
 namespace {
 
-bool opens_stream(enum vfio_device_mig_state state)
-{
-	return state == VFIO_DEVICE_STATE_STOP_COPY ||
-	       state == VFIO_DEVICE_STATE_RESUMING ||
-	       state == VFIO_DEVICE_STATE_PRE_COPY ||
-	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
-}
-
 /*
  * After a SET or a reset: the stream goes on if the device is in a state
  * of that stream and the stream has not failed; otherwise it ends.
@@ -59,8 +51,7 @@ void settle_stream(struct vfio_device *device,
 		vfio_mig_stream_kick(*stream);
 		return;
 	}
-	vfio_mig_stream_end_left(*stream, state);
-	stream.reset();
+	vfio_mig_stream_drop_left(stream, state);
 }
 
 } // namespace
@@ -101,8 +92,7 @@ int __vfio_mig_set_state(struct vfio_device *device,
 			dev_err(device->dev,
 				"state change refused: the migration data "
 				"stream failed (%s)", strerror(-ret));
-			vfio_mig_stream_end(*stream);
-			stream.reset();
+			vfio_mig_stream_drop(stream);
 			return ret;
 		}
 		if (vfio_mig_stream_ended(*stream))
@@ -118,7 +108,7 @@ int __vfio_mig_set_state(struct vfio_device *device,
 		settle_stream(device, stream);
 		return 0;
 	}
-	if (!opens_stream(target)) {
+	if (!vfio_mig_state_has_data(target)) {
 		dev_err(device->dev,
 			"driver bug: the move to state %d returned a data "
 			"file, which that state has none of",
@@ -128,10 +118,7 @@ int __vfio_mig_set_state(struct vfio_device *device,
 		return -EINVAL;
 	}
 	/* A new stream replaces the old, whose states the device left. */
-	if (stream) {
-		vfio_mig_stream_end_left(*stream, target);
-		stream.reset();
-	}
+	vfio_mig_stream_drop_left(stream, target);
 	return vfio_mig_stream_open(device, filp, target, &stream, data_filp);
 }
 
@@ -282,8 +269,7 @@ static long vfio_migration_reset(struct vfio_device *device,
 			vfio_mig_stream_restart(*stream);
 			settle_stream(device, stream);
 		} else {
-			vfio_mig_stream_end(*stream);
-			stream.reset();
+			vfio_mig_stream_drop(stream);
 		}
 	}
 	return ret;
@@ -324,8 +310,7 @@ int vfio_migration_state_digest(struct vfio_device *device, u64 *out)
 		int ret = vfio_mig_device_state(device, &state);
 		if (ret)
 			return ret;
-		if (state == VFIO_DEVICE_STATE_RUNNING ||
-		    state == VFIO_DEVICE_STATE_PRE_COPY)
+		if (vfio_mig_state_running(state))
 			return -EBUSY;
 	}
 	return device->priv->state_digest(device, out);
@@ -338,8 +323,5 @@ void vfio_migration_device_close(struct vfio_device *device)
 
 	vfio_mig_v1_abandon(device);
 	device->priv->mig_broken = false;
-	if (stream) {
-		vfio_mig_stream_end(*stream);
-		stream.reset();
-	}
+	vfio_mig_stream_drop(stream);
 }

@@ -20,7 +20,7 @@
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/unique_fd.h>
 
-#include "vfio.h"
+#include "runtime.h"
 
 namespace {
 

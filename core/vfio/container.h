@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * Core-private: IOMMU groups and containers, shared by vfio_group.cc and
+ * Core-private: IOMMU groups and containers, shared by group.cc and
  * container.cc (the counterparts of drivers/vfio/group.c and container.c).
  */
-#ifndef UVFIO_CORE_VFIO_CONTAINER_H
-#define UVFIO_CORE_VFIO_CONTAINER_H
+#ifndef UVFIO_CORE_CONTAINER_H
+#define UVFIO_CORE_CONTAINER_H
 
 #include <memory>
 #include <mutex>
@@ -55,4 +55,4 @@ int vfio_container_attach_group(const std::shared_ptr<vfio_container> &c,
 				vfio_group *group);
 void vfio_container_detach_group(vfio_group *group);
 
-#endif /* UVFIO_CORE_VFIO_CONTAINER_H */
+#endif /* UVFIO_CORE_CONTAINER_H */

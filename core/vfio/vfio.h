@@ -13,6 +13,8 @@
 
 #include <uvfio/linux/vfio.h>
 
+#include "runtime.h"
+
 struct vfio_mig_stream;
 struct vfio_mig_v1;
 struct vfio_group;
@@ -72,7 +74,7 @@ extern const struct file_operations vfio_device_fops;
  */
 int vfio_device_fd_open(struct vfio_device *device, struct file *group_file);
 
-/* -------- vfio_group.cc: groups and containers -------- */
+/* -------- group.cc, container.cc: groups and containers -------- */
 
 /* Registration gives a device its group; unregistration takes it. */
 int vfio_group_register(struct vfio_device *device);
@@ -88,89 +90,7 @@ int vfio_group_open(const char *number);
 void vfio_group_device_opened(struct file *group_file);
 void vfio_group_device_closed(struct file *group_file);
 
-/* -------- file.cc: the fd table -------- */
-
-/*
- * Give userspace a real fd for filp: real_fd (owned from now on) is recorded
- * as standing for filp, and the table takes over the caller's reference.
- * Returns real_fd, or -errno (real_fd is closed, the reference dropped).
- */
-int uvfio_fd_install(struct file *filp, int real_fd);
-
-/* The file behind fd with a new reference (fput() it), or NULL. */
-struct file *uvfio_fget(int fd);
-
-/*
- * Forget fd: close the real fd and drop the table's reference. -EBADF when fd
- * is not a uvfio fd.
- */
-int uvfio_fd_close(int fd);
-
-/*
- * Whether fd is in the table, without taking its lock (safe from inside any
- * core call, and cheap enough for an interposer's every read(2)).
- */
-bool uvfio_fd_owned(int fd);
-
-/*
- * dup(2) for a uvfio fd: a new real fd for oldfd's file, in the table with
- * its own reference. newfd >= 0: dup3() onto it (a uvfio file there is
- * released, EINVAL when newfd == oldfd); otherwise the lowest free number
- * >= minfd (fcntl F_DUPFD). flags: O_CLOEXEC or 0. The fd, or -errno.
- */
-int uvfio_fd_dup(int oldfd, int newfd, int minfd, int flags);
-
-/* Number of fds in the table (tests check for leaks). */
-size_t uvfio_fd_count(void);
-
 /* Open the IOMMU container: a new fd or -errno. */
 int vfio_container_open(void);
-
-/* -------- uaccess.cc -------- */
-
-/*
- * Where copies to and from a kernel buffer may really go: copy_out gets
- * copy_to_user()'s bytes with their offset in the buffer, copy_in fills
- * copy_from_user()'s destination; each returns true if it did the copy
- * (false: memcpy with the buffer, as usual).
- */
-class uaccess_sink
-{
-public:
-	/* stable: from uvfio_copy_to_user_stable(), see uaccess.h. */
-	virtual bool copy_out(size_t, const void *, size_t, bool) { return false; }
-	virtual bool copy_in(size_t, void *, size_t) { return false; }
-
-protected:
-	~uaccess_sink() = default;
-};
-
-/*
- * While alive, copy_{from,to}_user on this thread treat [buf, buf + len) as
- * valid user memory and copy it with memcpy: the core passes its own buffers
- * to drivers (the data-fd pump, PRECOPY_INFO) and needs no page check there.
- * With a sink, copies with the buffer ask the sink first.
- */
-class uaccess_kernel_buffer
-{
-public:
-	uaccess_kernel_buffer(const void *buf, size_t len,
-			      uaccess_sink *sink = nullptr);
-	~uaccess_kernel_buffer();
-	uaccess_kernel_buffer(const uaccess_kernel_buffer &) = delete;
-	uaccess_kernel_buffer &operator=(const uaccess_kernel_buffer &) = delete;
-
-private:
-	const char *lo_;
-	const char *hi_;
-	uaccess_sink *sink_;
-};
-
-/* -------- log.cc -------- */
-
-bool uvfio_log_enabled(int level);
-/* How many error lines the calling thread has logged so far. */
-unsigned long uvfio_log_err_lines(void);
-void uvfio_log_line(int level, const std::string &line);
 
 #endif /* UVFIO_CORE_VFIO_H */

@@ -15,7 +15,7 @@
 #include <uvfio/uapi/vfio.h>
 
 #include "vfio.h"
-#include "vfio_container.h"
+#include "container.h"
 
 namespace {
 
@@ -202,10 +202,10 @@ int vfio_container_open(void)
  * the access (a translation fault), which the device sees as it sees an
  * unmapped IOVA.
  */
-DECLARE_FAULT_POINT(dma_read, "dma.read", EFAULT,
-		    "a device DMA read from guest memory (vfio_dma_rw) faults")
-DECLARE_FAULT_POINT(dma_write, "dma.write", EFAULT,
-		    "a device DMA write to guest memory (vfio_dma_rw) faults")
+DEFINE_FAULT_POINT(dma_read, "dma.read", EFAULT,
+		   "a device DMA read from guest memory (vfio_dma_rw) faults")
+DEFINE_FAULT_POINT(dma_write, "dma.write", EFAULT,
+		   "a device DMA write to guest memory (vfio_dma_rw) faults")
 
 int vfio_dma_rw(struct vfio_device *device, dma_addr_t iova, void *data,
 		size_t len, bool write)
@@ -215,7 +215,7 @@ int vfio_dma_rw(struct vfio_device *device, dma_addr_t iova, void *data,
 	std::shared_ptr<vfio_iommu> iommu = device_iommu(device);
 	if (!iommu)
 		return -EINVAL;
-	int err = should_fail(write ? "dma.write" : "dma.read");
+	int err = should_fail(write ? &dma_write : &dma_read);
 	if (err)
 		return err;
 	return vfio_iommu_type1_dma_rw(iommu.get(), iova, data, len, write);

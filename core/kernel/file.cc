@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The file model and the fd table.
+ * The file model and the fd table (the kernel's fs/file.c, fs/file_table.c
+ * and fs/anon_inodes.c).
  *
  * Every file userspace holds is behind a real fd of this process, so the fd
  * number is unique, survives as long as the user keeps it, and poll(2) and
@@ -11,15 +12,17 @@
 #include <cerrno>
 #include <climits>
 #include <fcntl.h>
+#include <mutex>
 #include <shared_mutex>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <unordered_map>
 
+#include <uvfio/linux/device.h>
 #include <uvfio/linux/fs.h>
 #include <uvfio/linux/kernel.h>
 
-#include "vfio.h"
+#include "runtime.h"
 
 struct file *anon_inode_getfile(const char *, const struct file_operations *fops,
 				void *priv, int flags)

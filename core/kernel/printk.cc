@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The log sink behind dev_err() and friends: one line per message, to stderr
- * or to the callback set with uvfio_set_log_fn().
+ * printk (the kernel's kernel/printk/printk.c): the log sink behind
+ * pr_err(), dev_err() and friends, one line per message, to stderr or to
+ * the callback set with uvfio_set_log_fn().
  */
 #include <atomic>
 #include <cstdarg>
@@ -15,7 +16,7 @@
 #include <uvfio/linux/kernel.h>
 #include <uvfio/uvfio.h>
 
-#include "vfio.h"
+#include "runtime.h"
 
 namespace {
 
@@ -107,28 +108,41 @@ void uvfio_log_line(int level, const std::string &line)
 	std::fprintf(stderr, "uvfio: %s\n", line.c_str());
 }
 
-void uvfio_printk(int level, const char *fmt, ...)
+namespace {
+
+/*
+ * printk()'s body: format only a line that goes somewhere. Error lines are
+ * always formatted, since uvfio_log_line() counts them.
+ */
+void vprintk(int level, const struct device *dev, bool dev_prefix,
+	     const char *fmt, va_list ap)
 {
 	if (!uvfio_log_enabled(level) && level > UVFIO_LOG_ERR)
 		return;
+	std::string line = vformat(fmt, ap);
+	if (dev_prefix)
+		line = (dev ? dev->name : std::string("(no device)")) + ": " +
+		       line;
+	uvfio_log_line(level, line);
+}
+
+} // namespace
+
+void uvfio_printk(int level, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	std::string line = vformat(fmt, ap);
+	vprintk(level, nullptr, false, fmt, ap);
 	va_end(ap);
-	uvfio_log_line(level, line);
 }
 
 void uvfio_dev_printk(int level, const struct device *dev, const char *fmt,
 		      ...)
 {
-	if (!uvfio_log_enabled(level) && level > UVFIO_LOG_ERR)
-		return;
 	va_list ap;
 	va_start(ap, fmt);
-	std::string line = vformat(fmt, ap);
+	vprintk(level, dev, true, fmt, ap);
 	va_end(ap);
-	uvfio_log_line(level, (dev ? dev->name : std::string("(no device)")) +
-				      ": " + line);
 }
 
 void uvfio_warn_on(const char *cond, const char *file, int line)

@@ -64,12 +64,6 @@ constexpr u32 V1_RESUMING = VFIO_DEVICE_STATE_V1_RESUMING;
 constexpr u32 V1_NDMA = VFIO_DEVICE_STATE_V1_NDMA;
 constexpr u32 V1_MASK = VFIO_DEVICE_STATE_MASK;
 
-bool precopy_state(int state)
-{
-	return state == VFIO_DEVICE_STATE_PRE_COPY ||
-	       state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
-}
-
 /* States the walk can come back to without reopening a data stream. */
 bool streamless_state(int state)
 {
@@ -318,7 +312,7 @@ int v1_read_pending(struct vfio_device *device, vfio_mig_v1 &m, u64 *out)
 	if (ret)
 		return ret;
 
-	if (precopy_state(state)) {
+	if (vfio_mig_state_precopy(state)) {
 		/* What the stream's reader would be told, plus the window. */
 		struct vfio_precopy_info info = {};
 		long err;
