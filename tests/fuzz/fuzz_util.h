@@ -5,7 +5,7 @@
  * one input from leaking into the next.
  *
  * User memory. The core copies uAPI arguments with copy_{from,to}_user,
- * which fail with EFAULT on memory that is not mapped (core/uaccess.cc), as
+ * which fail with EFAULT on memory that is not mapped (core/kernel/uaccess.cc), as
  * the kernel's do. So an argument of n bytes is placed to end exactly at a
  * PROT_NONE guard page: a core that reads past what the caller declared or
  * provided gets EFAULT, not the fuzzer's neighbouring heap, and ASan never
