@@ -13,6 +13,8 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -20,11 +22,33 @@
 
 #include <xxhash.h>
 
-#include <uvfio/linux/device.h>
-#include <uvfio/linux/fault-inject.h>
 #include <uvfio/sim/simdev.h>
 
+#include "sim_types.h"
+
 namespace {
+
+/* A log line through the bus: the platform prefixes the function's name. */
+__attribute__((format(printf, 3, 4)))
+void simdev_log(struct simdev *sd, int level, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!sd->bus.log)
+		return;
+	va_start(ap, fmt);
+	std::vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sd->bus.log(sd->bus.opaque, level, msg);
+}
+
+/* Ask the platform whether this hit of a fault point fails. */
+int simdev_should_fail(struct simdev *sd, const char *point)
+{
+	return sd->bus.should_fail ? sd->bus.should_fail(sd->bus.opaque, point)
+				   : 0;
+}
 
 constexpr size_t CHUNK = 64 << 10;	/* the engine's bounce buffer */
 
@@ -406,8 +430,9 @@ void report_fault(struct simdev *sd, std::unique_lock<std::mutex> &l,
 	reg(sd, SIMDEV_REG_STATUS) |= SIMDEV_STATUS_FAULT;
 	set_reg64(sd, SIMDEV_REG_FAULT_IOVA_LO, iova);
 	reg(sd, SIMDEV_REG_ERRORS)++;
-	dev_err(sd->dev, "DMA fault at IOVA %#llx (%s); engine halted",
-		(unsigned long long)iova, what);
+	simdev_log(sd, SIMDEV_LOG_ERR,
+		   "DMA fault at IOVA %#llx (%s); engine halted",
+		   (unsigned long long)iova, what);
 	u32 irq = reg(sd, SIMDEV_REG_IRQ_CTRL);
 	if (irq & SIMDEV_IRQ_FAULT_EN)
 		raise_irq(sd, l, SIMDEV_IRQ_FAULT_VEC(irq));
@@ -478,9 +503,9 @@ void execute_one(struct simdev *sd, std::unique_lock<std::mutex> &l,
 	} else if (ret) {
 		reg(sd, SIMDEV_REG_STATUS) |= SIMDEV_STATUS_BAD_DESC;
 		reg(sd, SIMDEV_REG_ERRORS)++;
-		dev_err(sd->dev, "bad descriptor %u (opcode %u flags %#x len "
-			"%llu); engine halted", idx, d.opcode, d.flags,
-			(unsigned long long)d.len);
+		simdev_log(sd, SIMDEV_LOG_ERR, "bad descriptor %u (opcode %u "
+			   "flags %#x len %llu); engine halted", idx, d.opcode,
+			   d.flags, (unsigned long long)d.len);
 	}
 	u32 irq = reg(sd, SIMDEV_REG_IRQ_CTRL);
 	if (!ret && !wb && (d.flags & SIMDEV_DESC_IRQ) &&
@@ -596,7 +621,7 @@ struct simdev *simdev_find(const char *name)
 {
 	std::lock_guard<std::mutex> l(registry_lock);
 	for (struct simdev *sd : registry)
-		if (sd->dev && !std::strcmp(dev_name(sd->dev), name))
+		if (sd->name == name)
 			return sd;
 	return nullptr;
 }
@@ -685,13 +710,10 @@ void simdev_save_state(struct simdev *sd, struct simdev_state *st)
 	}
 }
 
-/* The device's own refusal of a state (a firmware load command failing). */
-DECLARE_FAULT_POINT(simdev_load_state, "simdev.load_state", EIO,
-		    "the simulated function refuses to load a device state")
-
 int simdev_load_state(struct simdev *sd, const struct simdev_state *st)
 {
-	int err = should_fail("simdev.load_state");
+	/* The device's own refusal of a state (a firmware load failing). */
+	int err = simdev_should_fail(sd, SIMDEV_FAULT_LOAD_STATE);
 	if (err)
 		return err;
 	u32 size = st->regs.r[SIMDEV_REG_RING_SIZE / 4];
