@@ -49,6 +49,7 @@
 #include <uvfio/linux/vfio_pci_core.h>
 
 #include "mig_rec.h"
+#include "migf.h"
 
 namespace {
 
@@ -95,20 +96,13 @@ template <typename T> struct uninit_allocator : std::allocator<T> {
 using staging_buffer = std::vector<u8, uninit_allocator<u8>>;
 
 /* One migration file: saving (read) or resuming (write). */
-struct td_migf {
+struct td_migf : migf {
 	testdev_device *tdev = nullptr;
-	struct file *filp = nullptr;
-	struct mutex lock;
-	bool disabled = false;
 
-	/* Saving. */
-	bool precopy = false;	/* opened in PRE_COPY */
-	bool final = false;	/* STOP_COPY: finish after the dirty pages */
+	/* Saving; initial_size is CONFIG and the full image. */
 	enum { CONFIG, MEM_FULL, DIRTY, BAR0, STATE, END, DONE } phase = CONFIG;
 	u64 mem_pos = 0;
 	u64 state_pos = 0;
-	mig_rec_writer w;	/* the record being read */
-	u64 initial_size = 0;	/* CONFIG + the full image, in bytes */
 
 	/* Resuming: the stream so far, in the device's staging buffer. */
 	staging_buffer *in = nullptr;
@@ -117,12 +111,7 @@ struct td_migf {
 
 struct testdev_device {
 	struct vfio_pci_core_device core_device;
-	struct mutex state_mutex;
-	enum vfio_device_mig_state mig_state = VFIO_DEVICE_STATE_RUNNING;
-	std::mutex reset_lock;
-	bool deferred_reset = false;
-	td_migf *saving_migf = nullptr;
-	td_migf *resuming_migf = nullptr;
+	struct migf_dev mig;	/* FSM state, files, deferred reset */
 	/*
 	 * Where an incoming stream waits for RESUMING -> STOP, as a device
 	 * buffers it in its own memory. Kept while the device is open so a
@@ -156,6 +145,11 @@ testdev_device *to_testdev(struct vfio_device *vdev)
 	return container_of(vdev, struct testdev_device, core_device.vdev);
 }
 
+testdev_device *mig_to_testdev(struct migf_dev *md)
+{
+	return container_of(md, struct testdev_device, mig);
+}
+
 u64 records(u64 bytes)
 {
 	return (bytes + TD_CHUNK - 1) / TD_CHUNK;
@@ -173,13 +167,15 @@ u64 td_stream_size(const testdev_device *tdev)
 
 /* -------- dirty tracking of BAR2 writes -------- */
 
-void td_track_start(testdev_device *tdev)
+int td_track_start(struct migf_dev *md)
 {
+	testdev_device *tdev = mig_to_testdev(md);
 	std::lock_guard<std::mutex> l(tdev->dirty_lock);
 	std::fill(tdev->dirty.begin(), tdev->dirty.end(), 0);
 	tdev->dirty_count = 0;
 	tdev->dirty_cursor = 0;
 	tdev->tracking = true;
+	return 0;
 }
 
 void td_track_stop(testdev_device *tdev)
@@ -265,8 +261,9 @@ void td_emit_mem(td_migf *f, u64 off, u64 len)
 }
 
 /* Put the next record in f->w; false when there is none now. */
-bool td_produce(td_migf *f)
+bool td_produce(struct migf *mf)
 {
+	auto *f = static_cast<td_migf *>(mf);
 	testdev_device *tdev = f->tdev;
 	struct vfio_pci_core_device *core = &tdev->core_device;
 	u64 off, len;
@@ -327,83 +324,14 @@ bool td_produce(td_migf *f)
 	}
 }
 
-bool td_produce_cb(void *arg)
+/* Pages not taken yet: one record header per page at most. */
+void td_precopy_info(struct migf *f, struct vfio_precopy_info *info)
 {
-	return td_produce(static_cast<td_migf *>(arg));
+	testdev_device *tdev = mig_to_testdev(f->md);
+	mig_rec_precopy_info(&f->w, f->initial_size,
+			     td_dirty_count(tdev) * (TD_PAGE + sizeof(td_rec)),
+			     info);
 }
-
-ssize_t td_save_read(struct file *filp, char __user *buf, size_t len,
-		     loff_t *pos)
-{
-	auto *f = static_cast<td_migf *>(filp->private_data);
-
-	if (pos)
-		return -ESPIPE;
-	mutex_guard g(&f->lock);
-	/* Quietly, as the kernel's drivers: the core reads once after an
-	 * arc that leaves the file's states, to check it is disabled. */
-	if (f->disabled)
-		return -ENODEV;
-	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
-	return mig_rec_read(&f->w, buf, len, td_produce_cb, f, f->final);
-}
-
-void td_state_mutex_unlock(testdev_device *tdev);
-
-long td_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
-{
-	auto *f = static_cast<td_migf *>(filp->private_data);
-	testdev_device *tdev = f->tdev;
-	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
-	struct vfio_precopy_info info = {};
-	void __user *uarg = reinterpret_cast<void __user *>(arg);
-	long ret = 0;
-
-	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
-		return -ENOTTY;
-	if (copy_from_user(&info, uarg, minsz))
-		return -EFAULT;
-	if (info.argsz < minsz)
-		return -EINVAL;
-
-	mutex_lock(&tdev->state_mutex);
-	if (tdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
-	    tdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		ret = -EINVAL;
-		goto out;
-	}
-	{
-		mutex_guard g(&f->lock);
-		if (f->disabled) {
-			ret = -ENODEV;
-			goto out;
-		}
-		/* Pages not taken yet: one record header per page at most. */
-		mig_rec_precopy_info(&f->w, f->initial_size,
-				     td_dirty_count(tdev) *
-					     (TD_PAGE + sizeof(td_rec)),
-				     &info);
-	}
-out:
-	td_state_mutex_unlock(tdev);
-	if (!ret && copy_to_user(uarg, &info, minsz))
-		ret = -EFAULT;
-	return ret;
-}
-
-int td_migf_release(struct inode *, struct file *filp)
-{
-	delete static_cast<td_migf *>(filp->private_data);
-	return 0;
-}
-
-const struct file_operations td_save_fops = {
-	.read = td_save_read,
-	.write = nullptr,
-	.unlocked_ioctl = td_save_ioctl,
-	.mmap = nullptr,
-	.release = td_migf_release,
-};
 
 /* -------- the resuming file -------- */
 
@@ -440,15 +368,17 @@ const struct file_operations td_resume_fops = {
 	.write = td_resume_write,
 	.unlocked_ioctl = nullptr,
 	.mmap = nullptr,
-	.release = td_migf_release,
+	.release = migf_release,
 };
 
 /*
  * Check the whole buffered stream, then apply it: the device never holds a
  * half-loaded state. 0 or -EINVAL with one log line saying why.
  */
-int td_load(testdev_device *tdev, td_migf *f)
+int td_load(struct migf *mf)
 {
+	auto *f = static_cast<td_migf *>(mf);
+	testdev_device *tdev = f->tdev;
 	struct vfio_pci_core_device *core = &tdev->core_device;
 	struct device *dev = core->vdev.dev;
 	const u8 *p = f->in->data();
@@ -594,68 +524,28 @@ int td_load(testdev_device *tdev, td_migf *f)
 
 /* -------- the FSM -------- */
 
-td_migf *td_migf_alloc(testdev_device *tdev, bool saving)
+struct file *td_open_save(struct migf_dev *md, bool precopy)
 {
-	auto *f = new (std::nothrow) td_migf;
+	testdev_device *tdev = mig_to_testdev(md);
+	auto *f = migf_alloc<td_migf>(&tdev->mig, "testdev_mig",
+				      &migf_save_fops, true);
 	if (!f)
-		return nullptr;
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
 	f->tdev = tdev;
-	mutex_init(&f->lock);
-	struct file *filp = anon_inode_getfile(
-		"testdev_mig", saving ? &td_save_fops : &td_resume_fops, f,
-		saving ? O_RDONLY : O_WRONLY);
-	if (IS_ERR(filp)) {
-		delete f;
-		return nullptr;
-	}
-	stream_open(nullptr, filp);
-	f->filp = filp;
-	return f;
+	return migf_open_save(f, precopy,
+			      sizeof(td_rec) + sizeof(td_config) +
+				      records(tdev->mem_size) * sizeof(td_rec) +
+				      tdev->mem_size);
 }
 
-/* The driver keeps its own reference to each file until it disables it. */
-void td_disable_fds(testdev_device *tdev)
+struct file *td_open_resume(struct migf_dev *md)
 {
-	for (td_migf **pf : {&tdev->saving_migf, &tdev->resuming_migf}) {
-		td_migf *f = *pf;
-		if (!f)
-			continue;
-		mutex_lock(&f->lock);
-		f->disabled = true;
-		mig_rec_release(&f->w);
-		if (f->in)
-			f->in->clear();
-		f->in = nullptr;
-		mutex_unlock(&f->lock);
-		*pf = nullptr;
-		fput(f->filp);
-	}
-	td_track_stop(tdev);
-}
-
-struct file *td_open_save(testdev_device *tdev, bool precopy)
-{
-	td_migf *f = td_migf_alloc(tdev, true);
+	testdev_device *tdev = mig_to_testdev(md);
+	auto *f = migf_alloc<td_migf>(&tdev->mig, "testdev_mig",
+				      &td_resume_fops, false);
 	if (!f)
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
-	f->w.magic = TD_MAGIC;
-	f->w.version = TD_VERSION;
-	f->precopy = precopy;
-	f->final = !precopy;
-	f->initial_size = sizeof(td_rec) + sizeof(td_config) +
-			  records(tdev->mem_size) * sizeof(td_rec) +
-			  tdev->mem_size;
-	if (precopy)
-		td_track_start(tdev);
-	tdev->saving_migf = f;
-	return get_file(f->filp);
-}
-
-struct file *td_open_resume(testdev_device *tdev)
-{
-	td_migf *f = td_migf_alloc(tdev, false);
-	if (!f)
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	f->tdev = tdev;
 	/* Room for pre-copy's resent pages, bounded all the same. */
 	u64 size = td_stream_size(tdev);
 	f->in_limit = 8 * size + (64 << 20);
@@ -667,59 +557,21 @@ struct file *td_open_resume(testdev_device *tdev)
 		fput(f->filp);
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
 	}
-	tdev->resuming_migf = f;
-	return get_file(f->filp);
+	return migf_open_resume(f);
 }
 
-struct file *td_step(struct vfio_device *vdev,
-		     enum vfio_device_mig_state next)
+struct file *td_step(struct migf_dev *md, enum vfio_device_mig_state next)
 {
-	testdev_device *tdev = to_testdev(vdev);
-	const int cur = tdev->mig_state, nxt = next;
+	const int cur = md->mig_state, nxt = next;
 	constexpr int STOP = VFIO_DEVICE_STATE_STOP;
 	constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
-	constexpr int STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-	constexpr int RESUMING = VFIO_DEVICE_STATE_RESUMING;
 	constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
 	constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
 	constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+	struct file *res;
 
-	if (cur == STOP && nxt == STOP_COPY)
-		return td_open_save(tdev, false);
-	if ((cur == RUNNING && nxt == PRE_COPY) ||
-	    (cur == RUNNING_P2P && nxt == PRE_COPY_P2P))
-		return td_open_save(tdev, true);
-	/* PRE_COPY -> STOP_COPY is the arc of a device without P2P. */
-	if ((cur == PRE_COPY_P2P || cur == PRE_COPY) && nxt == STOP_COPY) {
-		/* The pre-copy file goes on and now has an end. */
-		td_migf *f = tdev->saving_migf;
-		if (td_was_mapped(tdev))
-			td_mark_dirty(tdev, 0, tdev->mem_size);
-		if (f) {
-			mutex_guard g(&f->lock);
-			f->final = true;
-		}
-		return nullptr;
-	}
-	if ((cur == STOP_COPY && nxt == STOP) ||
-	    (cur == PRE_COPY && nxt == RUNNING) ||
-	    (cur == PRE_COPY_P2P && nxt == RUNNING_P2P)) {
-		td_disable_fds(tdev);
-		return nullptr;
-	}
-	if (cur == STOP && nxt == RESUMING)
-		return td_open_resume(tdev);
-	if (cur == RESUMING && nxt == STOP) {
-		td_migf *f = tdev->resuming_migf;
-		if (f) {
-			mutex_guard g(&f->lock);
-			int ret = td_load(tdev, f);
-			if (ret)
-				return static_cast<struct file *>(ERR_PTR(ret));
-		}
-		td_disable_fds(tdev);
-		return nullptr;
-	}
+	if (migf_step_data(md, next, &res))
+		return res;
 	/* Stopping and starting: testdev starts no DMA, nothing to quiesce. */
 	if ((cur == RUNNING && (nxt == RUNNING_P2P || nxt == STOP)) ||
 	    (cur == STOP && nxt == RUNNING) ||
@@ -732,70 +584,48 @@ struct file *td_step(struct vfio_device *vdev,
 	return static_cast<struct file *>(ERR_PTR(-EINVAL));
 }
 
-/*
- * Unlock state_mutex, first running a reset that arrived while it was held
- * (the deferred-reset pattern of the kernel's variant drivers).
- */
-void td_state_mutex_unlock(testdev_device *tdev)
+/* Writes through an mmap were not tracked: send all of BAR2 again. */
+void td_track_flush(struct migf_dev *md)
 {
-	for (;;) {
-		std::unique_lock<std::mutex> l(tdev->reset_lock);
-		if (!tdev->deferred_reset) {
-			mutex_unlock(&tdev->state_mutex);
-			return;
-		}
-		tdev->deferred_reset = false;
-		l.unlock();
-		tdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
-		td_disable_fds(tdev);
-	}
+	testdev_device *tdev = mig_to_testdev(md);
+	if (td_was_mapped(tdev))
+		td_mark_dirty(tdev, 0, tdev->mem_size);
 }
 
-/*
- * The kernel drivers' loop (mtty, mlx5): one arc at a time toward
- * new_state, each asked of vfio_mig_get_next_state(), under state_mutex.
- * A failing arc leaves the device in the state it reached.
- */
+/* The files are gone: so is tracking, and a stream being resumed. */
+void td_files_disabled(struct migf_dev *md)
+{
+	testdev_device *tdev = mig_to_testdev(md);
+	td_track_stop(tdev);
+	tdev->staging.clear();
+}
+
+const struct migf_dev_ops td_migf_ops = {
+	.magic = TD_MAGIC,
+	.version = TD_VERSION,
+	.save_fops = &migf_save_fops,
+	.step = td_step,
+	.open_save = td_open_save,
+	.open_resume = td_open_resume,
+	.load = td_load,
+	.produce = td_produce,
+	.precopy_info = td_precopy_info,
+	.track_start = td_track_start,
+	.track_flush = td_track_flush,
+	.disabled = td_files_disabled,
+	.reset = nullptr,
+};
+
 struct file *testdev_set_state(struct vfio_device *vdev,
 			       enum vfio_device_mig_state new_state)
 {
-	testdev_device *tdev = to_testdev(vdev);
-	enum vfio_device_mig_state next;
-	struct file *res = NULL;
-	int ret;
-
-	mutex_lock(&tdev->state_mutex);
-	while (new_state != tdev->mig_state) {
-		ret = vfio_mig_get_next_state(vdev, tdev->mig_state, new_state,
-					      &next);
-		if (ret) {
-			res = static_cast<struct file *>(ERR_PTR(ret));
-			break;
-		}
-		res = td_step(vdev, next);
-		if (IS_ERR(res))
-			break;
-		tdev->mig_state = next;
-		/* Only the last arc may open a data file. */
-		if (WARN_ON(res && new_state != tdev->mig_state)) {
-			fput(res);
-			res = static_cast<struct file *>(ERR_PTR(-EINVAL));
-			break;
-		}
-	}
-	td_state_mutex_unlock(tdev);
-	return res;
+	return migf_set_state(&to_testdev(vdev)->mig, new_state);
 }
 
 int testdev_get_state(struct vfio_device *vdev,
 		      enum vfio_device_mig_state *curr_state)
 {
-	testdev_device *tdev = to_testdev(vdev);
-
-	mutex_lock(&tdev->state_mutex);
-	*curr_state = tdev->mig_state;
-	td_state_mutex_unlock(tdev);
-	return 0;
+	return migf_get_state(&to_testdev(vdev)->mig, curr_state);
 }
 
 int testdev_get_data_size(struct vfio_device *vdev,
@@ -869,7 +699,7 @@ int testdev_init_dev(struct vfio_device *vdev)
 	int ret = vfio_pci_core_init_dev(vdev);
 	if (ret)
 		return ret;
-	mutex_init(&tdev->state_mutex);
+	migf_dev_init(&tdev->mig, vdev, &td_migf_ops);
 	return 0;
 }
 
@@ -888,9 +718,9 @@ int testdev_open_device(struct vfio_device *vdev)
 		sim_pci_config_set_status_errors(&tdev->core_device.config,
 						 tdev->errstat);
 	}
-	mutex_lock(&tdev->state_mutex);
-	tdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	td_state_mutex_unlock(tdev);
+	mutex_lock(&tdev->mig.state_mutex);
+	migf_reset(&tdev->mig);
+	migf_state_mutex_unlock(&tdev->mig);
 	vfio_pci_core_finish_enable(&tdev->core_device);
 	return 0;
 }
@@ -899,10 +729,10 @@ void testdev_close_device(struct vfio_device *vdev)
 {
 	testdev_device *tdev = to_testdev(vdev);
 
-	mutex_lock(&tdev->state_mutex);
-	td_disable_fds(tdev);
+	mutex_lock(&tdev->mig.state_mutex);
+	migf_disable_fds(&tdev->mig);
 	staging_buffer().swap(tdev->staging);
-	td_state_mutex_unlock(tdev);
+	migf_state_mutex_unlock(&tdev->mig);
 	testdev_log_stop(vdev);
 	vfio_pci_core_close_device(vdev);
 }
@@ -933,13 +763,7 @@ void testdev_pci_aer_reset_done(struct pci_dev *pdev)
 {
 	testdev_device *tdev =
 		static_cast<testdev_device *>(pci_get_drvdata(pdev));
-	{
-		std::lock_guard<std::mutex> l(tdev->reset_lock);
-		tdev->deferred_reset = true;
-		if (!mutex_trylock(&tdev->state_mutex))
-			return;
-	}
-	td_state_mutex_unlock(tdev);
+	migf_reset_done(&tdev->mig);
 }
 
 const struct pci_error_handlers testdev_err_handlers = {
