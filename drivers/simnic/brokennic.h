@@ -24,6 +24,8 @@
 
 #include <bit>
 
+#include <uvfio/linux/uaccess.h>
+
 #include "simnic.h"
 
 namespace {
@@ -71,10 +73,16 @@ long brokennic_precopy_ioctl(struct file *filp, unsigned int cmd,
 {
 	auto *f = static_cast<struct migf *>(filp->private_data);
 	struct migf_dev *md = f->md;
+	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vfio_precopy_info info;
 	long ret = migf_precopy_ioctl(filp, cmd, arg);
 
+	/* Only the state's EINVAL: a short argsz keeps its own. */
 	if (ret == -EINVAL &&
-	    brokennic_has(mig_to_simnic(md), BROKENNIC_BUG_ERRNO)) {
+	    brokennic_has(mig_to_simnic(md), BROKENNIC_BUG_ERRNO) &&
+	    !copy_from_user(&info, reinterpret_cast<void __user *>(arg),
+			    minsz) &&
+	    info.argsz >= minsz) {
 		mutex_lock(&md->state_mutex);
 		if (!migf_state_is_precopy(md->mig_state))
 			ret = -ENOTTY;

@@ -4,7 +4,8 @@
  * userspace reads, the resuming side checks each record as it arrives and
  * applies device memory at once (the device is stopped in RESUMING), but
  * loads the device state only at RESUMING -> STOP, after the whole stream
- * proved good.
+ * proved good. The files' lifecycle around this content (opening,
+ * reading, PRECOPY_INFO, disabling) is drivers/common/migf.cc's.
  */
 #include <algorithm>
 #include <cstdarg>
