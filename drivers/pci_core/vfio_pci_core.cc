@@ -4,7 +4,8 @@
  * shares: the device's lifetime (init, register, release), open and close,
  * reset, and the device ioctls (info, region and IRQ info, SET_IRQS, which
  * vfio_pci_intrs.cc carries out). Region access is vfio_pci_rdwr.cc,
- * config virtualization vfio_pci_config.cc.
+ * config virtualization vfio_pci_config.cc, the v1 migration region
+ * vfio_pci_mig_v1.cc.
  */
 #include <cerrno>
 #include <algorithm>
@@ -143,20 +144,6 @@ int vfio_pci_core_register_dev_region(struct vfio_pci_core_device *vdev,
 	return 0;
 }
 
-/* -------- the core's v1 migration region, as a device-specific region -------- */
-
-static ssize_t vfio_pci_mig_v1_rw(struct vfio_pci_core_device *vdev,
-				  char __user *buf, size_t count, loff_t *ppos,
-				  bool iswrite)
-{
-	u64 off = static_cast<u64>(*ppos) & VFIO_PCI_OFFSET_MASK;
-	ssize_t ret = vfio_mig_v1_rw(&vdev->vdev, buf, count, off, iswrite);
-
-	if (ret > 0)
-		*ppos += ret;
-	return ret;
-}
-
 /*
  * A device's memory exists from power-on, as hardware's does: allocate it
  * at creation, so that the first write into it (a resume, a guest's DMA)
@@ -174,54 +161,6 @@ static void vfio_pci_core_populate_bar(struct vfio_pci_bar *bar)
 	if (madvise(bar->map, bar->size, MADV_POPULATE_WRITE)) {
 		/* Older kernels: the device faults its memory in as used. */
 	}
-}
-
-static int vfio_pci_mig_v1_mmap(struct vfio_pci_core_device *vdev,
-				struct vfio_pci_region *,
-				struct vm_area_struct *vma)
-{
-	u64 pgoff = vma->vm_pgoff &
-		    ((1UL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1);
-
-	return vfio_mig_v1_mmap(&vdev->vdev, vma, pgoff << PAGE_SHIFT);
-}
-
-static int vfio_pci_mig_v1_add_capability(struct vfio_pci_core_device *vdev,
-					  struct vfio_pci_region *,
-					  struct vfio_info_cap *caps)
-{
-	return vfio_mig_v1_add_capability(&vdev->vdev, caps);
-}
-
-static const struct vfio_pci_regops vfio_pci_mig_v1_regops = {
-	.rw = vfio_pci_mig_v1_rw,
-	.release = nullptr,	/* the core frees its part with the device */
-	.mmap = vfio_pci_mig_v1_mmap,
-	.add_capability = vfio_pci_mig_v1_add_capability,
-};
-
-/*
- * The v1 migration region for a device with mig_ops, unless the spec being
- * probed says mig_v1=off (the bus has checked the value).
- */
-static int vfio_pci_core_add_mig_v1(struct vfio_pci_core_device *vdev)
-{
-	const struct uvfio_spec *spec = vdev->pdev->spec;
-	const char *want = spec ? uvfio_spec_get(spec, "mig_v1") : nullptr;
-	int ret;
-
-	if (!vdev->vdev.mig_ops || (want && !std::strcmp(want, "off")))
-		return 0;
-	ret = vfio_mig_v1_init(&vdev->vdev);
-	if (ret)
-		return ret;
-	return vfio_pci_core_register_dev_region(
-		vdev, VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
-		VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
-		&vfio_pci_mig_v1_regops, UVFIO_MIG_V1_REGION_SIZE,
-		VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
-			VFIO_REGION_INFO_FLAG_MMAP,
-		nullptr);
 }
 
 int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)

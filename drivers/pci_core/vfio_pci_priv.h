@@ -2,7 +2,8 @@
 /*
  * pci_core internals shared between its files (not for variant drivers):
  * vfio_pci_core.cc (lifetime, ioctls), vfio_pci_intrs.cc (interrupts),
- * vfio_pci_rdwr.cc (region access), vfio_pci_config.cc (config space).
+ * vfio_pci_rdwr.cc (region access), vfio_pci_config.cc (config space),
+ * vfio_pci_mig_v1.cc (the v1 migration region).
  */
 #ifndef UVFIO_DRIVERS_VFIO_PCI_PRIV_H
 #define UVFIO_DRIVERS_VFIO_PCI_PRIV_H
@@ -24,6 +25,14 @@ to_core(struct vfio_device *core_vdev)
 void vfio_pci_core_sync_command(struct vfio_pci_core_device *vdev);
 /* The reset a config write of Initiate FLR asks for (uvfio_device_reset). */
 int vfio_pci_core_flr_reset(struct vfio_device *core_vdev);
+
+/* -------- vfio_pci_mig_v1.cc -------- */
+
+/*
+ * Register the core's v1 migration region for a device with mig_ops,
+ * unless its spec says mig_v1=off. 0 or -errno.
+ */
+int vfio_pci_core_add_mig_v1(struct vfio_pci_core_device *vdev);
 
 /* -------- vfio_pci_intrs.cc -------- */
 
