@@ -231,7 +231,7 @@ bool migf_produce(void *arg)
 ssize_t migf_save_read(struct file *filp, char __user *buf, size_t len,
 		       loff_t *pos)
 {
-	auto *f = static_cast<struct migf *>(filp->private_data);
+	struct migf *f = file_to_migf(filp);
 
 	if (pos)
 		return -ESPIPE;
@@ -247,7 +247,7 @@ ssize_t migf_save_read(struct file *filp, char __user *buf, size_t len,
 long migf_precopy_ioctl(struct file *filp, unsigned int cmd,
 			unsigned long arg)
 {
-	auto *f = static_cast<struct migf *>(filp->private_data);
+	struct migf *f = file_to_migf(filp);
 	struct migf_dev *md = f->md;
 	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
 	struct vfio_precopy_info info = {};
@@ -279,7 +279,7 @@ long migf_precopy_ioctl(struct file *filp, unsigned int cmd,
 
 int migf_release(struct inode *, struct file *filp)
 {
-	delete static_cast<struct migf *>(filp->private_data);
+	delete file_to_migf(filp);
 	return 0;
 }
 

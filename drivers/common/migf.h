@@ -127,6 +127,12 @@ void migf_dev_init(struct migf_dev *md, struct vfio_device *vdev,
 int migf_init_file(struct migf *f, struct migf_dev *md, const char *name,
 		   const struct file_operations *fops, bool saving);
 
+/* A file's migf: private_data holds the base, as migf_init_file set it. */
+static inline struct migf *file_to_migf(struct file *filp)
+{
+	return static_cast<struct migf *>(filp->private_data);
+}
+
 /* new T, then migf_init_file(); NULL when either fails. */
 template <typename T>
 T *migf_alloc(struct migf_dev *md, const char *name,

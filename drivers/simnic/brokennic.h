@@ -71,7 +71,7 @@ void brokennic_precopy_info(struct migf *f, struct vfio_precopy_info *info)
 long brokennic_precopy_ioctl(struct file *filp, unsigned int cmd,
 			     unsigned long arg)
 {
-	auto *f = static_cast<struct migf *>(filp->private_data);
+	struct migf *f = file_to_migf(filp);
 	struct migf_dev *md = f->md;
 	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
 	struct vfio_precopy_info info;

@@ -293,7 +293,7 @@ u8 *payload_dst(simnic_migf *f)
 ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
 			    size_t len, loff_t *pos)
 {
-	auto *f = static_cast<simnic_migf *>(filp->private_data);
+	auto *f = static_cast<simnic_migf *>(file_to_migf(filp));
 	size_t done = 0;
 
 	if (pos)

@@ -194,7 +194,7 @@ void td_precopy_info(struct migf *f, struct vfio_precopy_info *info)
 ssize_t td_resume_write(struct file *filp, const char __user *buf, size_t len,
 			loff_t *pos)
 {
-	auto *f = static_cast<td_migf *>(filp->private_data);
+	auto *f = static_cast<td_migf *>(file_to_migf(filp));
 
 	if (pos)
 		return -ESPIPE;
