@@ -9,6 +9,8 @@
 
 #include <uvfio/sim/pci_config.h>
 
+#include "sim_types.h"
+
 namespace {
 
 void put8(u8 *a, u32 off, u8 v)

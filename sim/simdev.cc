@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The simulated DMA function: registers, the engine thread, quiescing, the
- * device's own DMA dirty tracker and its migratable state.
+ * The simulated DMA function: registers, the engine thread, quiescing
+ * and its migratable state. Device memory and its pre-copy dirty tracking
+ * are simdev_mem.cc; the DMA dirty tracker (DMA logging) simdev_log.cc.
  *
  * The engine holds the device lock only between DMA operations: a DMA
  * through the bus, an MSI-X message and the drain delay all run unlocked
@@ -10,9 +11,9 @@
  * it is allowed to again.
  */
 #include <algorithm>
-#include <atomic>
-#include <bit>
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -20,11 +21,33 @@
 
 #include <xxhash.h>
 
-#include <uvfio/linux/device.h>
-#include <uvfio/linux/fault-inject.h>
 #include <uvfio/sim/simdev.h>
 
+#include "sim_types.h"
+
 namespace {
+
+/* A log line through the bus: the platform prefixes the function's name. */
+__attribute__((format(printf, 3, 4)))
+void simdev_log(struct simdev *sd, int level, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	if (!sd->bus.log)
+		return;
+	va_start(ap, fmt);
+	std::vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sd->bus.log(sd->bus.opaque, level, msg);
+}
+
+/* Ask the platform whether this hit of a fault point fails. */
+int simdev_should_fail(struct simdev *sd, const char *point)
+{
+	return sd->bus.should_fail ? sd->bus.should_fail(sd->bus.opaque, point)
+				   : 0;
+}
 
 constexpr size_t CHUNK = 64 << 10;	/* the engine's bounce buffer */
 
@@ -90,154 +113,6 @@ void wait_not_in_flight(struct simdev *sd, std::unique_lock<std::mutex> &l)
 	sd->draining = false;
 }
 
-constexpr u64 LOG_CP = SIMDEV_LOG_CHUNK_PAGES;
-constexpr u64 LOG_CW = LOG_CP / 64;	/* words per chunk */
-
-/*
- * Set bits [lo, hi] of a range's bitmap, after the DMA wrote the pages.
- * Always the RMW, with release, even for bits already set: the REPORT that
- * clears them then sees this write's data too, or leaves them set.
- *
- * Per chunk, the marker announces itself (markers + 1) before it loads
- * the chunk's buffer and leaves after its last OR. All four of those and
- * REPORT's swap and markers load are seq_cst: a marker that loaded the old
- * buffer incremented before the swap, so REPORT, which loads markers after
- * the swap, sees it until it has left (and then sees its ORs).
- */
-void log_set_bits(const struct simdev_log_range &r, u64 lo, u64 hi)
-{
-	for (u64 c = lo / LOG_CP; c <= hi / LOG_CP; c++) {
-		u64 base = c * LOG_CP;
-		u64 clo = std::max(lo, base) - base;
-		u64 chi = std::min(hi, base + LOG_CP - 1) - base;
-		struct simdev_log_chunk &ch = r.chunks[c];
-		std::atomic_ref<u32> markers(ch.markers);
-
-		markers.fetch_add(1, std::memory_order_seq_cst);
-		u64 *bits = std::atomic_ref<u64 *>(ch.bits).load(
-			std::memory_order_seq_cst);
-		for (u64 w = clo / 64; w <= chi / 64; w++) {
-			u64 mask = ~0ULL;
-			if (w == clo / 64)
-				mask &= ~0ULL << (clo % 64);
-			if (w == chi / 64)
-				mask &= ~0ULL >> (63 - chi % 64);
-			std::atomic_ref<u64>(bits[w]).fetch_or(
-				mask, std::memory_order_release);
-		}
-		markers.fetch_sub(1, std::memory_order_seq_cst);
-	}
-}
-
-void log_free_ranges(struct simdev *sd)
-{
-	for (auto &r : sd->log_ranges)
-		std::free(r.chunks);
-	sd->log_ranges.clear();
-	std::free(sd->log_slab);
-	sd->log_slab = nullptr;
-	sd->log_spare = nullptr;
-	sd->log_slab_bytes = 0;
-	sd->log_table_bytes = 0;
-}
-
-/*
- * Report and clear a whole chunk: swap its buffer for the spare, wait for
- * the markers that may still hold the old one, then hand it to fn, which
- * reads it with plain loads (it is REPORT's alone now) and normally clears
- * it as it goes; else its non-zero cache lines are zeroed here. It is kept
- * as the spare.
- */
-void log_report_chunk(struct simdev *sd, const struct simdev_log_range &r,
-		      u64 c, simdev_log_bits_fn fn, void *arg)
-{
-	struct simdev_log_chunk &ch = r.chunks[c];
-	u64 *old = std::atomic_ref<u64 *>(ch.bits).exchange(
-		sd->log_spare, std::memory_order_seq_cst);
-	std::atomic_ref<u32> markers(ch.markers);
-	for (unsigned spins = 0; markers.load(std::memory_order_seq_cst);
-	     spins++)
-		if (spins >= 64)
-			std::this_thread::yield();	/* one was preempted */
-
-	const u64 first = r.first_page + c * LOG_CP;
-	if (!fn(arg, first * sd->log_page_size, sd->log_page_size, old,
-		LOG_CP))
-		for (u64 l = 0; l < LOG_CW; l += 8)
-			if ((old[l] | old[l + 1] | old[l + 2] | old[l + 3]) |
-			    (old[l + 4] | old[l + 5] | old[l + 6] | old[l + 7]))
-				std::memset(old + l, 0, 64);
-	sd->log_spare = old;
-}
-
-/*
- * Report and clear bits [lo, hi] of chunk c (chunk-relative) with atomic
- * test-and-clear of each word, for chunks the window covers in part and a
- * range's last, shorter chunk. Runs of up to kBatch words go to fn.
- */
-void log_report_atomic(struct simdev *sd, const struct simdev_log_range &r,
-		       u64 c, u64 lo, u64 hi, simdev_log_bits_fn fn, void *arg)
-{
-	constexpr u64 kBatch = 512;
-	u64 batch[kBatch];
-	const u64 ps = sd->log_page_size;
-	const u64 first = r.first_page + c * LOG_CP;
-	u64 *bits = std::atomic_ref<u64 *>(r.chunks[c].bits).load(
-		std::memory_order_relaxed);	/* only REPORT swaps it */
-	const u64 wlo = lo / 64, whi = hi / 64;
-
-	for (u64 b = wlo; b <= whi; b += kBatch) {
-		u64 bend = std::min(whi, b + kBatch - 1);
-		bool any_set = false;
-		for (u64 w = b; w <= bend; w++) {
-			/*
-			 * Zero words are the common case: skip a cache line
-			 * of them at a time (never the edge words, which are
-			 * masked).
-			 */
-			if (w % 8 == 0 && w != wlo) {
-				while (w + 8 <= bend) {
-					u64 any = 0;
-					for (u64 k = 0; k < 8; k++)
-						any |= std::atomic_ref<u64>(
-							       bits[w + k])
-							       .load(std::memory_order_relaxed);
-					if (any)
-						break;
-					for (u64 k = 0; k < 8; k++)
-						batch[w - b + k] = 0;
-					w += 8;
-				}
-			}
-			u64 mask = ~0ULL;
-			if (w == wlo)
-				mask &= ~0ULL << (lo % 64);
-			if (w == whi)
-				mask &= ~0ULL >> (63 - hi % 64);
-			std::atomic_ref<u64> word(bits[w]);
-			u64 v = 0;
-			/*
-			 * Test-and-clear: a bit DMA sets after this is left
-			 * for the next REPORT, none is lost. Bits outside
-			 * the window stay as they are.
-			 */
-			if (word.load(std::memory_order_relaxed) & mask)
-				v = mask == ~0ULL
-					    ? word.exchange(
-						      0, std::memory_order_acquire)
-					    : word.fetch_and(
-						      ~mask,
-						      std::memory_order_acquire) &
-						      mask;
-			batch[w - b] = v;
-			any_set |= v != 0;
-		}
-		if (any_set)
-			fn(arg, (first + b * 64) * ps, ps, batch,
-			   (bend - b + 1) * 64);
-	}
-}
-
 /* The registry behind simdev_find. */
 std::mutex registry_lock;
 std::vector<struct simdev *> registry;
@@ -280,21 +155,6 @@ int guest_rw(exec_ctx *x, u64 iova, void *buf, size_t len, bool write)
 	if (write)
 		simdev_log_dirty(sd, iova, len);
 	return 0;
-}
-
-/* Mark [off, off + len) of device memory dirty. Under mem_lock. */
-void mem_mark_dirty(struct simdev *sd, u64 off, u64 len)
-{
-	if (!sd->mem_tracking || !len)
-		return;
-	for (u64 p = off / SIMDEV_MEM_PAGE; p <= (off + len - 1) / SIMDEV_MEM_PAGE;
-	     p++) {
-		u64 bit = 1ULL << (p % 64);
-		if (!(sd->mem_dirty[p / 64] & bit)) {
-			sd->mem_dirty[p / 64] |= bit;
-			sd->mem_dirty_count++;
-		}
-	}
 }
 
 /* Read len bytes at a descriptor address (guest IOVA or device memory). */
@@ -406,8 +266,9 @@ void report_fault(struct simdev *sd, std::unique_lock<std::mutex> &l,
 	reg(sd, SIMDEV_REG_STATUS) |= SIMDEV_STATUS_FAULT;
 	set_reg64(sd, SIMDEV_REG_FAULT_IOVA_LO, iova);
 	reg(sd, SIMDEV_REG_ERRORS)++;
-	dev_err(sd->dev, "DMA fault at IOVA %#llx (%s); engine halted",
-		(unsigned long long)iova, what);
+	simdev_log(sd, SIMDEV_LOG_ERR,
+		   "DMA fault at IOVA %#llx (%s); engine halted",
+		   (unsigned long long)iova, what);
 	u32 irq = reg(sd, SIMDEV_REG_IRQ_CTRL);
 	if (irq & SIMDEV_IRQ_FAULT_EN)
 		raise_irq(sd, l, SIMDEV_IRQ_FAULT_VEC(irq));
@@ -478,9 +339,9 @@ void execute_one(struct simdev *sd, std::unique_lock<std::mutex> &l,
 	} else if (ret) {
 		reg(sd, SIMDEV_REG_STATUS) |= SIMDEV_STATUS_BAD_DESC;
 		reg(sd, SIMDEV_REG_ERRORS)++;
-		dev_err(sd->dev, "bad descriptor %u (opcode %u flags %#x len "
-			"%llu); engine halted", idx, d.opcode, d.flags,
-			(unsigned long long)d.len);
+		simdev_log(sd, SIMDEV_LOG_ERR, "bad descriptor %u (opcode %u "
+			   "flags %#x len %llu); engine halted", idx, d.opcode,
+			   d.flags, (unsigned long long)d.len);
 	}
 	u32 irq = reg(sd, SIMDEV_REG_IRQ_CTRL);
 	if (!ret && !wb && (d.flags & SIMDEV_DESC_IRQ) &&
@@ -587,16 +448,14 @@ void simdev_exit(struct simdev *sd)
 		std::erase(registry, sd);
 	}
 	/* The driver's log_stop may not have run (a device torn down). */
-	std::unique_lock<std::shared_mutex> l(sd->log_lock);
-	sd->logging = false;
-	log_free_ranges(sd);
+	simdev_log_stop(sd);
 }
 
 struct simdev *simdev_find(const char *name)
 {
 	std::lock_guard<std::mutex> l(registry_lock);
 	for (struct simdev *sd : registry)
-		if (sd->dev && !std::strcmp(dev_name(sd->dev), name))
+		if (sd->name == name)
 			return sd;
 	return nullptr;
 }
@@ -685,13 +544,10 @@ void simdev_save_state(struct simdev *sd, struct simdev_state *st)
 	}
 }
 
-/* The device's own refusal of a state (a firmware load command failing). */
-DECLARE_FAULT_POINT(simdev_load_state, "simdev.load_state", EIO,
-		    "the simulated function refuses to load a device state")
-
 int simdev_load_state(struct simdev *sd, const struct simdev_state *st)
 {
-	int err = should_fail("simdev.load_state");
+	/* The device's own refusal of a state (a firmware load failing). */
+	int err = simdev_should_fail(sd, SIMDEV_FAULT_LOAD_STATE);
 	if (err)
 		return err;
 	u32 size = st->regs.r[SIMDEV_REG_RING_SIZE / 4];
@@ -709,281 +565,4 @@ int simdev_load_state(struct simdev *sd, const struct simdev_state *st)
 		sd->fetched.emplace_back(st->fetched_index[i], st->fetched[i]);
 	sd->wake.notify_all();
 	return 0;
-}
-
-int simdev_log_start(struct simdev *sd,
-		     std::vector<std::pair<u64, u64>> ranges, u64 page_size)
-{
-	if (!page_size || (page_size & (page_size - 1)))
-		return -EINVAL;
-	for (const auto &[s, e] : ranges)
-		if (s >= e)
-			return -EINVAL;
-	std::sort(ranges.begin(), ranges.end());
-
-	/* Page spans [first, last]; ranges sharing a page get one bitmap. */
-	std::vector<std::pair<u64, u64>> spans;
-	u64 pages = 0;
-	try {
-		for (const auto &[s, e] : ranges) {
-			u64 first = s / page_size, last = (e - 1) / page_size;
-			if (!spans.empty() && first <= spans.back().second)
-				spans.back().second =
-					std::max(spans.back().second, last);
-			else
-				spans.emplace_back(first, last);
-		}
-	} catch (...) {
-		return -ENOMEM;
-	}
-	for (const auto &[first, last] : spans) {
-		if (last - first >= SIMDEV_LOG_MAX_PAGES - pages)
-			return -E2BIG;
-		pages += last - first + 1;
-	}
-
-	/* One allocation holds every buffer: ranges' words, then the spare. */
-	u64 words = 0;
-	bool whole = false;
-	for (const auto &[first, last] : spans) {
-		u64 n = last - first + 1;
-		words += (n + 63) / 64;
-		whole |= n >= LOG_CP;
-	}
-	u64 slab_words = words + (whole ? LOG_CW : 0);
-
-	std::unique_lock<std::shared_mutex> l(sd->log_lock);
-	if (sd->logging)
-		return -EBUSY;
-	try {
-		/*
-		 * calloc: a large bitmap costs memory only where DMA has
-		 * marked pages, and START stays cheap.
-		 */
-		sd->log_slab = static_cast<u64 *>(std::calloc(slab_words, 8));
-		if (!sd->log_slab)
-			throw std::bad_alloc();
-		sd->log_slab_bytes = slab_words * 8;
-		sd->log_spare = whole ? sd->log_slab + words : nullptr;
-		u64 *next = sd->log_slab;
-		for (const auto &[first, last] : spans) {
-			struct simdev_log_range r = {first, last - first + 1,
-						     nullptr};
-			u64 n = (r.nbits + LOG_CP - 1) / LOG_CP;
-			r.chunks = static_cast<struct simdev_log_chunk *>(
-				std::calloc(n, sizeof(*r.chunks)));
-			if (!r.chunks)
-				throw std::bad_alloc();
-			sd->log_table_bytes += n * sizeof(*r.chunks);
-			for (u64 c = 0; c < n; c++)
-				r.chunks[c].bits = next + c * LOG_CW;
-			next += (r.nbits + 63) / 64;
-			try {
-				sd->log_ranges.push_back(r);
-			} catch (...) {
-				std::free(r.chunks);
-				throw;
-			}
-		}
-	} catch (...) {
-		log_free_ranges(sd);
-		return -ENOMEM;
-	}
-	sd->log_page_size = page_size;
-	sd->logging = true;
-	return 0;
-}
-
-void simdev_log_stop(struct simdev *sd)
-{
-	std::unique_lock<std::shared_mutex> l(sd->log_lock);
-	sd->logging = false;
-	log_free_ranges(sd);
-}
-
-void simdev_log_dirty(struct simdev *sd, u64 iova, u64 len)
-{
-	if (!len)
-		return;
-	std::shared_lock<std::shared_mutex> l(sd->log_lock);
-	if (!sd->logging)
-		return;
-	u64 ps = sd->log_page_size;
-	u64 first = iova / ps;
-	/* A write that wraps the IOVA space ends at its top. */
-	u64 last = (len - 1 > ~0ULL - iova ? ~0ULL : iova + len - 1) / ps;
-	for (const auto &r : sd->log_ranges) {
-		u64 lo = std::max(first, r.first_page);
-		u64 hi = std::min(last, r.first_page + r.nbits - 1);
-		if (lo <= hi)
-			log_set_bits(r, lo - r.first_page, hi - r.first_page);
-	}
-}
-
-int simdev_log_read_and_clear_bits(struct simdev *sd, u64 iova, u64 length,
-				   simdev_log_bits_fn fn, void *arg)
-{
-	std::lock_guard<std::mutex> rl(sd->log_report_lock);
-	std::shared_lock<std::shared_mutex> l(sd->log_lock);
-	if (!sd->logging)
-		return -EINVAL;
-	if (!length)
-		return 0;
-	const u64 ps = sd->log_page_size;
-	const u64 first = iova / ps;
-	const u64 last = (length - 1 > ~0ULL - iova ? ~0ULL
-						    : iova + length - 1) / ps;
-
-	for (const auto &r : sd->log_ranges) {
-		if (r.first_page > last)
-			break;	/* sorted */
-		u64 lo = std::max(first, r.first_page);
-		u64 hi = std::min(last, r.first_page + r.nbits - 1);
-		if (lo > hi)
-			continue;
-		lo -= r.first_page;
-		hi -= r.first_page;
-		for (u64 c = lo / LOG_CP; c <= hi / LOG_CP; c++) {
-			u64 base = c * LOG_CP;
-			u64 clo = std::max(lo, base) - base;
-			u64 chi = std::min(hi, base + LOG_CP - 1) - base;
-			/* Whole chunks only: a short last one is never swapped. */
-			if (clo == 0 && chi == LOG_CP - 1)
-				log_report_chunk(sd, r, c, fn, arg);
-			else
-				log_report_atomic(sd, r, c, clo, chi, fn, arg);
-		}
-	}
-	return 0;
-}
-
-namespace {
-
-struct per_page {
-	void (*fn)(void *arg, u64 page_iova, u64 page_size);
-	void *arg;
-};
-
-bool per_page_bits(void *arg, u64 run_iova, u64 ps, u64 *bits, u64 nbits)
-{
-	auto *p = static_cast<per_page *>(arg);
-	for (u64 w = 0; w < nbits / 64; w++)
-		for (u64 v = bits[w]; v; v &= v - 1)
-			p->fn(p->arg,
-			      run_iova + (w * 64 + std::countr_zero(v)) * ps, ps);
-	return false;
-}
-
-} // namespace
-
-int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
-			      void (*fn)(void *arg, u64 page_iova,
-					 u64 page_size),
-			      void *arg)
-{
-	per_page p = {fn, arg};
-	return simdev_log_read_and_clear_bits(sd, iova, length, per_page_bits,
-					      &p);
-}
-
-u64 simdev_log_bytes(struct simdev *sd)
-{
-	std::shared_lock<std::shared_mutex> l(sd->log_lock);
-	return sd->log_slab_bytes + sd->log_table_bytes +
-	       sd->log_ranges.size() * sizeof(struct simdev_log_range);
-}
-
-void simdev_mem_read(struct simdev *sd, u64 off, void *buf, size_t len)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	std::memcpy(buf, sd->mem + off, len);
-}
-
-void simdev_mem_write(struct simdev *sd, u64 off, const void *buf,
-		      size_t len)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	std::memcpy(sd->mem + off, buf, len);
-	mem_mark_dirty(sd, off, len);
-}
-
-int simdev_mem_track_start(struct simdev *sd)
-{
-	u64 words = (sd->mem_size / SIMDEV_MEM_PAGE + 63) / 64;
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	try {
-		sd->mem_dirty.assign(words, 0);
-	} catch (...) {
-		return -ENOMEM;
-	}
-	sd->mem_dirty_count = 0;
-	sd->mem_cursor = 0;
-	sd->mem_tracking = true;
-	return 0;
-}
-
-void simdev_mem_track_stop(struct simdev *sd)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	sd->mem_tracking = false;
-	std::vector<u64>().swap(sd->mem_dirty);
-	sd->mem_dirty_count = 0;
-}
-
-bool simdev_mem_take_dirty(struct simdev *sd, u64 max_len, u64 *off,
-			   u64 *len)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	const u64 pages = sd->mem_size / SIMDEV_MEM_PAGE;
-	const u64 max_pages = std::max<u64>(1, max_len / SIMDEV_MEM_PAGE);
-
-	if (!sd->mem_tracking || !sd->mem_dirty_count)
-		return false;
-	/* The first dirty page at or after the cursor, wrapping once. */
-	u64 p = sd->mem_cursor % pages;
-	for (u64 n = 0; n < pages; n++, p = (p + 1) % pages) {
-		if (!(p % 64) && !sd->mem_dirty[p / 64] && n + 64 <= pages) {
-			n += 63;
-			p += 63;
-			continue;
-		}
-		if (sd->mem_dirty[p / 64] & (1ULL << (p % 64)))
-			break;
-	}
-	u64 first = p, count = 0;
-	while (p < pages && count < max_pages &&
-	       (sd->mem_dirty[p / 64] & (1ULL << (p % 64)))) {
-		sd->mem_dirty[p / 64] &= ~(1ULL << (p % 64));
-		sd->mem_dirty_count--;
-		count++;
-		p++;
-	}
-	sd->mem_cursor = p % pages;
-	*off = first * SIMDEV_MEM_PAGE;
-	*len = count * SIMDEV_MEM_PAGE;
-	return true;
-}
-
-u64 simdev_mem_dirty_bytes(struct simdev *sd)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	return sd->mem_dirty_count * SIMDEV_MEM_PAGE;
-}
-
-void simdev_mem_mark_all(struct simdev *sd)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	mem_mark_dirty(sd, 0, sd->mem_size);
-}
-
-void simdev_mem_note_mapped(struct simdev *sd)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	sd->mem_mapped = true;
-}
-
-bool simdev_mem_was_mapped(struct simdev *sd)
-{
-	std::lock_guard<std::mutex> l(sd->mem_lock);
-	return sd->mem_mapped;
 }

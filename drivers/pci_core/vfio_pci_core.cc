@@ -1,30 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * vfio-pci-core for simulated functions: the PCI device uAPI (info, regions,
- * interrupts, reset) that every variant driver shares.
+ * vfio-pci-core for simulated functions, the part every variant driver
+ * shares: the device's lifetime (init, register, release), open and close,
+ * reset, and the device ioctls (info, region and IRQ info, SET_IRQS, which
+ * vfio_pci_intrs.cc carries out). Region access is vfio_pci_rdwr.cc,
+ * config virtualization vfio_pci_config.cc, the v1 migration region
+ * vfio_pci_mig_v1.cc.
  */
 #include <cerrno>
-#include <climits>
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <string>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
-#include <utility>
 
 #include <uvfio/linux/slab.h>
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio_pci_core.h>
 
 #include "vfio_pci_priv.h"
-
-static struct vfio_pci_core_device *to_core(struct vfio_device *core_vdev)
-{
-	return container_of(core_vdev, struct vfio_pci_core_device, vdev);
-}
 
 /* -------- lifetime -------- */
 
@@ -70,7 +65,7 @@ void vfio_pci_core_release_dev(struct vfio_device *core_vdev)
  * Tell the device model what the command register now says about bus
  * mastering. Under igate, after anything that may change it.
  */
-static void vfio_pci_core_sync_command(struct vfio_pci_core_device *vdev)
+void vfio_pci_core_sync_command(struct vfio_pci_core_device *vdev)
 {
 	bool on = sim_pci_config_bus_master(&vdev->config);
 	if (on == vdev->bus_master)
@@ -149,20 +144,6 @@ int vfio_pci_core_register_dev_region(struct vfio_pci_core_device *vdev,
 	return 0;
 }
 
-/* -------- the core's v1 migration region, as a device-specific region -------- */
-
-static ssize_t vfio_pci_mig_v1_rw(struct vfio_pci_core_device *vdev,
-				  char __user *buf, size_t count, loff_t *ppos,
-				  bool iswrite)
-{
-	u64 off = static_cast<u64>(*ppos) & VFIO_PCI_OFFSET_MASK;
-	ssize_t ret = vfio_mig_v1_rw(&vdev->vdev, buf, count, off, iswrite);
-
-	if (ret > 0)
-		*ppos += ret;
-	return ret;
-}
-
 /*
  * A device's memory exists from power-on, as hardware's does: allocate it
  * at creation, so that the first write into it (a resume, a guest's DMA)
@@ -180,54 +161,6 @@ static void vfio_pci_core_populate_bar(struct vfio_pci_bar *bar)
 	if (madvise(bar->map, bar->size, MADV_POPULATE_WRITE)) {
 		/* Older kernels: the device faults its memory in as used. */
 	}
-}
-
-static int vfio_pci_mig_v1_mmap(struct vfio_pci_core_device *vdev,
-				struct vfio_pci_region *,
-				struct vm_area_struct *vma)
-{
-	u64 pgoff = vma->vm_pgoff &
-		    ((1UL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1);
-
-	return vfio_mig_v1_mmap(&vdev->vdev, vma, pgoff << PAGE_SHIFT);
-}
-
-static int vfio_pci_mig_v1_add_capability(struct vfio_pci_core_device *vdev,
-					  struct vfio_pci_region *,
-					  struct vfio_info_cap *caps)
-{
-	return vfio_mig_v1_add_capability(&vdev->vdev, caps);
-}
-
-static const struct vfio_pci_regops vfio_pci_mig_v1_regops = {
-	.rw = vfio_pci_mig_v1_rw,
-	.release = nullptr,	/* the core frees its part with the device */
-	.mmap = vfio_pci_mig_v1_mmap,
-	.add_capability = vfio_pci_mig_v1_add_capability,
-};
-
-/*
- * The v1 migration region for a device with mig_ops, unless the spec being
- * probed says mig_v1=off (the bus has checked the value).
- */
-static int vfio_pci_core_add_mig_v1(struct vfio_pci_core_device *vdev)
-{
-	const struct uvfio_spec *spec = vdev->pdev->spec;
-	const char *want = spec ? uvfio_spec_get(spec, "mig_v1") : nullptr;
-	int ret;
-
-	if (!vdev->vdev.mig_ops || (want && !std::strcmp(want, "off")))
-		return 0;
-	ret = vfio_mig_v1_init(&vdev->vdev);
-	if (ret)
-		return ret;
-	return vfio_pci_core_register_dev_region(
-		vdev, VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
-		VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
-		&vfio_pci_mig_v1_regops, UVFIO_MIG_V1_REGION_SIZE,
-		VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
-			VFIO_REGION_INFO_FLAG_MMAP,
-		nullptr);
 }
 
 int vfio_pci_core_register_device(struct vfio_pci_core_device *vdev)
@@ -308,331 +241,6 @@ void vfio_pci_core_unregister_device(struct vfio_pci_core_device *vdev)
 	vfio_unregister_group_dev(&vdev->vdev);
 }
 
-/* -------- interrupts -------- */
-
-static void irq_ctx_put(struct vfio_pci_irq_ctx *ctx)
-{
-	ctx->trigger.reset();
-}
-
-static void irq_ctx_signal(struct vfio_pci_irq_ctx *ctx)
-{
-	u64 one = 1;
-	if (ctx->trigger.is_valid() &&
-	    write(ctx->trigger.get(), &one, sizeof(one)) < 0) {
-		/* An eventfd only fails at its counter limit: the user is not
-		 * reading it; the interrupt is already pending. */
-	}
-}
-
-/* Is fd an open eventfd? 0, -EBADF (not open) or -EINVAL (not an eventfd). */
-static int irq_check_eventfd(int fd)
-{
-	char link[64], target[64];
-	std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	ssize_t n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return -EBADF;
-	target[n] = '\0';
-	return std::strcmp(target, "anon_inode:[eventfd]") ? -EINVAL : 0;
-}
-
-/*
- * Take a reference to the user's eventfd, as eventfd_ctx_fdget: a dup the
- * core owns. Callers check every fd of a request with irq_check_eventfd()
- * before taking any, so a dup cannot land on a number still to be checked.
- */
-static int irq_ctx_fdget(int fd, struct vfio_pci_irq_ctx *out)
-{
-	int ret = irq_check_eventfd(fd);
-	if (ret)
-		return ret;
-	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (dup_fd < 0)
-		return -errno;
-	out->trigger.reset(dup_fd);
-	return 0;
-}
-
-static u32 vfio_pci_get_irq_count(struct vfio_pci_core_device *vdev,
-				  u32 irq_type)
-{
-	switch (irq_type) {
-	case VFIO_PCI_INTX_IRQ_INDEX:
-		return vdev->has_intx ? 1 : 0;
-	case VFIO_PCI_MSI_IRQ_INDEX:
-		return 0;	/* no MSI capability: MSI-X only */
-	case VFIO_PCI_MSIX_IRQ_INDEX:
-		return vdev->msix_count;
-	case VFIO_PCI_ERR_IRQ_INDEX:
-		return vdev->is_pcie ? 1 : 0;
-	case VFIO_PCI_REQ_IRQ_INDEX:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-/* Under igate and irq_lock. */
-static void __vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
-{
-	irq_ctx_put(&vdev->intx);
-	for (auto &ctx : vdev->msix)
-		irq_ctx_put(&ctx);
-	vdev->msix.clear();
-	vdev->intx_masked = false;
-	vdev->intx_pending = false;
-	vdev->irq_type = VFIO_PCI_NUM_IRQS;
-}
-
-/* Under igate. */
-static void vfio_pci_irq_disable_all(struct vfio_pci_core_device *vdev)
-{
-	std::lock_guard<std::mutex> g(vdev->irq_lock);
-	__vfio_pci_irq_disable_all(vdev);
-}
-
-static int vfio_pci_set_intx_trigger(struct vfio_pci_core_device *vdev,
-				     u32 start, u32 count, u32 flags,
-				     void *data)
-{
-	bool is_intx = vdev->irq_type == VFIO_PCI_INTX_IRQ_INDEX;
-	bool is_none = vdev->irq_type == VFIO_PCI_NUM_IRQS;
-
-	if (is_intx && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
-		__vfio_pci_irq_disable_all(vdev);
-		return 0;
-	}
-	if (!(is_intx || is_none) || start != 0 || count != 1)
-		return -EINVAL;
-
-	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
-		s32 fd = *static_cast<s32 *>(data);
-		struct vfio_pci_irq_ctx ctx;
-		/* A negative fd enables INTx with no trigger attached. */
-		if (fd >= 0) {
-			int ret = irq_ctx_fdget(fd, &ctx);
-			if (ret)
-				return ret;
-		}
-		vdev->intx = std::move(ctx);
-		vdev->irq_type = VFIO_PCI_INTX_IRQ_INDEX;
-		return 0;
-	}
-
-	if (!is_intx)
-		return -EINVAL;
-	/*
-	 * Loopback signals the eventfd directly: masking and automasking
-	 * belong to the interrupt line, which a loopback does not go through.
-	 */
-	if ((flags & VFIO_IRQ_SET_DATA_NONE) ||
-	    ((flags & VFIO_IRQ_SET_DATA_BOOL) && *static_cast<u8 *>(data)))
-		irq_ctx_signal(&vdev->intx);
-	return 0;
-}
-
-static int vfio_pci_set_intx_mask(struct vfio_pci_core_device *vdev,
-				  u32 start, u32 count, u32 flags, void *data,
-				  bool mask)
-{
-	if (vdev->irq_type != VFIO_PCI_INTX_IRQ_INDEX || start != 0 ||
-	    count != 1)
-		return -EINVAL;
-	if (flags & VFIO_IRQ_SET_DATA_EVENTFD)
-		return -ENOTTY;	/* masking through an eventfd: not modelled */
-	bool act = (flags & VFIO_IRQ_SET_DATA_NONE) ||
-		   ((flags & VFIO_IRQ_SET_DATA_BOOL) && *static_cast<u8 *>(data));
-	if (!act)
-		return 0;
-	if (mask) {
-		vdev->intx_masked = true;
-	} else {
-		/*
-		 * A level interrupt still asserted fires again at once: it is
-		 * re-sent and INTx stays (auto)masked.
-		 */
-		if (vdev->intx_pending) {
-			vdev->intx_pending = false;
-			irq_ctx_signal(&vdev->intx);
-		} else {
-			vdev->intx_masked = false;
-		}
-	}
-	return 0;
-}
-
-static int vfio_pci_set_msix_trigger(struct vfio_pci_core_device *vdev,
-				     u32 start, u32 count, u32 flags,
-				     void *data)
-{
-	bool is_msix = vdev->irq_type == VFIO_PCI_MSIX_IRQ_INDEX;
-	bool is_none = vdev->irq_type == VFIO_PCI_NUM_IRQS;
-
-	if (is_msix && !count && (flags & VFIO_IRQ_SET_DATA_NONE)) {
-		__vfio_pci_irq_disable_all(vdev);
-		return 0;
-	}
-	if (!(is_msix || is_none))
-		return -EINVAL;
-
-	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
-		s32 *fds = static_cast<s32 *>(data);
-		std::vector<struct vfio_pci_irq_ctx> fresh(count);
-		/* Check every fd, then take them all: all or nothing. */
-		for (u32 i = 0; i < count; i++) {
-			if (fds[i] < 0)
-				continue;	/* negative: unassign the vector */
-			int ret = irq_check_eventfd(fds[i]);
-			if (ret)
-				return ret;
-		}
-		for (u32 i = 0; i < count; i++) {
-			if (fds[i] < 0)
-				continue;
-			int ret = irq_ctx_fdget(fds[i], &fresh[i]);
-			if (ret) {
-				for (auto &c : fresh)
-					irq_ctx_put(&c);
-				return ret;
-			}
-		}
-		if (!is_msix) {
-			vdev->msix.clear();
-			vdev->msix.resize(vdev->msix_count);
-		}
-		for (u32 i = 0; i < count; i++)
-			vdev->msix[start + i] = std::move(fresh[i]);
-		vdev->irq_type = VFIO_PCI_MSIX_IRQ_INDEX;
-		return 0;
-	}
-
-	if (!is_msix)
-		return -EINVAL;
-	for (u32 i = start; i < start + count; i++) {
-		if ((flags & VFIO_IRQ_SET_DATA_NONE) ||
-		    ((flags & VFIO_IRQ_SET_DATA_BOOL) &&
-		     static_cast<u8 *>(data)[i - start]))
-			irq_ctx_signal(&vdev->msix[i]);
-	}
-	return 0;
-}
-
-/* ERR and REQ: a single eventfd each, with loopback triggers. */
-static int vfio_pci_set_ctx_trigger_single(struct vfio_pci_irq_ctx *ctx,
-					   u32 count, u32 flags, void *data)
-{
-	if (flags & VFIO_IRQ_SET_DATA_NONE) {
-		/* Loopback or disable needs a trigger to act on. */
-		if (!ctx->trigger.is_valid())
-			return -EINVAL;
-		if (count)
-			irq_ctx_signal(ctx);
-		else
-			irq_ctx_put(ctx);
-		return 0;
-	}
-	if (flags & VFIO_IRQ_SET_DATA_BOOL) {
-		if (!count)
-			return -EINVAL;
-		if (*static_cast<u8 *>(data) && ctx->trigger.is_valid())
-			irq_ctx_signal(ctx);
-		return 0;
-	}
-	if (flags & VFIO_IRQ_SET_DATA_EVENTFD) {
-		if (!count)
-			return -EINVAL;
-		s32 fd = *static_cast<s32 *>(data);
-		if (fd == -1) {
-			irq_ctx_put(ctx);
-			return 0;
-		}
-		if (fd < 0)
-			return 0;	/* other negatives leave the trigger as is */
-		struct vfio_pci_irq_ctx fresh;
-		int ret = irq_ctx_fdget(fd, &fresh);
-		if (ret)
-			return ret;
-		*ctx = std::move(fresh);
-		return 0;
-	}
-	return -EINVAL;
-}
-
-static int vfio_pci_set_irqs_ioctl(struct vfio_pci_core_device *vdev,
-				   u32 flags, u32 index, u32 start, u32 count,
-				   void *data)
-{
-	u32 action = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
-
-	switch (index) {
-	case VFIO_PCI_INTX_IRQ_INDEX:
-		switch (action) {
-		case VFIO_IRQ_SET_ACTION_MASK:
-			return vfio_pci_set_intx_mask(vdev, start, count, flags,
-						      data, true);
-		case VFIO_IRQ_SET_ACTION_UNMASK:
-			return vfio_pci_set_intx_mask(vdev, start, count, flags,
-						      data, false);
-		case VFIO_IRQ_SET_ACTION_TRIGGER:
-			return vfio_pci_set_intx_trigger(vdev, start, count,
-							 flags, data);
-		}
-		break;
-	case VFIO_PCI_MSIX_IRQ_INDEX:
-		/* MSI-X masking is done in the vector table, not here. */
-		if (action == VFIO_IRQ_SET_ACTION_TRIGGER)
-			return vfio_pci_set_msix_trigger(vdev, start, count,
-							 flags, data);
-		break;
-	case VFIO_PCI_ERR_IRQ_INDEX:
-		if (action == VFIO_IRQ_SET_ACTION_TRIGGER && vdev->is_pcie)
-			return vfio_pci_set_ctx_trigger_single(
-				&vdev->err_trigger, count, flags, data);
-		break;
-	case VFIO_PCI_REQ_IRQ_INDEX:
-		if (action == VFIO_IRQ_SET_ACTION_TRIGGER)
-			return vfio_pci_set_ctx_trigger_single(
-				&vdev->req_trigger, count, flags, data);
-		break;
-	}
-	return -ENOTTY;
-}
-
-int vfio_pci_core_signal_msix(struct vfio_pci_core_device *vdev, u32 vector)
-{
-	std::lock_guard<std::mutex> g(vdev->irq_lock);
-	if (vdev->irq_type != VFIO_PCI_MSIX_IRQ_INDEX ||
-	    vector >= vdev->msix.size() || !vdev->msix[vector].trigger.is_valid())
-		return -EINVAL;
-	irq_ctx_signal(&vdev->msix[vector]);
-	return 0;
-}
-
-/* Called with igate held or from the SET_IRQS path (which holds it). */
-static int __vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev)
-{
-	if (vdev->irq_type != VFIO_PCI_INTX_IRQ_INDEX ||
-	    !vdev->intx.trigger.is_valid())
-		return -EINVAL;
-	if (vdev->intx_masked) {
-		vdev->intx_pending = true;
-		return 0;
-	}
-	irq_ctx_signal(&vdev->intx);
-	/* Level-triggered and automasked: masked until the user unmasks. */
-	vdev->intx_masked = true;
-	return 0;
-}
-
-int vfio_pci_core_signal_intx(struct vfio_pci_core_device *vdev)
-{
-	if (mutex_is_locked_by_me(&vdev->igate))
-		return __vfio_pci_core_signal_intx(vdev);
-	mutex_guard g(&vdev->igate);
-	return __vfio_pci_core_signal_intx(vdev);
-}
-
 /* -------- open / close -------- */
 
 /* What pci_enable_device leaves in the command register at open. */
@@ -667,8 +275,8 @@ void vfio_pci_core_close_device(struct vfio_device *core_vdev)
 
 	mutex_guard g(&vdev->igate);
 	vfio_pci_irq_disable_all(vdev);
-	irq_ctx_put(&vdev->err_trigger);
-	irq_ctx_put(&vdev->req_trigger);
+	vfio_pci_irq_ctx_put(&vdev->err_trigger);
+	vfio_pci_irq_ctx_put(&vdev->req_trigger);
 	/* pci_disable_device: no more DMA or memory decoding. */
 	sim_pci_config_set_command(&vdev->config, 0,
 				   SIM_PCI_COMMAND_MEMORY |
@@ -688,7 +296,7 @@ void vfio_pci_core_request(struct vfio_device *core_vdev, unsigned int count)
 		if (!(count % 10))
 			dev_info(&vdev->pdev->dev,
 				 "Relaying device request to user (#%u)", count);
-		irq_ctx_signal(&vdev->req_trigger);
+		vfio_pci_irq_ctx_signal(&vdev->req_trigger);
 	} else if (count == 0) {
 		dev_warn(&vdev->pdev->dev,
 			 "No device request channel registered, blocked until "
@@ -741,7 +349,7 @@ pci_ers_result_t vfio_pci_core_aer_err_detected(struct pci_dev *pdev,
 	if (!vdev)
 		return PCI_ERS_RESULT_DISCONNECT;
 	mutex_guard g(&vdev->igate);
-	irq_ctx_signal(&vdev->err_trigger);
+	vfio_pci_irq_ctx_signal(&vdev->err_trigger);
 	return PCI_ERS_RESULT_CAN_RECOVER;
 }
 
@@ -767,7 +375,7 @@ static void vfio_pci_core_function_reset(struct vfio_pci_core_device *vdev)
 }
 
 /* The reset a config write of Initiate FLR asks for. */
-static int vfio_pci_core_flr_reset(struct vfio_device *core_vdev)
+int vfio_pci_core_flr_reset(struct vfio_device *core_vdev)
 {
 	vfio_pci_core_function_reset(to_core(core_vdev));
 	return 0;
@@ -976,195 +584,4 @@ int vfio_pci_core_ioctl_feature(struct vfio_device *, u32, void __user *,
 {
 	/* No PCI-specific features (VF token, low power) are modelled. */
 	return -ENOTTY;
-}
-
-/* -------- region access -------- */
-
-/*
- * Config space goes through the simulated function: its masks keep
- * read-only fields, BAR sizing and W1C bits as the hardware has them. A
- * write that initiates FLR resets the function like VFIO_DEVICE_RESET,
- * once igate is dropped.
- */
-static ssize_t vfio_pci_config_rw(struct vfio_pci_core_device *vdev,
-				  char __user *buf, size_t count, loff_t *ppos,
-				  u64 off, bool iswrite)
-{
-	u8 tmp[PCI_CFG_SPACE_EXP_SIZE];
-	bool flr;
-
-	if (iswrite && copy_from_user(tmp, buf, count))
-		return -EFAULT;
-	{
-		mutex_guard g(&vdev->igate);
-		if (iswrite) {
-			flr = vfio_pci_config_write(
-				vdev, static_cast<u32>(off), tmp, count);
-			vfio_pci_core_sync_command(vdev);
-		} else {
-			vfio_pci_config_read(vdev, static_cast<u32>(off), tmp,
-					     count);
-			flr = false;
-		}
-	}
-	if (!iswrite && copy_to_user(buf, tmp, count))
-		return -EFAULT;
-	if (flr)
-		uvfio_device_reset(&vdev->vdev, vfio_pci_core_flr_reset);
-	*ppos += count;
-	return static_cast<ssize_t>(count);
-}
-
-/*
- * A register BAR: the device model answers, except for the MSI-X table,
- * which belongs to the host (the kernel's vfio-pci hides it the same way:
- * reads give all ones, writes are dropped). Under igate.
- */
-static ssize_t vfio_pci_regs_rw(struct vfio_pci_core_device *vdev, int bar,
-				char __user *buf, size_t count, loff_t *ppos,
-				u64 off, bool iswrite)
-{
-	std::vector<u8> tmp(count);
-	u64 x_start = 0, x_end = 0;
-
-	if (vdev->msix_count && vdev->msix_bar == bar) {
-		x_start = vdev->msix_table_offset;
-		x_end = x_start + 16ULL * vdev->msix_count;
-	}
-	if (iswrite && copy_from_user(tmp.data(), buf, count))
-		return -EFAULT;
-	/* Up to the table, the table, past it: at most three pieces. */
-	for (u64 pos = off; pos < off + count;) {
-		u8 *p = tmp.data() + (pos - off);
-		u64 end = off + count;
-		if (pos >= x_start && pos < x_end) {
-			end = std::min(end, x_end);
-			if (!iswrite)
-				std::memset(p, 0xff, end - pos);
-		} else {
-			if (pos < x_start)
-				end = std::min(end, x_start);
-			vdev->hw_ops->bar_rw(vdev, bar, pos, p, end - pos,
-					     iswrite);
-		}
-		pos = end;
-	}
-	if (!iswrite && copy_to_user(buf, tmp.data(), count))
-		return -EFAULT;
-	*ppos += count;
-	return static_cast<ssize_t>(count);
-}
-
-static ssize_t vfio_pci_rw(struct vfio_pci_core_device *vdev, char __user *buf,
-			   size_t count, loff_t *ppos, bool iswrite)
-{
-	u64 pos = static_cast<u64>(*ppos);
-	u64 index = VFIO_PCI_OFFSET_TO_INDEX(pos);
-	u64 off = pos & VFIO_PCI_OFFSET_MASK;
-	u8 *base;
-	u64 size;
-
-	if (index >= VFIO_PCI_NUM_REGIONS) {
-		if (index >= VFIO_PCI_NUM_REGIONS + vdev->num_regions)
-			return -EINVAL;
-		struct vfio_pci_region *region =
-			&vdev->region[index - VFIO_PCI_NUM_REGIONS];
-		return region->ops->rw(vdev, buf, count, ppos, iswrite);
-	}
-
-	switch (index) {
-	case VFIO_PCI_CONFIG_REGION_INDEX:
-		base = nullptr;
-		size = PCI_CFG_SPACE_EXP_SIZE;
-		break;
-	case VFIO_PCI_BAR0_REGION_INDEX ... VFIO_PCI_BAR5_REGION_INDEX:
-		base = vdev->bars[index].map;
-		size = vdev->bars[index].size;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (index == VFIO_PCI_CONFIG_REGION_INDEX) {
-		/* Config space accesses must lie wholly inside it. */
-		if (off >= size || count > size - off)
-			return -EFAULT;
-	} else {
-		if (!size || off >= size)
-			return -EINVAL;
-		count = std::min<u64>(count, size - off);
-	}
-
-	if (index == VFIO_PCI_CONFIG_REGION_INDEX)
-		return vfio_pci_config_rw(vdev, buf, count, ppos, off, iswrite);
-
-	/* Config and register accesses race with the device: under igate. */
-	mutex_guard g(&vdev->igate);
-	/* A function not decoding memory: the kernel answers EIO. */
-	if (!sim_pci_config_mem_enabled(&vdev->config))
-		return -EIO;
-	if (vdev->bars[index].regs)
-		return vfio_pci_regs_rw(vdev, static_cast<int>(index), buf,
-					count, ppos, off, iswrite);
-	if (iswrite) {
-		if (copy_from_user(base + off, buf, count))
-			return -EFAULT;
-	} else {
-		if (copy_to_user(buf, base + off, count))
-			return -EFAULT;
-	}
-	*ppos += count;
-	return static_cast<ssize_t>(count);
-}
-
-ssize_t vfio_pci_core_read(struct vfio_device *core_vdev, char __user *buf,
-			   size_t count, loff_t *ppos)
-{
-	return vfio_pci_rw(to_core(core_vdev), buf, count, ppos, false);
-}
-
-ssize_t vfio_pci_core_write(struct vfio_device *core_vdev,
-			    const char __user *buf, size_t count, loff_t *ppos)
-{
-	return vfio_pci_rw(to_core(core_vdev), const_cast<char *>(buf), count,
-			   ppos, true);
-}
-
-int vfio_pci_core_mmap(struct vfio_device *core_vdev,
-		       struct vm_area_struct *vma)
-{
-	struct vfio_pci_core_device *vdev = to_core(core_vdev);
-	unsigned long index, pgoff, req_len, req_start;
-
-	index = vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT);
-	if (vma->vm_end < vma->vm_start)
-		return -EINVAL;
-	if (index >= VFIO_PCI_NUM_REGIONS) {
-		if (index >= VFIO_PCI_NUM_REGIONS + vdev->num_regions)
-			return -EINVAL;
-		struct vfio_pci_region *region =
-			&vdev->region[index - VFIO_PCI_NUM_REGIONS];
-		if (!region->ops->mmap ||
-		    !(region->flags & VFIO_REGION_INFO_FLAG_MMAP))
-			return -EINVAL;
-		return region->ops->mmap(vdev, region, vma);
-	}
-	if (!(vma->vm_flags & VM_SHARED))
-		return -EINVAL;
-	if (index >= VFIO_PCI_ROM_REGION_INDEX)
-		return -EINVAL;
-	const struct vfio_pci_bar *bar = &vdev->bars[index];
-	if (!bar->size || !bar->mmap)
-		return -EINVAL;
-
-	req_len = vma->vm_end - vma->vm_start;
-	pgoff = vma->vm_pgoff &
-		((1UL << (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) - 1);
-	req_start = pgoff << PAGE_SHIFT;
-	if (req_start + req_len < req_start ||
-	    req_start + req_len > ((bar->size + PAGE_SIZE - 1) & PAGE_MASK))
-		return -EINVAL;
-
-	vfio_vma_set_backing(vma, bar->memfd.get(),
-			     static_cast<off_t>(req_start));
-	return 0;
 }

@@ -2,9 +2,20 @@
 /*
  * pci_core's binding to the simulated DMA function: the hooks pci_core
  * calls (BAR0, bus master, FLR) and the bus the function's engine uses
- * (DMA through the IOMMU, MSI-X to eventfds).
+ * (DMA through the IOMMU, MSI-X to eventfds, log lines under the PCI
+ * function's name, fault points). sim/ knows nothing of the core; this
+ * file is where the two meet.
  */
+#include <uvfio/linux/device.h>
+#include <uvfio/linux/fault-inject.h>
 #include <uvfio/linux/vfio_pci_simdev.h>
+
+/*
+ * The function's fault points live in the core's registry, so they are
+ * declared here, on the driver side of its bus.
+ */
+DECLARE_FAULT_POINT(simdev_load_state, SIMDEV_FAULT_LOAD_STATE, EIO,
+		    "the simulated function refuses to load a device state")
 
 namespace {
 
@@ -61,6 +72,18 @@ void simdev_bus_msix(void *opaque, u32 vector)
 	vfio_pci_core_signal_msix(core, vector);
 }
 
+/* The function's log lines, prefixed with the PCI function's name. */
+void simdev_bus_log(void *opaque, int level, const char *msg)
+{
+	auto *core = static_cast<struct vfio_pci_core_device *>(opaque);
+	uvfio_dev_printk(level, &core->pdev->dev, "%s", msg);
+}
+
+int simdev_bus_should_fail(void *, const char *point)
+{
+	return should_fail(point);
+}
+
 } // namespace
 
 void vfio_pci_simdev_describe(struct vfio_pci_core_device *core,
@@ -79,7 +102,7 @@ void vfio_pci_simdev_describe(struct vfio_pci_core_device *core,
 	core->bars[2].prefetch = true;
 	core->hw_ops = &simdev_hw_ops;
 	core->hw_data = sd;
-	sd->dev = &core->pdev->dev;
+	sd->name = dev_name(&core->pdev->dev);
 	sd->mem_size = mem_size;
 	sd->msix_count = msix;
 }
@@ -90,6 +113,8 @@ int vfio_pci_simdev_start(struct vfio_pci_core_device *core,
 	sd->mem = core->bars[2].map;
 	sd->bus.dma_rw = simdev_bus_dma_rw;
 	sd->bus.msix = simdev_bus_msix;
+	sd->bus.log = simdev_bus_log;
+	sd->bus.should_fail = simdev_bus_should_fail;
 	sd->bus.opaque = core;
 	return simdev_init(sd);
 }

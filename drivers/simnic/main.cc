@@ -22,7 +22,6 @@
  * again what it wrote after sending.
  */
 #include <algorithm>
-#include <bit>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -42,50 +41,26 @@ bool mig_state_running(int s)
 	       s == VFIO_DEVICE_STATE_PRE_COPY;
 }
 
-/* One arc of the FSM (the core walks the path and calls once per arc). */
-struct file *simnic_step(struct vfio_device *vdev,
-			 enum vfio_device_mig_state next)
+} // namespace
+
+/* One arc of the FSM, from migf_set_state()'s walk. */
+struct file *simnic_step(struct migf_dev *md, enum vfio_device_mig_state next)
 {
-	simnic_device *snic = to_simnic(vdev);
-	const int cur = snic->mig_state, nxt = next;
+	simnic_device *snic = mig_to_simnic(md);
+	const int cur = md->mig_state, nxt = next;
 	constexpr int STOP = VFIO_DEVICE_STATE_STOP;
 	constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
-	constexpr int STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-	constexpr int RESUMING = VFIO_DEVICE_STATE_RESUMING;
 	constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
 	constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
 	constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+	struct file *res;
 
 	/* DMA first: stopped before anything is saved, after a load. */
 	if (mig_state_running(cur) && !mig_state_running(nxt))
 		simdev_quiesce(&snic->sd);
 
-	if ((cur == STOP && nxt == STOP_COPY))
-		return simnic_open_save(snic, false);
-	if ((cur == RUNNING && nxt == PRE_COPY) ||
-	    (cur == RUNNING_P2P && nxt == PRE_COPY_P2P))
-		return simnic_open_save(snic, true);
-	if ((cur == PRE_COPY_P2P || cur == PRE_COPY) && nxt == STOP_COPY) {
-		/* The pre-copy file goes on and now has an end. */
-		simnic_save_finalize(snic);
-		return nullptr;
-	}
-	if ((cur == STOP_COPY && nxt == STOP) ||
-	    (cur == PRE_COPY && nxt == RUNNING) ||
-	    (cur == PRE_COPY_P2P && nxt == RUNNING_P2P)) {
-		if (!(snic->bugs & SIMNIC_BUG_STREAM))
-			simnic_disable_fds(snic);
-		return nullptr;
-	}
-	if (cur == STOP && nxt == RESUMING)
-		return simnic_open_resume(snic);
-	if (cur == RESUMING && nxt == STOP) {
-		int ret = simnic_resume_finish(snic);
-		if (ret)
-			return static_cast<struct file *>(ERR_PTR(ret));
-		simnic_disable_fds(snic);
-		return nullptr;
-	}
+	if (migf_step_data(md, next, &res))
+		return res;
 
 	if (!mig_state_running(cur) && mig_state_running(nxt)) {
 		simdev_unquiesce(&snic->sd);
@@ -102,78 +77,18 @@ struct file *simnic_step(struct vfio_device *vdev,
 	return static_cast<struct file *>(ERR_PTR(-EINVAL));
 }
 
-/* Back to RUNNING after a reset or at open: files gone, function going. */
-void simnic_reset_mig(simnic_device *snic)
-{
-	snic->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	simnic_disable_fds(snic);
-	simdev_unquiesce(&snic->sd);
-}
-
-} // namespace
-
-/* Unlock state_mutex, first running a reset that arrived meanwhile. */
-void simnic_state_mutex_unlock(simnic_device *snic)
-{
-	for (;;) {
-		std::unique_lock<std::mutex> l(snic->reset_lock);
-		if (!snic->deferred_reset) {
-			mutex_unlock(&snic->state_mutex);
-			return;
-		}
-		snic->deferred_reset = false;
-		l.unlock();
-		simnic_reset_mig(snic);
-	}
-}
-
 namespace {
 
-/*
- * The kernel drivers' loop (mtty, mlx5): one arc at a time toward
- * new_state, each asked of vfio_mig_get_next_state(), under state_mutex.
- * A failing arc leaves the device in the state it reached.
- */
 struct file *simnic_set_state(struct vfio_device *vdev,
 			      enum vfio_device_mig_state new_state)
 {
-	simnic_device *snic = to_simnic(vdev);
-	enum vfio_device_mig_state next;
-	struct file *res = NULL;
-	int ret;
-
-	mutex_lock(&snic->state_mutex);
-	while (new_state != snic->mig_state) {
-		ret = vfio_mig_get_next_state(vdev, snic->mig_state, new_state,
-					      &next);
-		if (ret) {
-			res = static_cast<struct file *>(ERR_PTR(ret));
-			break;
-		}
-		res = simnic_step(vdev, next);
-		if (IS_ERR(res))
-			break;
-		snic->mig_state = next;
-		/* Only the last arc may open a data file. */
-		if (WARN_ON(res && new_state != snic->mig_state)) {
-			fput(res);
-			res = static_cast<struct file *>(ERR_PTR(-EINVAL));
-			break;
-		}
-	}
-	simnic_state_mutex_unlock(snic);
-	return res;
+	return migf_set_state(&to_simnic(vdev)->mig, new_state);
 }
 
 int simnic_get_state(struct vfio_device *vdev,
 		     enum vfio_device_mig_state *curr_state)
 {
-	simnic_device *snic = to_simnic(vdev);
-
-	mutex_lock(&snic->state_mutex);
-	*curr_state = snic->mig_state;
-	simnic_state_mutex_unlock(snic);
-	return 0;
+	return migf_get_state(&to_simnic(vdev)->mig, curr_state);
 }
 
 int simnic_get_data_size(struct vfio_device *vdev,
@@ -181,9 +96,9 @@ int simnic_get_data_size(struct vfio_device *vdev,
 {
 	simnic_device *snic = to_simnic(vdev);
 
-	mutex_lock(&snic->state_mutex);
+	mutex_lock(&snic->mig.state_mutex);
 	*stop_copy_length = simnic_stop_copy_size(snic);
-	simnic_state_mutex_unlock(snic);
+	migf_state_mutex_unlock(&snic->mig);
 	return 0;
 }
 
@@ -200,6 +115,8 @@ const struct vfio_migration_ops simnic_mig_ops = {
  * reported too, never fewer than were written.
  */
 constexpr u32 SIMNIC_LOG_MAX_RANGES = 4;
+
+} // namespace
 
 int simnic_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges,
 		     u32 nnodes, u64 *page_size)
@@ -231,56 +148,34 @@ int simnic_log_stop(struct vfio_device *vdev)
 	return 0;
 }
 
-/*
- * One REPORT window; with SIMNIC_BUG_DIRTY the last dirty page is held
- * back (the highest page seen so far, forwarded when a higher one comes)
- * and never reported.
- */
-struct simnic_report {
-	struct iova_bitmap *dirty;
-	bool drop_last;
-	bool held = false;
-	u64 held_iova = 0, held_size = 0;
-};
+namespace {
 
 /* The tracker's words go to the user's bitmap as words. */
 bool simnic_report_bits(void *arg, u64 run_iova, u64 page_size, u64 *bits,
 			u64 nbits)
 {
-	auto *r = static_cast<simnic_report *>(arg);
-	if (!r->drop_last) {
-		iova_bitmap_take_bits(r->dirty, run_iova, page_size, bits, nbits);
-		return true;
-	}
-	u64 k = nbits / 64;
-	while (k && !bits[k - 1])
-		k--;
-	if (!k)
-		return false;
-	u64 top = (k - 1) * 64 + 63 - std::countl_zero(bits[k - 1]);
-	if (r->held)
-		iova_bitmap_set(r->dirty, r->held_iova, r->held_size);
-	iova_bitmap_set_bits(r->dirty, run_iova, page_size, bits, top);
-	r->held = true;
-	r->held_iova = run_iova + top * page_size;
-	r->held_size = page_size;
-	return false;
+	iova_bitmap_take_bits(static_cast<struct iova_bitmap *>(arg), run_iova,
+			      page_size, bits, nbits);
+	return true;
 }
 
 int simnic_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 			      unsigned long length, struct iova_bitmap *dirty)
 {
-	simnic_device *snic = to_simnic(vdev);
-	simnic_report r = {dirty, (snic->bugs & SIMNIC_BUG_DIRTY) != 0};
-	return simdev_log_read_and_clear_bits(&snic->sd, iova, length,
-					      simnic_report_bits, &r);
+	return simdev_log_read_and_clear_bits(&to_simnic(vdev)->sd, iova,
+					      length, simnic_report_bits,
+					      dirty);
 }
+
+} // namespace
 
 const struct vfio_log_ops simnic_log_ops = {
 	.log_start = simnic_log_start,
 	.log_stop = simnic_log_stop,
 	.log_read_and_clear = simnic_log_read_and_clear,
 };
+
+namespace {
 
 /* Round-trip hook (uvfio_set_state_digest): device memory and state. */
 int simnic_state_digest(struct vfio_device *vdev, u64 *out)
@@ -302,7 +197,7 @@ int simnic_init_dev(struct vfio_device *vdev)
 	int ret = vfio_pci_core_init_dev(vdev);
 	if (ret)
 		return ret;
-	mutex_init(&snic->state_mutex);
+	migf_dev_init(&snic->mig, vdev, &simnic_migf_ops);
 	return 0;
 }
 
@@ -312,9 +207,10 @@ int simnic_open_device(struct vfio_device *vdev)
 	int ret = vfio_pci_core_enable(&snic->core_device);
 	if (ret)
 		return ret;
-	mutex_lock(&snic->state_mutex);
-	simnic_reset_mig(snic);
-	simnic_state_mutex_unlock(snic);
+	/* Back to RUNNING, no file, the function going. */
+	mutex_lock(&snic->mig.state_mutex);
+	migf_reset(&snic->mig);
+	migf_state_mutex_unlock(&snic->mig);
 	vfio_pci_core_finish_enable(&snic->core_device);
 	return 0;
 }
@@ -323,9 +219,9 @@ void simnic_close_device(struct vfio_device *vdev)
 {
 	simnic_device *snic = to_simnic(vdev);
 
-	mutex_lock(&snic->state_mutex);
-	simnic_disable_fds(snic);
-	simnic_state_mutex_unlock(snic);
+	mutex_lock(&snic->mig.state_mutex);
+	migf_disable_fds(&snic->mig);
+	migf_state_mutex_unlock(&snic->mig);
 	simdev_log_stop(&snic->sd);
 	vfio_pci_core_close_device(vdev);
 }
@@ -333,19 +229,17 @@ void simnic_close_device(struct vfio_device *vdev)
 void simnic_pci_aer_reset_done(struct pci_dev *pdev)
 {
 	auto *snic = static_cast<simnic_device *>(pci_get_drvdata(pdev));
-	{
-		std::lock_guard<std::mutex> l(snic->reset_lock);
-		snic->deferred_reset = true;
-		if (!mutex_trylock(&snic->state_mutex))
-			return;
-	}
-	simnic_state_mutex_unlock(snic);
+	migf_reset_done(&snic->mig);
 }
+
+} // namespace
 
 const struct pci_error_handlers simnic_err_handlers = {
 	.reset_done = simnic_pci_aer_reset_done,
 	.error_detected = vfio_pci_core_aer_err_detected,
 };
+
+namespace {
 
 /* Device memory mapped by the user: its writes escape the tracker. */
 int simnic_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
@@ -378,37 +272,18 @@ constexpr struct vfio_device_ops simnic_make_ops(const char *name)
 	};
 }
 
+} // namespace
+
 const struct vfio_device_ops simnic_ops = simnic_make_ops("simnic-vfio-pci");
-const struct vfio_device_ops simmin_ops = simnic_make_ops("simmin-vfio-pci");
 
 /* -------- probe / remove -------- */
 
-const char *const simnic_keys[] = {"mem", "msix", "seed", "drain_us",
-#ifdef SIMNIC_NEGATIVE_CONTROL
-				   "bug",
-#endif
-				   nullptr};
-
-#ifdef SIMNIC_NEGATIVE_CONTROL
-const char *const simnic_bug_names[] = {"errno", "stream", "dirty",
-					"precopy_info", nullptr};
-const u32 simnic_bug_values[] = {SIMNIC_BUG_ERRNO, SIMNIC_BUG_STREAM,
-				 SIMNIC_BUG_DIRTY, SIMNIC_BUG_PRECOPY_INFO};
-#endif
-
-/* Both drivers: full (simnic) or STOP_COPY only without logging. */
-int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
-			bool full)
+int simnic_probe_variant(struct pci_dev *pdev, const struct uvfio_spec *spec,
+			 const struct simnic_variant *v)
 {
 	u64 mem, msix, seed, drain;
-	u32 bugs = 0;
 	int ret;
 
-#ifdef SIMNIC_NEGATIVE_CONTROL
-	if ((ret = uvfio_spec_get_flags(spec, "bug", simnic_bug_names,
-					simnic_bug_values, 0, &bugs)))
-		return ret;
-#endif
 	if ((ret = uvfio_spec_get_size(spec, "mem", 64 << 20, PAGE_SIZE,
 				       1ULL << 36, &mem)) ||
 	    (ret = uvfio_spec_get_u64(spec, "msix", 8, 1, SIMDEV_MSIX_MAX,
@@ -424,23 +299,22 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 	}
 
 	simnic_device *snic = vfio_alloc_device(
-		simnic_device, core_device.vdev, &pdev->dev,
-		full ? &simnic_ops : &simmin_ops);
+		simnic_device, core_device.vdev, &pdev->dev, v->ops);
 	if (IS_ERR(snic))
 		return static_cast<int>(PTR_ERR(snic));
 
 	struct vfio_pci_core_device *core = &snic->core_device;
 	vfio_pci_simdev_describe(core, &snic->sd, mem, static_cast<u32>(msix));
 	snic->sd.drain_us = static_cast<u32>(drain);
-	core->device_id = full ? 0x0010 : 0x0011;
-	snic->bugs = bugs;
+	snic->mig.ops = v->mig;
+	core->device_id = v->device_id;
 	core->vdev.mig_ops = &simnic_mig_ops;
 	core->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY;
 	uvfio_set_state_digest(&core->vdev, simnic_state_digest);
-	if (full) {
+	if (v->full) {
 		core->vdev.migration_flags |= VFIO_MIGRATION_P2P |
 					      VFIO_MIGRATION_PRE_COPY;
-		core->vdev.log_ops = &simnic_log_ops;
+		core->vdev.log_ops = v->log_ops;
 	}
 
 	/* Before registration: reset_done may run from then on. */
@@ -468,17 +342,6 @@ int simnic_probe_common(struct pci_dev *pdev, const struct uvfio_spec *spec,
 	return 0;
 }
 
-int simnic_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
-{
-	return simnic_probe_common(pdev, spec, true);
-}
-
-[[maybe_unused]] int simmin_probe(struct pci_dev *pdev,
-				  const struct uvfio_spec *spec)
-{
-	return simnic_probe_common(pdev, spec, false);
-}
-
 void simnic_remove(struct pci_dev *pdev)
 {
 	auto *snic = static_cast<simnic_device *>(pci_get_drvdata(pdev));
@@ -491,22 +354,47 @@ void simnic_remove(struct pci_dev *pdev)
 }
 
 #ifdef SIMNIC_NEGATIVE_CONTROL
-/* The conformance suite's negative control: simnic with defects on demand. */
-const struct pci_driver simnic_driver = {
-	.name = "brokennic-vfio-pci",
-	.spec_name = "brokennic",
-	.spec_keys = simnic_keys,
-	.description = "simnic with known defects (bug=errno|stream|dirty|"
-		       "precopy_info), for testing the conformance suite",
-	.probe = simnic_probe,
-	.remove = simnic_remove,
-	.err_handler = &simnic_err_handlers,
+/*
+ * tests/conformance builds this file as the brokennic plugin: the same
+ * code, registered as brokennic with the defects of brokennic.h instead
+ * of as simnic and simmin.
+ */
+#include "brokennic.h"
+#else
+namespace {
+
+const struct vfio_device_ops simmin_ops = simnic_make_ops("simmin-vfio-pci");
+
+const struct simnic_variant simnic_variant = {
+	.ops = &simnic_ops,
+	.device_id = 0x0010,
+	.full = true,
+	.mig = &simnic_migf_ops,
+	.log_ops = &simnic_log_ops,
 };
 
-} // namespace
+/* STOP_COPY only, no logging: its guest dirty pages come from the IOMMU. */
+const struct simnic_variant simmin_variant = {
+	.ops = &simmin_ops,
+	.device_id = 0x0011,
+	.full = false,
+	.mig = &simnic_migf_ops,
+	.log_ops = nullptr,
+};
 
-module_pci_driver(simnic_driver)
-#else
+int simnic_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
+{
+	return simnic_probe_variant(pdev, spec, &simnic_variant);
+}
+
+int simmin_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
+{
+	return simnic_probe_variant(pdev, spec, &simmin_variant);
+}
+
+const char *const simnic_keys[] = {"mem", "msix", "seed", "drain_us",
+				   nullptr};
+
 const struct pci_driver simnic_driver = {
 	.name = "simnic-vfio-pci",
 	.spec_name = "simnic",

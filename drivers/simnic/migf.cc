@@ -4,7 +4,8 @@
  * userspace reads, the resuming side checks each record as it arrives and
  * applies device memory at once (the device is stopped in RESUMING), but
  * loads the device state only at RESUMING -> STOP, after the whole stream
- * proved good.
+ * proved good. The files' lifecycle around this content (opening,
+ * reading, PRECOPY_INFO, disabling) is drivers/common/migf.cc's.
  */
 #include <algorithm>
 #include <cstdarg>
@@ -66,9 +67,12 @@ void emit_mem(simnic_migf *f, u64 off, u64 len)
 	mig_rec_seal(&f->w);
 }
 
+} // namespace
+
 /* Produce the next record; false when there is nothing to send now. */
-bool produce(simnic_migf *f)
+bool simnic_produce(struct migf *mf)
 {
+	auto *f = static_cast<simnic_migf *>(mf);
 	simnic_device *snic = f->snic;
 	struct simdev *sd = &snic->sd;
 	u64 off, len;
@@ -121,26 +125,7 @@ bool produce(simnic_migf *f)
 	return true;
 }
 
-bool produce_cb(void *arg)
-{
-	return produce(static_cast<simnic_migf *>(arg));
-}
-
-ssize_t simnic_save_read(struct file *filp, char __user *buf, size_t len,
-			 loff_t *pos)
-{
-	auto *f = static_cast<simnic_migf *>(filp->private_data);
-
-	if (pos)
-		return -ESPIPE;
-	mutex_guard g(&f->lock);
-	/* Quietly, as the kernel's drivers: the core reads once after an
-	 * arc that leaves the file's states, to check it is disabled. */
-	if (f->disabled)
-		return -ENODEV;
-	/* Nothing now: the end in STOP_COPY, a pause in PRE_COPY. */
-	return mig_rec_read(&f->w, buf, len, produce_cb, f, f->final);
-}
+namespace {
 
 /* Bytes the dirty pages would take, record headers included (bound). */
 u64 dirty_estimate(struct simdev *sd)
@@ -148,56 +133,6 @@ u64 dirty_estimate(struct simdev *sd)
 	u64 bytes = simdev_mem_dirty_bytes(sd);
 	return bytes + bytes / SIMDEV_MEM_PAGE * sizeof(mig_rec);
 }
-
-long simnic_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
-{
-	auto *f = static_cast<simnic_migf *>(filp->private_data);
-	simnic_device *snic = f->snic;
-	size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
-	struct vfio_precopy_info info = {};
-	void __user *uarg = reinterpret_cast<void __user *>(arg);
-	long ret = 0;
-
-	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
-		return -ENOTTY;
-	if (copy_from_user(&info, uarg, minsz))
-		return -EFAULT;
-	if (info.argsz < minsz)
-		return -EINVAL;
-
-	mutex_lock(&snic->state_mutex);
-	if (snic->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
-	    snic->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		ret = snic->bugs & SIMNIC_BUG_ERRNO ? -ENOTTY : -EINVAL;
-	} else {
-		mutex_guard g(&f->lock);
-		if (f->disabled)
-			ret = -ENODEV;
-		else
-			mig_rec_precopy_info(&f->w, f->initial_size,
-					     dirty_estimate(&snic->sd), &info);
-		if (!ret && (snic->bugs & SIMNIC_BUG_PRECOPY_INFO))
-			info.initial_bytes += f->w.bytes_read / 2 + 1;
-	}
-	simnic_state_mutex_unlock(snic);
-	if (!ret && copy_to_user(uarg, &info, minsz))
-		ret = -EFAULT;
-	return ret;
-}
-
-int simnic_migf_release(struct inode *, struct file *filp)
-{
-	delete static_cast<simnic_migf *>(filp->private_data);
-	return 0;
-}
-
-const struct file_operations simnic_save_fops = {
-	.read = simnic_save_read,
-	.write = nullptr,
-	.unlocked_ioctl = simnic_save_ioctl,
-	.mmap = nullptr,
-	.release = simnic_migf_release,
-};
 
 /* -------- resuming -------- */
 
@@ -358,7 +293,7 @@ u8 *payload_dst(simnic_migf *f)
 ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
 			    size_t len, loff_t *pos)
 {
-	auto *f = static_cast<simnic_migf *>(filp->private_data);
+	auto *f = static_cast<simnic_migf *>(file_to_migf(filp));
 	size_t done = 0;
 
 	if (pos)
@@ -413,82 +348,89 @@ const struct file_operations simnic_resume_fops = {
 	.write = simnic_resume_write,
 	.unlocked_ioctl = nullptr,
 	.mmap = nullptr,
-	.release = simnic_migf_release,
+	.release = migf_release,
 };
-
-simnic_migf *migf_alloc(simnic_device *snic, bool saving)
-{
-	auto *f = new (std::nothrow) simnic_migf;
-	if (!f)
-		return nullptr;
-	f->snic = snic;
-	mutex_init(&f->lock);
-	if (!saving && !(f->hash = XXH3_createState())) {
-		delete f;
-		return nullptr;
-	}
-	struct file *filp = anon_inode_getfile(
-		"simnic_mig", saving ? &simnic_save_fops : &simnic_resume_fops,
-		f, saving ? O_RDONLY : O_WRONLY);
-	if (IS_ERR(filp)) {
-		delete f;
-		return nullptr;
-	}
-	stream_open(nullptr, filp);
-	f->filp = filp;
-	return f;
-}
 
 } // namespace
 
-struct file *simnic_open_save(simnic_device *snic, bool precopy)
+int simnic_track_start(struct migf_dev *md)
 {
-	simnic_migf *f = migf_alloc(snic, true);
+	return simdev_mem_track_start(&mig_to_simnic(md)->sd);
+}
+
+/* Writes through an mmap were not tracked: send all of it again. */
+void simnic_track_flush(struct migf_dev *md)
+{
+	struct simdev *sd = &mig_to_simnic(md)->sd;
+	if (simdev_mem_was_mapped(sd))
+		simdev_mem_mark_all(sd);
+}
+
+void simnic_files_disabled(struct migf_dev *md)
+{
+	simdev_mem_track_stop(&mig_to_simnic(md)->sd);
+}
+
+/* After a reset or at open: the function goes on. */
+void simnic_mig_reset(struct migf_dev *md)
+{
+	simdev_unquiesce(&mig_to_simnic(md)->sd);
+}
+
+const struct migf_dev_ops simnic_migf_ops = {
+	.magic = SN_MAGIC,
+	.version = SN_VERSION,
+	.save_fops = &migf_save_fops,
+	.step = simnic_step,
+	.open_save = simnic_open_save,
+	.open_resume = simnic_open_resume,
+	.load = simnic_load,
+	.produce = simnic_produce,
+	.precopy_info = simnic_precopy_info,
+	.track_start = simnic_track_start,
+	.track_flush = simnic_track_flush,
+	.disabled = simnic_files_disabled,
+	.reset = simnic_mig_reset,
+};
+
+void simnic_precopy_info(struct migf *f, struct vfio_precopy_info *info)
+{
+	mig_rec_precopy_info(&f->w, f->initial_size,
+			     dirty_estimate(&mig_to_simnic(f->md)->sd), info);
+}
+
+struct file *simnic_open_save(struct migf_dev *md, bool precopy)
+{
+	simnic_device *snic = mig_to_simnic(md);
+	auto *f = migf_alloc<simnic_migf>(&snic->mig, "simnic_mig",
+					  snic->mig.ops->save_fops, true);
 	if (!f)
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
-	f->w.magic = SN_MAGIC;
-	f->w.version = SN_VERSION;
-	f->precopy = precopy;
-	f->final = !precopy;
-	f->initial_size = initial_size(snic);
-	/* Before the first page is read: a write after it is seen. */
-	if (precopy && simdev_mem_track_start(&snic->sd)) {
+	f->snic = snic;
+	return migf_open_save(f, precopy, initial_size(snic));
+}
+
+struct file *simnic_open_resume(struct migf_dev *md)
+{
+	simnic_device *snic = mig_to_simnic(md);
+	auto *f = migf_alloc<simnic_migf>(&snic->mig, "simnic_mig",
+					  &simnic_resume_fops, false);
+	if (!f)
+		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
+	f->snic = snic;
+	if (!(f->hash = XXH3_createState())) {
 		fput(f->filp);
 		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
 	}
-	snic->saving_migf = f;
-	return get_file(f->filp);
+	return migf_open_resume(f);
 }
 
-struct file *simnic_open_resume(simnic_device *snic)
+int simnic_load(struct migf *mf)
 {
-	simnic_migf *f = migf_alloc(snic, false);
-	if (!f)
-		return static_cast<struct file *>(ERR_PTR(-ENOMEM));
-	snic->resuming_migf = f;
-	return get_file(f->filp);
-}
-
-void simnic_save_finalize(simnic_device *snic)
-{
-	simnic_migf *f = snic->saving_migf;
-	if (!f)
-		return;
-	/* Writes through an mmap were not tracked: send all of it again. */
-	if (simdev_mem_was_mapped(&snic->sd))
-		simdev_mem_mark_all(&snic->sd);
-	mutex_guard g(&f->lock);
-	f->final = true;
-}
-
-int simnic_resume_finish(simnic_device *snic)
-{
-	simnic_migf *f = snic->resuming_migf;
+	auto *f = static_cast<simnic_migf *>(mf);
+	simnic_device *snic = f->snic;
 	struct device *dev = snic->core_device.vdev.dev;
 
-	if (!f)
-		return 0;
-	mutex_guard g(&f->lock);
 	if (!f->error && !f->ended)
 		resume_fail(f, "stream truncated after %llu bytes (no end "
 			    "record)", (unsigned long long)f->bytes_in);
@@ -505,25 +447,9 @@ int simnic_resume_finish(simnic_device *snic)
 	return ret;
 }
 
-void simnic_disable_fds(simnic_device *snic)
-{
-	for (simnic_migf **pf : {&snic->saving_migf, &snic->resuming_migf}) {
-		simnic_migf *f = *pf;
-		if (!f)
-			continue;
-		mutex_lock(&f->lock);
-		f->disabled = true;
-		mig_rec_release(&f->w);
-		mutex_unlock(&f->lock);
-		*pf = nullptr;
-		fput(f->filp);
-	}
-	simdev_mem_track_stop(&snic->sd);
-}
-
 u64 simnic_stop_copy_size(simnic_device *snic)
 {
-	simnic_migf *f = snic->saving_migf;
+	struct migf *f = snic->mig.saving_migf;
 	if (!f)
 		return initial_size(snic) + tail_size();
 	mutex_guard g(&f->lock);

@@ -5,8 +5,11 @@
  * DMA logging; simmin is the same code with STOP_COPY only and no logging
  * (its guest dirty pages come from the IOMMU).
  *
- * main.cc: device ops, the FSM, DMA logging, probe. migf.cc: the
- * migration files and the stream format.
+ * main.cc: device ops, the FSM arcs, DMA logging, probe. migf.cc: the
+ * migration files' content and the stream format. The files' lifecycle
+ * (FSM loop, deferred reset, saving read and PRECOPY_INFO) is the one
+ * testdev shares, drivers/common/migf.h. brokennic.h: the conformance
+ * suite's negative control, test-only.
  *
  * Locking as in the kernel's mlx5 driver: state_mutex (the FSM) is taken
  * before a migration file's lock; reset_done defers to the state_mutex
@@ -23,6 +26,7 @@
 
 
 #include "mig_rec.h"
+#include "migf.h"
 
 /*
  * The stream: records (struct mig_rec, drivers/common/mig_rec.h) with
@@ -53,19 +57,12 @@ static_assert(sizeof(sn_config) == 24);
 struct simnic_device;
 
 /* One migration file: saving (read) or resuming (write). */
-struct simnic_migf {
+struct simnic_migf : migf {
 	simnic_device *snic = nullptr;
-	struct file *filp = nullptr;
-	struct mutex lock;
-	bool disabled = false;
 
-	/* Saving. */
-	bool precopy = false;	/* opened in PRE_COPY: tracks dirty memory */
-	bool final = false;	/* the device is stopped: finish the stream */
+	/* Saving; initial_size is CONFIG and the full image. */
 	enum { CONFIG, MEM_FULL, DIRTY, STATE, END, DONE } phase = CONFIG;
 	u64 mem_pos = 0;
-	mig_rec_writer w;	/* the record being read */
-	u64 initial_size = 0;	/* CONFIG and the full image, in bytes */
 
 	/*
 	 * Resuming: records are parsed in place as they arrive. A MEM
@@ -86,32 +83,19 @@ struct simnic_migf {
 	std::string error_msg;	/* the first problem, for the log line */
 	u64 bytes_in = 0;
 
-	~simnic_migf() { XXH3_freeState(hash); }
-};
-
-/*
- * Known defects, one bit each, that the conformance suite's negative
- * control (tests/conformance: this driver built as the "brokennic" plugin,
- * bug=NAME) switches on to prove each check can fail. The in-tree
- * simnic and simmin never set them: they have no bug= key.
- */
-enum simnic_bug {
-	SIMNIC_BUG_ERRNO = 1 << 0,	 /* PRECOPY_INFO outside pre-copy: ENOTTY */
-	SIMNIC_BUG_STREAM = 1 << 1,	 /* saving file left enabled on leaving */
-	SIMNIC_BUG_DIRTY = 1 << 2,	 /* each REPORT drops its last dirty page */
-	SIMNIC_BUG_PRECOPY_INFO = 1 << 3, /* initial_bytes grows as it is read */
+	~simnic_migf() override { XXH3_freeState(hash); }
 };
 
 struct simnic_device {
 	struct vfio_pci_core_device core_device;
-	unsigned int bugs = 0;		/* enum simnic_bug; 0 but in brokennic */
 	struct simdev sd;
-	struct mutex state_mutex;
-	enum vfio_device_mig_state mig_state = VFIO_DEVICE_STATE_RUNNING;
-	std::mutex reset_lock;
-	bool deferred_reset = false;
-	simnic_migf *saving_migf = nullptr;
-	simnic_migf *resuming_migf = nullptr;
+	struct migf_dev mig;	/* FSM state, files, deferred reset */
+
+	/*
+	 * Test-only, read by brokennic.h alone: the defects the negative
+	 * control's bug= key switched on. simnic and simmin leave it 0.
+	 */
+	unsigned int brokennic_bugs = 0;
 };
 
 static inline simnic_device *to_simnic(struct vfio_device *vdev)
@@ -119,17 +103,48 @@ static inline simnic_device *to_simnic(struct vfio_device *vdev)
 	return container_of(vdev, simnic_device, core_device.vdev);
 }
 
-/* migf.cc; all with state_mutex held. */
-struct file *simnic_open_save(simnic_device *snic, bool precopy);
-struct file *simnic_open_resume(simnic_device *snic);
-/* The device stopped under a pre-copy file: send what is left and end. */
-void simnic_save_finalize(simnic_device *snic);
-/* Check that the stream was whole, then load the device state. */
-int simnic_resume_finish(simnic_device *snic);
-void simnic_disable_fds(simnic_device *snic);
+static inline simnic_device *mig_to_simnic(struct migf_dev *md)
+{
+	return container_of(md, simnic_device, mig);
+}
+
+/* main.cc */
+/* One arc of the FSM (migf_dev_ops.step). */
+struct file *simnic_step(struct migf_dev *md, enum vfio_device_mig_state next);
+int simnic_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges,
+		     u32 nnodes, u64 *page_size);
+int simnic_log_stop(struct vfio_device *vdev);
+extern const struct vfio_log_ops simnic_log_ops;
+
+/* What tells the drivers built on this code apart. */
+struct simnic_variant {
+	const struct vfio_device_ops *ops;
+	u16 device_id;
+	bool full;	/* P2P, PRE_COPY and DMA logging, or STOP_COPY only */
+	const struct migf_dev_ops *mig;
+	const struct vfio_log_ops *log_ops;	/* with full */
+};
+/* Probe a function as variant v: 0 or -errno. */
+int simnic_probe_variant(struct pci_dev *pdev, const struct uvfio_spec *spec,
+			 const struct simnic_variant *v);
+void simnic_remove(struct pci_dev *pdev);
+extern const struct vfio_device_ops simnic_ops;
+extern const struct pci_error_handlers simnic_err_handlers;
+
+/* migf.cc; with state_mutex held, or as migf.h says for the hooks. */
+extern const struct migf_dev_ops simnic_migf_ops;
 /* An honest estimate of the STOP_COPY bytes from the present state. */
 u64 simnic_stop_copy_size(simnic_device *snic);
-
-void simnic_state_mutex_unlock(simnic_device *snic);
+/* simnic_migf_ops' members, for a variant that wraps some of them. */
+struct file *simnic_open_save(struct migf_dev *md, bool precopy);
+struct file *simnic_open_resume(struct migf_dev *md);
+/* Check that the stream was whole, then load the device state. */
+int simnic_load(struct migf *f);
+bool simnic_produce(struct migf *f);
+void simnic_precopy_info(struct migf *f, struct vfio_precopy_info *info);
+int simnic_track_start(struct migf_dev *md);
+void simnic_track_flush(struct migf_dev *md);
+void simnic_files_disabled(struct migf_dev *md);
+void simnic_mig_reset(struct migf_dev *md);
 
 #endif /* UVFIO_DRIVERS_SIMNIC_H */

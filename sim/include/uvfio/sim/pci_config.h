@@ -17,7 +17,7 @@
 
 #include <cstddef>
 
-#include <uvfio/linux/types.h>
+#include <stdint.h>
 
 /* Register offsets and bits (values as in the PCI specification). */
 #define SIM_PCI_CFG_SIZE 4096
@@ -73,28 +73,28 @@
 
 /* One memory BAR of the function. */
 struct sim_pci_bar_desc {
-	u64 size = 0;		/* 0: not implemented; else power of two >= 16 */
+	uint64_t size = 0;	/* 0: absent; else a power of two >= 16 */
 	bool is_64 = false;	/* takes this register and the next */
 	bool prefetch = false;
 };
 
 /* What the function looks like; the capability layout follows from it. */
 struct sim_pci_config_desc {
-	u16 vendor_id = 0;
-	u16 device_id = 0;
-	u16 subsys_vendor_id = 0;
-	u16 subsys_id = 0;
-	u8 revision = 0;
-	u32 class_code = 0;	/* base << 16 | sub << 8 | prog-if */
+	uint16_t vendor_id = 0;
+	uint16_t device_id = 0;
+	uint16_t subsys_vendor_id = 0;
+	uint16_t subsys_id = 0;
+	uint8_t revision = 0;
+	uint32_t class_code = 0;	/* base << 16 | sub << 8 | prog-if */
 	bool has_intx = true;
 	struct sim_pci_bar_desc bars[SIM_PCI_NUM_BARS];
 	/* Bytes 0x40 up to this offset: device-specific RW registers. */
-	u32 dev_specific_end = 0x40;
-	u32 msix_count = 0;	/* 0: no MSI-X capability; at most 2048 */
-	u8 msix_table_bar = 0;
-	u32 msix_table_offset = 0;	/* 8-byte aligned */
-	u8 msix_pba_bar = 0;
-	u32 msix_pba_offset = 0;	/* 8-byte aligned */
+	uint32_t dev_specific_end = 0x40;
+	uint32_t msix_count = 0; /* 0: no MSI-X capability; at most 2048 */
+	uint8_t msix_table_bar = 0;
+	uint32_t msix_table_offset = 0;	/* 8-byte aligned */
+	uint8_t msix_pba_bar = 0;
+	uint32_t msix_pba_offset = 0;	/* 8-byte aligned */
 	bool is_pcie = true;	/* PCI Express endpoint capability, with FLR */
 	bool vendor_cap = true;	/* a vendor-specific capability */
 };
@@ -111,16 +111,16 @@ typedef void (*sim_pci_reset_hook)(struct sim_pci_config *cfg, void *arg);
 typedef void (*sim_pci_flr_request)(struct sim_pci_config *cfg, void *arg);
 
 struct sim_pci_config {
-	u8 regs[SIM_PCI_CFG_SIZE] = {};
-	u8 rw[SIM_PCI_CFG_SIZE] = {};
-	u8 w1c[SIM_PCI_CFG_SIZE] = {};
-	u8 reset_image[SIM_PCI_CFG_SIZE] = {};
+	uint8_t regs[SIM_PCI_CFG_SIZE] = {};
+	uint8_t rw[SIM_PCI_CFG_SIZE] = {};
+	uint8_t w1c[SIM_PCI_CFG_SIZE] = {};
+	uint8_t reset_image[SIM_PCI_CFG_SIZE] = {};
 
 	/* Where the capabilities landed (0: absent). */
-	u8 pm_cap = 0;
-	u8 msix_cap = 0;
-	u8 exp_cap = 0;
-	u8 vndr_cap = 0;
+	uint8_t pm_cap = 0;
+	uint8_t msix_cap = 0;
+	uint8_t exp_cap = 0;
+	uint8_t vndr_cap = 0;
 
 	sim_pci_reset_hook reset_hook = nullptr;
 	sim_pci_flr_request flr_request = nullptr;
@@ -139,9 +139,9 @@ int sim_pci_config_init(struct sim_pci_config *cfg,
 			const struct sim_pci_config_desc *desc);
 
 /* Accesses wholly inside the 4 KiB; the caller checks bounds. */
-void sim_pci_config_read(const struct sim_pci_config *cfg, u32 off, void *buf,
-			 size_t len);
-void sim_pci_config_write(struct sim_pci_config *cfg, u32 off,
+void sim_pci_config_read(const struct sim_pci_config *cfg, uint32_t off,
+			 void *buf, size_t len);
+void sim_pci_config_write(struct sim_pci_config *cfg, uint32_t off,
 			  const void *buf, size_t len);
 
 /* The device model's view of the command register. */
@@ -150,15 +150,19 @@ bool sim_pci_config_bus_master(const struct sim_pci_config *cfg);
 bool sim_pci_config_intx_disabled(const struct sim_pci_config *cfg);
 
 /* Set or clear command bits as the platform (not the user) does. */
-void sim_pci_config_set_command(struct sim_pci_config *cfg, u16 set, u16 clear);
+void sim_pci_config_set_command(struct sim_pci_config *cfg, uint16_t set,
+				uint16_t clear);
 
 /* Latch error bits in Status as the hardware does when it sees errors. */
-void sim_pci_config_set_status_errors(struct sim_pci_config *cfg, u16 bits);
+void sim_pci_config_set_status_errors(struct sim_pci_config *cfg,
+				      uint16_t bits);
 
 /* Function-level reset: load the reset image, then call the reset hook. */
 void sim_pci_config_flr(struct sim_pci_config *cfg);
 
-u16 sim_pci_config_read16(const struct sim_pci_config *cfg, u32 off);
-u32 sim_pci_config_read32(const struct sim_pci_config *cfg, u32 off);
+uint16_t sim_pci_config_read16(const struct sim_pci_config *cfg,
+			       uint32_t off);
+uint32_t sim_pci_config_read32(const struct sim_pci_config *cfg,
+			       uint32_t off);
 
 #endif /* UVFIO_SIM_PCI_CONFIG_H */

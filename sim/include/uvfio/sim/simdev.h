@@ -6,8 +6,11 @@
  * driver sees is in <uvfio/sim/simdev_regs.h>.
  *
  * The function sits on a platform the driver provides (struct simdev_bus):
- * DMA goes through it (the IOMMU: the device sees only IOVAs) and so do
- * MSI-X messages. The engine calls the bus with no lock of its own held.
+ * DMA goes through it (the IOMMU: the device sees only IOVAs), and so do
+ * MSI-X messages, log lines and fault points. The function needs nothing
+ * else from the kernel side: whoever binds it (drivers/pci_core's
+ * vfio_pci_simdev.cc) connects the bus to the core. The engine calls the
+ * bus with no lock of its own held.
  *
  * Locking: every call takes the device's lock. Callers may hold their own
  * locks (pci_core's igate) around register access and reset, as long as the
@@ -23,29 +26,51 @@
 #include <mutex>
 #include <set>
 #include <shared_mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
-#include <uvfio/linux/types.h>
+#include <stdint.h>
+
 #include <uvfio/sim/simdev_regs.h>
 
-struct device;
+/* Log levels of simdev_bus.log: the kernel's KERN_* numbers. */
+#define SIMDEV_LOG_ERR 3
+#define SIMDEV_LOG_WARNING 4
+#define SIMDEV_LOG_INFO 6
+#define SIMDEV_LOG_DEBUG 7
+
+/*
+ * The function's fault points, asked through simdev_bus.should_fail by
+ * name; the platform declares them where its fault registry is.
+ */
+#define SIMDEV_FAULT_LOAD_STATE "simdev.load_state"	/* default EIO */
 
 /* What the function reaches outside itself. */
 struct simdev_bus {
 	/* DMA to or from guest memory at an IOVA: 0 or -errno (-EFAULT for
 	 * an IOVA the IOMMU does not map). */
-	int (*dma_rw)(void *opaque, u64 iova, void *buf, size_t len,
+	int (*dma_rw)(void *opaque, uint64_t iova, void *buf, size_t len,
 		      bool write);
 	/* An MSI-X message for vector. */
-	void (*msix)(void *opaque, u32 vector);
+	void (*msix)(void *opaque, uint32_t vector);
+	/*
+	 * One log line (no newline) at a SIMDEV_LOG_* level; the platform
+	 * says whose it is. NULL: lines are dropped.
+	 */
+	void (*log)(void *opaque, int level, const char *msg);
+	/*
+	 * Whether this hit of the fault point named point fails: 0, or the
+	 * -errno to fail with. NULL: nothing ever fails.
+	 */
+	int (*should_fail)(void *opaque, const char *point);
 	void *opaque;
 };
 
 /* The registers that are state (counters included), in BAR0 order. */
 struct simdev_regs {
-	u32 r[SIMDEV_NUM_REGS];
+	uint32_t r[SIMDEV_NUM_REGS];
 };
 
 /*
@@ -55,10 +80,10 @@ struct simdev_regs {
  */
 struct simdev_state {
 	struct simdev_regs regs;
-	u32 nr_fetched;
-	u32 pending_irqs;	/* bit per vector below 32 */
+	uint32_t nr_fetched;
+	uint32_t pending_irqs;	/* bit per vector below 32 */
 	struct simdev_desc fetched[SIMDEV_PREFETCH];
-	u32 fetched_index[SIMDEV_PREFETCH];
+	uint32_t fetched_index[SIMDEV_PREFETCH];
 };
 
 /*
@@ -76,8 +101,8 @@ struct simdev_state {
  * when the old buffer is its own.
  */
 struct simdev_log_chunk {
-	u64 *bits;
-	u32 markers;
+	uint64_t *bits;
+	uint32_t markers;
 };
 
 /*
@@ -88,29 +113,29 @@ struct simdev_log_chunk {
  * a range's last, shorter chunk keeps its buffer.
  */
 struct simdev_log_range {
-	u64 first_page;
-	u64 nbits;
+	uint64_t first_page;
+	uint64_t nbits;
 	struct simdev_log_chunk *chunks;	/* ceil(nbits / CHUNK_PAGES) */
 };
 
 struct simdev {
 	/* Set before simdev_init. */
-	struct device *dev = nullptr;	/* for log lines */
-	u8 *mem = nullptr;		/* device memory (BAR2) */
-	u64 mem_size = 0;
-	u32 msix_count = 0;
+	std::string name;		/* for simdev_find: the BDF */
+	uint8_t *mem = nullptr;		/* device memory (BAR2) */
+	uint64_t mem_size = 0;
+	uint32_t msix_count = 0;
 	struct simdev_bus bus = {};
 	/* Extra time an in-flight descriptor takes to finish once a quiesce
 	 * has been asked for: a slow device. Microseconds. */
-	u32 drain_us = 0;
+	uint32_t drain_us = 0;
 
 	/* Internal: under lock. */
 	std::mutex lock;
 	std::condition_variable wake;	/* the engine: work or exit */
 	std::condition_variable idle;	/* quiescers: nothing in flight */
 	struct simdev_regs regs = {};
-	std::deque<std::pair<u32, struct simdev_desc>> fetched;
-	u32 pending_irqs = 0;
+	std::deque<std::pair<uint32_t, struct simdev_desc>> fetched;
+	uint32_t pending_irqs = 0;
 	bool bus_master = false;
 	bool quiesce = false;		/* migration: no new DMA */
 	bool in_flight = false;		/* the engine is executing one */
@@ -126,9 +151,9 @@ struct simdev {
 	std::mutex mem_lock;
 	bool mem_tracking = false;
 	bool mem_mapped = false;	/* userspace mmap()ed it: untrackable */
-	std::vector<u64> mem_dirty;
-	u64 mem_dirty_count = 0;
-	u64 mem_cursor = 0;		/* where the next dirty scan starts */
+	std::vector<uint64_t> mem_dirty;
+	uint64_t mem_dirty_count = 0;
+	uint64_t mem_cursor = 0;	/* where the next dirty scan starts */
 
 	/*
 	 * DMA logging: the device's own tracker of guest pages it wrote, a
@@ -143,12 +168,12 @@ struct simdev {
 	std::shared_mutex log_lock;
 	std::mutex log_report_lock;
 	bool logging = false;
-	u64 log_page_size = 0;
+	uint64_t log_page_size = 0;
 	std::vector<struct simdev_log_range> log_ranges;	/* sorted */
-	u64 *log_slab = nullptr;	/* every bitmap buffer, spare included */
-	u64 *log_spare = nullptr;	/* a zeroed chunk; REPORT's only */
-	u64 log_slab_bytes = 0;
-	u64 log_table_bytes = 0;	/* the chunk tables */
+	uint64_t *log_slab = nullptr;	/* every bitmap buffer, spare too */
+	uint64_t *log_spare = nullptr;	/* a zeroed chunk; REPORT's only */
+	uint64_t log_slab_bytes = 0;
+	uint64_t log_table_bytes = 0;	/* the chunk tables */
 };
 
 /* Start the engine. 0 or -errno. */
@@ -157,8 +182,8 @@ int simdev_init(struct simdev *sd);
 void simdev_exit(struct simdev *sd);
 
 /* BAR0 access, any length and alignment inside the BAR. */
-void simdev_bar0_read(struct simdev *sd, u64 off, void *buf, size_t len);
-void simdev_bar0_write(struct simdev *sd, u64 off, const void *buf,
+void simdev_bar0_read(struct simdev *sd, uint64_t off, void *buf, size_t len);
+void simdev_bar0_write(struct simdev *sd, uint64_t off, const void *buf,
 		       size_t len);
 
 /* The command register's bus-master bit, as the platform sets it. */
@@ -193,8 +218,8 @@ void simdev_wait_idle(struct simdev *sd);
  * driver use. A write marks its pages dirty while tracking is on.
  */
 #define SIMDEV_MEM_PAGE 4096
-void simdev_mem_read(struct simdev *sd, u64 off, void *buf, size_t len);
-void simdev_mem_write(struct simdev *sd, u64 off, const void *buf,
+void simdev_mem_read(struct simdev *sd, uint64_t off, void *buf, size_t len);
+void simdev_mem_write(struct simdev *sd, uint64_t off, const void *buf,
 		      size_t len);
 
 /*
@@ -207,9 +232,9 @@ void simdev_mem_write(struct simdev *sd, u64 off, const void *buf,
  */
 int simdev_mem_track_start(struct simdev *sd);
 void simdev_mem_track_stop(struct simdev *sd);
-bool simdev_mem_take_dirty(struct simdev *sd, u64 max_len, u64 *off,
-			   u64 *len);
-u64 simdev_mem_dirty_bytes(struct simdev *sd);
+bool simdev_mem_take_dirty(struct simdev *sd, uint64_t max_len, uint64_t *off,
+			   uint64_t *len);
+uint64_t simdev_mem_dirty_bytes(struct simdev *sd);
 void simdev_mem_mark_all(struct simdev *sd);
 void simdev_mem_note_mapped(struct simdev *sd);
 bool simdev_mem_was_mapped(struct simdev *sd);
@@ -223,7 +248,8 @@ bool simdev_mem_was_mapped(struct simdev *sd);
  */
 #define SIMDEV_LOG_MAX_PAGES (1ULL << 31)
 int simdev_log_start(struct simdev *sd,
-		     std::vector<std::pair<u64, u64>> ranges, u64 page_size);
+		     std::vector<std::pair<uint64_t, uint64_t>> ranges,
+		     uint64_t page_size);
 void simdev_log_stop(struct simdev *sd);
 /*
  * Reports and clears the dirty pages in [iova, iova + length): calls fn with
@@ -240,15 +266,18 @@ void simdev_log_stop(struct simdev *sd);
  * buffer, in fn. fn runs under log_lock (shared) and log_report_lock: it
  * must not start, stop or report. -EINVAL when logging is off.
  */
-typedef bool (*simdev_log_bits_fn)(void *arg, u64 run_iova, u64 page_size,
-				   u64 *bits, u64 nbits);
-int simdev_log_read_and_clear_bits(struct simdev *sd, u64 iova, u64 length,
-				   simdev_log_bits_fn fn, void *arg);
+typedef bool (*simdev_log_bits_fn)(void *arg, uint64_t run_iova,
+				   uint64_t page_size, uint64_t *bits,
+				   uint64_t nbits);
+int simdev_log_read_and_clear_bits(struct simdev *sd, uint64_t iova,
+				   uint64_t length, simdev_log_bits_fn fn,
+				   void *arg);
 
 /* The same, one call of fn per dirty page, in increasing IOVA order. */
-int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
-			      void (*fn)(void *arg, u64 page_iova,
-					 u64 page_size),
+int simdev_log_read_and_clear(struct simdev *sd, uint64_t iova,
+			      uint64_t length,
+			      void (*fn)(void *arg, uint64_t page_iova,
+					 uint64_t page_size),
 			      void *arg);
 
 /*
@@ -257,19 +286,19 @@ int simdev_log_read_and_clear(struct simdev *sd, u64 iova, u64 length,
  * Exported so tests and benchmarks can dirty pages as the device's DMA
  * does without an IOMMU mapping behind every page.
  */
-void simdev_log_dirty(struct simdev *sd, u64 iova, u64 len);
+void simdev_log_dirty(struct simdev *sd, uint64_t iova, uint64_t len);
 
 /*
  * Bytes the tracker holds now: its bitmaps (a bit per logged page), the spare
  * chunk (when a range has a whole chunk), the chunk tables (16 bytes per
  * chunk) and the range table; 0 when off.
  */
-u64 simdev_log_bytes(struct simdev *sd);
+uint64_t simdev_log_bytes(struct simdev *sd);
 
 /*
- * For tests and benchmarks: the function of the device named name
- * (dev_name() of sd->dev, the BDF), between its simdev_init and
- * simdev_exit; NULL if none.
+ * For tests and benchmarks: the function named name (sd->name, which
+ * the binding sets to the PCI function's BDF), between its simdev_init
+ * and simdev_exit; NULL if none.
  */
 struct simdev *simdev_find(const char *name);
 
