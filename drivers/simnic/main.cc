@@ -32,37 +32,22 @@
 
 #include "simnic.h"
 
-namespace {
-
-/* States in which the function runs and may start DMA. */
-bool mig_state_running(int s)
-{
-	return s == VFIO_DEVICE_STATE_RUNNING ||
-	       s == VFIO_DEVICE_STATE_PRE_COPY;
-}
-
-} // namespace
-
 /* One arc of the FSM, from migf_set_state()'s walk. */
 struct file *simnic_step(struct migf_dev *md, enum vfio_device_mig_state next)
 {
 	simnic_device *snic = mig_to_simnic(md);
 	const int cur = md->mig_state, nxt = next;
-	constexpr int STOP = VFIO_DEVICE_STATE_STOP;
-	constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
-	constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-	constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
-	constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+	using namespace uvfio::mig_state;
 	struct file *res;
 
 	/* DMA first: stopped before anything is saved, after a load. */
-	if (mig_state_running(cur) && !mig_state_running(nxt))
+	if (vfio_mig_state_running(cur) && !vfio_mig_state_running(nxt))
 		simdev_quiesce(&snic->sd);
 
 	if (migf_step_data(md, next, &res))
 		return res;
 
-	if (!mig_state_running(cur) && mig_state_running(nxt)) {
+	if (!vfio_mig_state_running(cur) && vfio_mig_state_running(nxt)) {
 		simdev_unquiesce(&snic->sd);
 		return nullptr;
 	}

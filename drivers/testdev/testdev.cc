@@ -51,11 +51,7 @@
 struct file *td_step(struct migf_dev *md, enum vfio_device_mig_state next)
 {
 	const int cur = md->mig_state, nxt = next;
-	constexpr int STOP = VFIO_DEVICE_STATE_STOP;
-	constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
-	constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-	constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
-	constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+	using namespace uvfio::mig_state;
 	struct file *res;
 
 	if (migf_step_data(md, next, &res))

@@ -830,13 +830,7 @@ void srd_disable_fds(srd_device *srd)
 struct file *srd_step_state(srd_device *srd, enum vfio_device_mig_state next)
 {
 	const int cur = srd->mig_state, nxt = next;
-	constexpr int STOP = VFIO_DEVICE_STATE_STOP;
-	constexpr int RUNNING = VFIO_DEVICE_STATE_RUNNING;
-	constexpr int STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-	constexpr int RESUMING = VFIO_DEVICE_STATE_RESUMING;
-	constexpr int RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-	constexpr int PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
-	constexpr int PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+	using namespace uvfio::mig_state;
 
 	if (cur == STOP && nxt == STOP_COPY)
 		return srd_open_save(srd, false);
