@@ -21,6 +21,9 @@
  * measured against a kernel-shaped rewrite, in the guide's "Porting to
  * the kernel" (Documentation/skeleton-kernel.c).
  *
+ * One file, over 600 lines, on purpose: it is copied whole to start a
+ * driver, and a driver this size is one file in the kernel too.
+ *
  * Spec: "skeleton,bdf=DDDD:BB:DD.F[,mem=SIZE][,msix=N][,seed=N]".
  * Stream: struct skel_hdr (configuration and an XXH3 of the rest), the
  * device state (struct simdev_state), device memory.
