@@ -1484,7 +1484,7 @@ int cmd_migrate(const MigrateArgs &a)
 							 r.verify_detail);
 }
 
-/* The conformance suite (tests/conformance) on the drivers and devices. */
+/* The conformance suite (tools/conformance) on the drivers and devices. */
 int cmd_conformance(const std::vector<std::string> &specs,
 		    const std::vector<std::string> &devices,
 		    const std::string &peer, const std::string &junit,
