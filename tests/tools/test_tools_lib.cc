@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/migration_v1.h>
 #include <uvfio/tools/rlimit.h>
@@ -153,6 +154,28 @@ TEST(PlainEngine, EndConditions)
 	EXPECT_EQ(plain_copy({t.get(), 9}, {nullptr, p[1]}, false, nullptr),
 		  -EPIPE);
 	::close(p[1]);
+}
+
+// Contract: fsm_opens_stream() is true exactly for the arcs into a state
+// with a stream of its own that start one, as the uAPI documents: not
+// where a pre-copy stream carries on, not out of a stream, not staying.
+TEST(Fsm, OpensStreamOnlyWhereANewStreamStarts)
+{
+	using namespace mig_state;
+	const struct {
+		__u32 from, to;
+		bool opens;
+	} arcs[] = {
+		{STOP, STOP_COPY, true},	{STOP, RESUMING, true},
+		{RUNNING, PRE_COPY, true},	{RUNNING_P2P, PRE_COPY_P2P, true},
+		{PRE_COPY, STOP_COPY, false},	{PRE_COPY_P2P, STOP_COPY, false},
+		{PRE_COPY, PRE_COPY_P2P, false}, {PRE_COPY_P2P, PRE_COPY, false},
+		{STOP_COPY, STOP, false},	{RESUMING, STOP, false},
+		{RUNNING, RUNNING_P2P, false},	{STOP_COPY, STOP_COPY, false},
+	};
+	for (const auto &a : arcs)
+		EXPECT_EQ(fsm_opens_stream(a.from, a.to), a.opens)
+			<< state_name(a.from) << " -> " << state_name(a.to);
 }
 
 // Contract: through the simulator's transport the client probes what the
