@@ -55,16 +55,8 @@ namespace uvfio::conformance {
 namespace {
 
 using namespace uvfio::tools;
+using namespace uvfio::tools::mig_state;
 using bytes = std::vector<unsigned char>;
-
-constexpr __u32 ERROR = VFIO_DEVICE_STATE_ERROR;
-constexpr __u32 STOP = VFIO_DEVICE_STATE_STOP;
-constexpr __u32 RUNNING = VFIO_DEVICE_STATE_RUNNING;
-constexpr __u32 STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-constexpr __u32 RESUMING = VFIO_DEVICE_STATE_RESUMING;
-constexpr __u32 RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-constexpr __u32 PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
-constexpr __u32 PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
 
 constexpr size_t kGuestSize = 2 << 20;
 constexpr size_t kQemuRead = 1 << 20;	/* QEMU's data-fd read size */
@@ -464,11 +456,6 @@ TEST_P(Conformance, FsmEveryPairAsTheKernelTable)
 	bytes image;
 	ASSERT_NO_FATAL_FAILURE(save(d, &image));
 	const __u64 flags = caps_.migration_flags;
-	auto stream_state = [](__u32 s) {
-		return s == STOP_COPY || s == RESUMING || s == PRE_COPY ||
-		       s == PRE_COPY_P2P;
-	};
-	auto precopy = [](__u32 s) { return s == PRE_COPY || s == PRE_COPY_P2P; };
 
 	for (__u32 from = 1; from < NUM_MIG_STATES; from++) {
 		if (!fsm_has_state(flags, from))
@@ -496,10 +483,8 @@ TEST_P(Conformance, FsmEveryPairAsTheKernelTable)
 			if (ok) {
 				EXPECT_EQ(ret, 0);
 				EXPECT_EQ(get(d), to);
-				bool opens = stream_state(to) && from != to &&
-					     !(precopy(from) &&
-					       (to == STOP_COPY || precopy(to)));
-				EXPECT_EQ(fd >= 0, opens) << "data fd " << fd;
+				EXPECT_EQ(fd >= 0, fsm_opens_stream(from, to))
+					<< "data fd " << fd;
 			} else {
 				EXPECT_EQ(ret, -EINVAL);
 				EXPECT_EQ(get(d), from);
@@ -1187,35 +1172,6 @@ TEST_P(Conformance, PreCopyKeepsDmaRunning)
 
 /* -------- DMA logging -------- */
 
-/* The container's dirty tracking (type1 VFIO_IOMMU_DIRTY_PAGES). */
-int iommu_dirty(Transport &t, int container, __u32 flag)
-{
-	struct vfio_iommu_type1_dirty_bitmap db = {};
-	db.argsz = sizeof(db);
-	db.flags = flag;
-	return t.ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db);
-}
-
-/* GET_BITMAP [iova, iova+len) into bitmap (a bit per page from iova). */
-int iommu_report(Transport &t, int container, __u64 iova, __u64 len,
-		 std::vector<__u64> *bitmap)
-{
-	bitmap->assign((len / kPage + 63) / 64, 0);
-	alignas(8) unsigned char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) +
-				     sizeof(struct vfio_iommu_type1_dirty_bitmap_get)] = {};
-	auto *db = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap *>(buf);
-	auto *g = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap_get *>(
-		buf + sizeof(*db));
-	db->argsz = sizeof(buf);
-	db->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
-	g->iova = iova;
-	g->size = len;
-	g->bitmap.pgsize = kPage;
-	g->bitmap.size = bitmap->size() * 8;
-	g->bitmap.data = reinterpret_cast<__u64 *>(bitmap->data());
-	return t.ioctl(container, VFIO_IOMMU_DIRTY_PAGES, buf);
-}
-
 // Contract: every page of guest memory the device wrote while dirty
 // tracking ran is set in the next report covering it (guest memory
 // compared before and after; the ring the vCPU writes is left out). The
@@ -1237,7 +1193,7 @@ TEST_P(Conformance, DirtyTrackingReportsEveryWrite)
 	const auto *mem = static_cast<const unsigned char *>(g.host);
 	bytes before(mem, mem + g.size);
 	if (iommu) {
-		ASSERT_EQ(iommu_dirty(*t_, g.container,
+		ASSERT_EQ(iommu_dirty_pages(*t_, g.container,
 				      VFIO_IOMMU_DIRTY_PAGES_FLAG_START), 0);
 	} else {
 		ASSERT_EQ(log_start(*t_, src_fd(), {{g.iova, g.size}}), 0);
@@ -1253,7 +1209,8 @@ TEST_P(Conformance, DirtyTrackingReportsEveryWrite)
 
 	std::vector<__u64> bm;
 	if (iommu) {
-		ASSERT_EQ(iommu_report(*t_, g.container, g.iova, g.size, &bm), 0);
+		ASSERT_EQ(iommu_dirty_bitmap(*t_, g.container, g.iova, g.size,
+					     kPage, &bm), 0);
 	} else {
 		ASSERT_EQ(log_report(*t_, src_fd(), g.iova, g.size, &bm), 0);
 	}
@@ -1280,7 +1237,7 @@ TEST_P(Conformance, DirtyTrackingReportsEveryWrite)
 				"device, " + std::to_string(reported) +
 				" reported, of " + std::to_string(g.size / kPage));
 	if (iommu) {
-		EXPECT_EQ(iommu_dirty(*t_, g.container,
+		EXPECT_EQ(iommu_dirty_pages(*t_, g.container,
 				      VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), 0);
 	} else {
 		EXPECT_EQ(log_stop(*t_, src_fd()), 0);

@@ -118,7 +118,34 @@ int Device::reset()
 	return t_.ioctl(fd_, VFIO_DEVICE_RESET, nullptr);
 }
 
-/* -------- DirtyTracker -------- */
+/* -------- dirty tracking -------- */
+
+int iommu_dirty_pages(Transport &t, int container, __u32 flag)
+{
+	struct vfio_iommu_type1_dirty_bitmap db = {};
+	db.argsz = sizeof(db);
+	db.flags = flag;
+	return t.ioctl(container, VFIO_IOMMU_DIRTY_PAGES, &db);
+}
+
+int iommu_dirty_bitmap(Transport &t, int container, __u64 iova, __u64 size,
+		       __u64 page_size, std::vector<__u64> *bitmap)
+{
+	bitmap->assign((size / page_size + 63) / 64, 0);
+	alignas(8) unsigned char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) +
+				     sizeof(struct vfio_iommu_type1_dirty_bitmap_get)] = {};
+	auto *db = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap *>(buf);
+	auto *g = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap_get *>(
+		buf + sizeof(*db));
+	db->argsz = sizeof(buf);
+	db->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+	g->iova = iova;
+	g->size = size;
+	g->bitmap.pgsize = page_size;
+	g->bitmap.size = bitmap->size() * 8;
+	g->bitmap.data = reinterpret_cast<__u64 *>(bitmap->data());
+	return t.ioctl(container, VFIO_IOMMU_DIRTY_PAGES, buf);
+}
 
 int DirtyTracker::start(bool prefer_device)
 {
@@ -144,11 +171,8 @@ int DirtyTracker::start(bool prefer_device)
 	}
 	if (mem_.container < 0)
 		return 0;	/* nothing to track with */
-	struct vfio_iommu_type1_dirty_bitmap db = {};
-	db.argsz = sizeof(db);
-	db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_START;
-	ret = dev_.transport().ioctl(mem_.container, VFIO_IOMMU_DIRTY_PAGES,
-				     &db);
+	ret = iommu_dirty_pages(dev_.transport(), mem_.container,
+				VFIO_IOMMU_DIRTY_PAGES_FLAG_START);
 	if (!ret)
 		mode_ = IOMMU;
 	return ret;
@@ -168,22 +192,9 @@ int DirtyTracker::report(std::vector<__u64> *bitmap)
 		return dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE,
 					      f.hdr());
 	}
-	if (mode_ == IOMMU) {
-		alignas(8) unsigned char buf[sizeof(struct vfio_iommu_type1_dirty_bitmap) +
-					     sizeof(struct vfio_iommu_type1_dirty_bitmap_get)] = {};
-		auto *db = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap *>(buf);
-		auto *g = reinterpret_cast<struct vfio_iommu_type1_dirty_bitmap_get *>(
-			buf + sizeof(*db));
-		db->argsz = sizeof(buf);
-		db->flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
-		g->iova = mem_.iova;
-		g->size = mem_.size;
-		g->bitmap.pgsize = PAGE;
-		g->bitmap.size = bitmap->size() * 8;
-		g->bitmap.data = reinterpret_cast<__u64 *>(bitmap->data());
-		return dev_.transport().ioctl(mem_.container,
-					      VFIO_IOMMU_DIRTY_PAGES, buf);
-	}
+	if (mode_ == IOMMU)
+		return iommu_dirty_bitmap(dev_.transport(), mem_.container,
+					  mem_.iova, mem_.size, PAGE, bitmap);
 	return -EINVAL;
 }
 
@@ -196,10 +207,8 @@ void DirtyTracker::stop()
 			  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
 		dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE, &f);
 	} else if (mode_ == IOMMU) {
-		struct vfio_iommu_type1_dirty_bitmap db = {};
-		db.argsz = sizeof(db);
-		db.flags = VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP;
-		dev_.transport().ioctl(mem_.container, VFIO_IOMMU_DIRTY_PAGES, &db);
+		iommu_dirty_pages(dev_.transport(), mem_.container,
+				  VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
 	}
 	mode_ = NONE;
 }

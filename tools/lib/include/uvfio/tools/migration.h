@@ -255,6 +255,20 @@ struct GuestMemory {
  * IOMMU container's dirty pages. A bitmap has a bit per 4 KiB page of the
  * guest memory from its IOVA.
  */
+/*
+ * The container's type1 dirty tracking, VFIO_IOMMU_DIRTY_PAGES with flag
+ * VFIO_IOMMU_DIRTY_PAGES_FLAG_START or _STOP. 0 or -errno.
+ */
+int iommu_dirty_pages(Transport &t, int container, __u32 flag);
+
+/*
+ * VFIO_IOMMU_DIRTY_PAGES GET_BITMAP (read and clear) of [iova, iova +
+ * size) into bitmap, resized to a bit per page of page_size from iova.
+ * 0 or -errno.
+ */
+int iommu_dirty_bitmap(Transport &t, int container, __u64 iova, __u64 size,
+		       __u64 page_size, std::vector<__u64> *bitmap);
+
 class DirtyTracker
 {
 public:
