@@ -49,15 +49,7 @@ int cmd_load(const std::string &spec, const std::string &in, bool as_json)
 		close(ifd);
 	if (ret)
 		return fail(EXIT_FAIL, "load: " + why);
-	json j = d.report({{"protocol", protocol_name(protocol_opt)},
-			   {"bytes", st.bytes}, {"seconds", st.seconds},
-			   {"digest", hex64(digest)}, {"state", "running"}});
-	if (as_json)
-		fmt::print("{}\n", j.dump(2));
-	else
-		fmt::print("loaded {} bytes into {}{} in {:.3f} s, running "
-			   "(digest {})\n", st.bytes, d.label(), via(),
-			   st.seconds, hex64(digest));
+	print_loaded(d, "loaded", st, digest, as_json);
 	return 0;
 }
 

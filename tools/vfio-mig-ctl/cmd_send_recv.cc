@@ -198,15 +198,7 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		return fail(EXIT_FAIL, "recv: " + why);
 	}
 	answer("OK " + hex64(digest));
-	json j = d.report({{"protocol", protocol_name(protocol_opt)},
-			   {"bytes", st.bytes}, {"seconds", st.seconds},
-			   {"digest", hex64(digest)}, {"state", "running"}});
-	if (as_json)
-		fmt::print("{}\n", j.dump(2));
-	else
-		fmt::print("received {} bytes into {}{} in {:.3f} s, running "
-			   "(digest {})\n", st.bytes, d.label(), via(),
-			   st.seconds, hex64(digest));
+	print_loaded(d, "received", st, digest, as_json);
 	return 0;
 }
 

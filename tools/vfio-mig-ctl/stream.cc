@@ -202,4 +202,18 @@ int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
 	return ret;
 }
 
+void print_loaded(const CmdDevice &d, const char *verb, const StreamStats &st,
+		  __u64 digest, bool as_json)
+{
+	json j = d.report({{"protocol", protocol_name(protocol_opt)},
+			   {"bytes", st.bytes}, {"seconds", st.seconds},
+			   {"digest", hex64(digest)}, {"state", "running"}});
+	if (as_json)
+		fmt::print("{}\n", j.dump(2));
+	else
+		fmt::print("{} {} bytes into {}{} in {:.3f} s, running "
+			   "(digest {})\n", verb, st.bytes, d.label(), via(),
+			   st.seconds, hex64(digest));
+}
+
 } // namespace uvfio::mig_ctl

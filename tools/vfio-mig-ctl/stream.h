@@ -37,6 +37,13 @@ int save_streaming(Migration &mig, int out, bool leave_stopped, __u64 *digest,
 int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
 		    std::string *why, const Progress &progress = {});
 
+/*
+ * The report of a load that ran (load_digest_run()): JSON, or one line
+ * saying it was `verb` ("loaded", "received").
+ */
+void print_loaded(const CmdDevice &d, const char *verb, const StreamStats &st,
+		  __u64 digest, bool as_json);
+
 } // namespace uvfio::mig_ctl
 
 #endif /* VFIO_MIG_CTL_STREAM_H */
