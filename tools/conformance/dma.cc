@@ -81,7 +81,8 @@ TEST_P(Conformance, DirtyTrackingReportsEveryWrite)
 		ASSERT_EQ(iommu_dirty_pages(*t_, g.container,
 				      VFIO_IOMMU_DIRTY_PAGES_FLAG_START), 0);
 	} else {
-		ASSERT_EQ(log_start(*t_, src_fd(), {{g.iova, g.size}}), 0);
+		ASSERT_EQ(dma_logging_start(*t_, src_fd(), kPage,
+					    {{g.iova, g.size}}), 0);
 	}
 	ASSERT_NO_FATAL_FAILURE(start_workload());
 	auto end = std::chrono::steady_clock::now() + kPatience;
@@ -97,7 +98,8 @@ TEST_P(Conformance, DirtyTrackingReportsEveryWrite)
 		ASSERT_EQ(iommu_dirty_bitmap(*t_, g.container, g.iova, g.size,
 					     kPage, &bm), 0);
 	} else {
-		ASSERT_EQ(log_report(*t_, src_fd(), g.iova, g.size, &bm), 0);
+		ASSERT_EQ(dma_logging_report(*t_, src_fd(), g.iova, g.size,
+					     kPage, &bm), 0);
 	}
 	unsigned changed = 0, missed = 0;
 	for (__u64 p = 0; p < g.size / kPage; p++) {
@@ -125,7 +127,7 @@ TEST_P(Conformance, DirtyTrackingReportsEveryWrite)
 		EXPECT_EQ(iommu_dirty_pages(*t_, g.container,
 				      VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP), 0);
 	} else {
-		EXPECT_EQ(log_stop(*t_, src_fd()), 0);
+		EXPECT_EQ(dma_logging_stop(*t_, src_fd()), 0);
 	}
 }
 
@@ -141,26 +143,31 @@ TEST_P(Conformance, DirtyLoggingSessionRules)
 	std::vector<__u64> bm;
 	if (real()) {
 		/* Whether the kernel can report at all (see the header). */
-		ASSERT_EQ(log_start(*t_, fd, {{g.iova, g.size}}), 0);
-		int ret = log_report(*t_, fd, g.iova, g.size, &bm);
-		EXPECT_EQ(log_stop(*t_, fd), 0);
+		ASSERT_EQ(dma_logging_start(*t_, fd, kPage, {{g.iova, g.size}}),
+			  0);
+		int ret = dma_logging_report(*t_, fd, g.iova, g.size, kPage,
+					     &bm);
+		EXPECT_EQ(dma_logging_stop(*t_, fd), 0);
 		if (ret == -EOPNOTSUPP)
 			GTEST_SKIP() << "the kernel does not serve "
 					"DMA_LOGGING_REPORT (EOPNOTSUPP: "
 					"iova_bitmap needs CONFIG_IOMMUFD)";
 	}
-	EXPECT_NE(log_report(*t_, fd, g.iova, g.size, &bm), 0)
+	EXPECT_NE(dma_logging_report(*t_, fd, g.iova, g.size, kPage, &bm),
+		  0)
 		<< "REPORT without a session";
-	log_stop(*t_, fd);	/* may succeed or fail, but cleanly */
-	ASSERT_EQ(log_start(*t_, fd, {{g.iova, g.size}}), 0);
-	EXPECT_NE(log_start(*t_, fd, {{g.iova, g.size}}), 0)
+	dma_logging_stop(*t_, fd);	/* may succeed or fail, but cleanly */
+	ASSERT_EQ(dma_logging_start(*t_, fd, kPage, {{g.iova, g.size}}), 0);
+	EXPECT_NE(dma_logging_start(*t_, fd, kPage, {{g.iova, g.size}}), 0)
 		<< "a second START was accepted";
-	EXPECT_EQ(log_report(*t_, fd, g.iova, g.size, &bm), 0);
-	EXPECT_EQ(log_stop(*t_, fd), 0);
-	EXPECT_NE(log_report(*t_, fd, g.iova, g.size, &bm), 0)
+	EXPECT_EQ(dma_logging_report(*t_, fd, g.iova, g.size, kPage, &bm),
+		  0);
+	EXPECT_EQ(dma_logging_stop(*t_, fd), 0);
+	EXPECT_NE(dma_logging_report(*t_, fd, g.iova, g.size, kPage, &bm),
+		  0)
 		<< "REPORT after STOP";
-	EXPECT_EQ(log_start(*t_, fd, {{g.iova, g.size}}), 0);
-	EXPECT_EQ(log_stop(*t_, fd), 0);
+	EXPECT_EQ(dma_logging_start(*t_, fd, kPage, {{g.iova, g.size}}), 0);
+	EXPECT_EQ(dma_logging_stop(*t_, fd), 0);
 	EXPECT_EQ(get(*src_dev_), RUNNING);
 }
 

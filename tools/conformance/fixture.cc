@@ -62,43 +62,6 @@ int precopy_info(Transport &t, int fd, struct vfio_precopy_info *info,
 	return t.ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, info);
 }
 
-int log_start(Transport &t, int fd,
-	      const std::vector<std::pair<__u64, __u64>> &ranges)
-{
-	std::vector<struct vfio_device_feature_dma_logging_range> r;
-	for (auto [iova, len] : ranges)
-		r.push_back({iova, len});
-	Feature<struct vfio_device_feature_dma_logging_control> f;
-	f.hdr()->flags = VFIO_DEVICE_FEATURE_SET |
-			 VFIO_DEVICE_FEATURE_DMA_LOGGING_START;
-	f.data()->page_size = kPage;
-	f.data()->num_ranges = static_cast<__u32>(r.size());
-	f.data()->ranges = reinterpret_cast<uintptr_t>(r.data());
-	return t.ioctl(fd, VFIO_DEVICE_FEATURE, f.hdr());
-}
-
-int log_stop(Transport &t, int fd)
-{
-	struct vfio_device_feature f = {};
-	f.argsz = sizeof(f);
-	f.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
-	return t.ioctl(fd, VFIO_DEVICE_FEATURE, &f);
-}
-
-int log_report(Transport &t, int fd, __u64 iova, __u64 len,
-	       std::vector<__u64> *bitmap)
-{
-	bitmap->assign((len / kPage + 63) / 64, 0);
-	Feature<struct vfio_device_feature_dma_logging_report> f;
-	f.hdr()->flags = VFIO_DEVICE_FEATURE_GET |
-			 VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT;
-	f.data()->iova = iova;
-	f.data()->length = len;
-	f.data()->page_size = kPage;
-	f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap->data());
-	return t.ioctl(fd, VFIO_DEVICE_FEATURE, f.hdr());
-}
-
 bool bit(const std::vector<__u64> &bm, __u64 i)
 {
 	return bm[i / 64] >> (i % 64) & 1;

@@ -74,30 +74,6 @@ int write_stream(Transport &t, int fd, const bytes &data,
 int precopy_info(Transport &t, int fd, struct vfio_precopy_info *info,
 		 __u32 argsz = sizeof(struct vfio_precopy_info));
 
-/* A DMA logging feature request with its payload behind it. */
-template <typename T> struct Feature {
-	std::vector<__u64> words;
-	Feature()
-		: words((sizeof(struct vfio_device_feature) + sizeof(T) + 7) / 8)
-	{
-		hdr()->argsz = static_cast<__u32>(words.size() * 8);
-	}
-	struct vfio_device_feature *hdr()
-	{
-		return reinterpret_cast<struct vfio_device_feature *>(words.data());
-	}
-	T *data() { return reinterpret_cast<T *>(hdr()->data); }
-};
-
-/* DMA logging START of ranges ((iova, length) pairs), STOP; 0 or -errno. */
-int log_start(Transport &t, int fd,
-	      const std::vector<std::pair<__u64, __u64>> &ranges);
-int log_stop(Transport &t, int fd);
-
-/* REPORT [iova, iova+len) into bitmap (a bit per page from iova). */
-int log_report(Transport &t, int fd, __u64 iova, __u64 len,
-	       std::vector<__u64> *bitmap);
-
 /* Bit i of a bitmap. */
 bool bit(const std::vector<__u64> &bm, __u64 i);
 

@@ -32,19 +32,21 @@ TEST_P(Conformance, QemuClientSequence)
 		std::vector<__u64> bm;
 		for (auto [iova, len] : ranges) {
 			__u64 half = len / 2 / kPage * kPage;
-			EXPECT_EQ(log_report(*t_, s.fd(), iova, half, &bm), 0);
-			EXPECT_EQ(log_report(*t_, s.fd(), iova + half, len - half, &bm),
+			EXPECT_EQ(dma_logging_report(*t_, s.fd(), iova, half,
+						     kPage, &bm), 0);
+			EXPECT_EQ(dma_logging_report(*t_, s.fd(), iova + half,
+						     len - half, kPage, &bm),
 				  0);
 		}
 	};
 	if (caps_.dma_logging) {
-		ASSERT_EQ(log_start(*t_, s.fd(), ranges), 0);
+		ASSERT_EQ(dma_logging_start(*t_, s.fd(), kPage, ranges), 0);
 	}
 	if (caps_.dma_logging && real()) {
 		/* A kernel that cannot report: the sequence without reports. */
 		std::vector<__u64> bm;
-		int ret = log_report(*t_, s.fd(), ranges[0].first,
-				     ranges[0].second, &bm);
+		int ret = dma_logging_report(*t_, s.fd(), ranges[0].first,
+					     ranges[0].second, kPage, &bm);
 		if (ret == -EOPNOTSUPP) {
 			reports = false;
 			RecordProperty("dma_logging_report", "EOPNOTSUPP");
@@ -92,7 +94,7 @@ TEST_P(Conformance, QemuClientSequence)
 	t_->close(fd);
 	if (caps_.dma_logging) {
 		report_all();
-		EXPECT_EQ(log_stop(*t_, s.fd()), 0);
+		EXPECT_EQ(dma_logging_stop(*t_, s.fd()), 0);
 	}
 	ASSERT_EQ(s.set_state(STOP), 0);
 

@@ -120,6 +120,41 @@ int Device::reset()
 
 /* -------- dirty tracking -------- */
 
+int dma_logging_start(Transport &t, int fd, __u64 page_size,
+		      const std::vector<std::pair<__u64, __u64>> &ranges)
+{
+	std::vector<struct vfio_device_feature_dma_logging_range> r;
+	for (auto [iova, length] : ranges)
+		r.push_back({iova, length});
+	Feature<struct vfio_device_feature_dma_logging_control> f(
+		VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
+	f.data()->page_size = page_size;
+	f.data()->num_ranges = __u32(r.size());
+	f.data()->ranges = reinterpret_cast<uintptr_t>(r.data());
+	return t.ioctl(fd, VFIO_DEVICE_FEATURE, f.hdr());
+}
+
+int dma_logging_stop(Transport &t, int fd)
+{
+	struct vfio_device_feature f = {};
+	f.argsz = sizeof(f);
+	f.flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
+	return t.ioctl(fd, VFIO_DEVICE_FEATURE, &f);
+}
+
+int dma_logging_report(Transport &t, int fd, __u64 iova, __u64 length,
+		       __u64 page_size, std::vector<__u64> *bitmap)
+{
+	bitmap->assign((length / page_size + 63) / 64, 0);
+	Feature<struct vfio_device_feature_dma_logging_report> f(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
+	f.data()->iova = iova;
+	f.data()->length = length;
+	f.data()->page_size = page_size;
+	f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap->data());
+	return t.ioctl(fd, VFIO_DEVICE_FEATURE, f.hdr());
+}
+
 int iommu_dirty_pages(Transport &t, int container, __u32 flag)
 {
 	struct vfio_iommu_type1_dirty_bitmap db = {};
@@ -155,16 +190,8 @@ int DirtyTracker::start(bool prefer_device)
 		return ret;
 	stop();
 	if (prefer_device && caps.dma_logging) {
-		struct vfio_device_feature_dma_logging_range r = {mem_.iova,
-								   mem_.size};
-		Feature<struct vfio_device_feature_dma_logging_control> f(
-			VFIO_DEVICE_FEATURE_SET |
-			VFIO_DEVICE_FEATURE_DMA_LOGGING_START);
-		f.data()->page_size = PAGE;
-		f.data()->num_ranges = 1;
-		f.data()->ranges = reinterpret_cast<uintptr_t>(&r);
-		ret = dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE,
-					     f.hdr());
+		ret = dma_logging_start(dev_.transport(), dev_.fd(), PAGE,
+					{{mem_.iova, mem_.size}});
 		if (!ret)
 			mode_ = DMA_LOG;
 		return ret;
@@ -181,17 +208,9 @@ int DirtyTracker::start(bool prefer_device)
 int DirtyTracker::report(std::vector<__u64> *bitmap)
 {
 	bitmap->assign((mem_.size / PAGE + 63) / 64, 0);
-	if (mode_ == DMA_LOG) {
-		Feature<struct vfio_device_feature_dma_logging_report> f(
-			VFIO_DEVICE_FEATURE_GET |
-			VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT);
-		f.data()->iova = mem_.iova;
-		f.data()->length = mem_.size;
-		f.data()->page_size = PAGE;
-		f.data()->bitmap = reinterpret_cast<uintptr_t>(bitmap->data());
-		return dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE,
-					      f.hdr());
-	}
+	if (mode_ == DMA_LOG)
+		return dma_logging_report(dev_.transport(), dev_.fd(), mem_.iova,
+					  mem_.size, PAGE, bitmap);
 	if (mode_ == IOMMU)
 		return iommu_dirty_bitmap(dev_.transport(), mem_.container,
 					  mem_.iova, mem_.size, PAGE, bitmap);
@@ -201,11 +220,7 @@ int DirtyTracker::report(std::vector<__u64> *bitmap)
 void DirtyTracker::stop()
 {
 	if (mode_ == DMA_LOG) {
-		struct vfio_device_feature f = {};
-		f.argsz = sizeof(f);
-		f.flags = VFIO_DEVICE_FEATURE_SET |
-			  VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP;
-		dev_.transport().ioctl(dev_.fd(), VFIO_DEVICE_FEATURE, &f);
+		dma_logging_stop(dev_.transport(), dev_.fd());
 	} else if (mode_ == IOMMU) {
 		iommu_dirty_pages(dev_.transport(), mem_.container,
 				  VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP);
