@@ -4,6 +4,7 @@
  * VMM would use for it (DMA logging, or the IOMMU's dirty pages).
  */
 #include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 

@@ -4,6 +4,7 @@
  * the documented FSM.
  */
 #include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 

@@ -4,6 +4,7 @@
  * with a report of its passes, downtime and verification.
  */
 #include <unistd.h>
+
 #include <algorithm>
 
 #include "commands.h"

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstring>
