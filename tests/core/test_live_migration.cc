@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include <uvfio/sim/workload.h>
+#include <uvfio/tools/workload.h>
 
 #include "simnic_dev.h"
 

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include <uvfio/sim/workload.h>
+#include <uvfio/tools/workload.h>
 
 #include "simnic_dev.h"
 #include "vfio.h"	/* uvfio_fd_count() */

@@ -27,7 +27,7 @@
 #include <xxhash.h>
 
 #include <uvfio/sim/simdev.h>
-#include <uvfio/sim/workload.h>
+#include <uvfio/tools/workload.h>
 
 #include "simnic_dev.h"
 

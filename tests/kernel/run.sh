@@ -85,7 +85,7 @@ echo "mtty: $mtty"
 phase "mtty.ko"
 
 # ---- the initramfs ----
-programs=("$build/tools/vfio-mig-ctl" "$build/tests/conformance/uvfio-conformance")
+programs=("$build/tools/vfio-mig-ctl" "$build/tools/conformance/uvfio-conformance")
 for p in "${programs[@]}"; do
 	[ -x "$p" ] || { echo "FAIL: $p not built (make build)"; exit 1; }
 done

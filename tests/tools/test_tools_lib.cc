@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/migration_v1.h>
 #include <uvfio/tools/rlimit.h>
@@ -61,6 +62,17 @@ int fake_ioctl(int, unsigned long request, void *)
 		return -1;
 	}
 	return 0;
+}
+
+/* A region's offset on a device fd, as a client finds it (-1: none). */
+off_t region_offset(Transport &t, int fd, __u32 index)
+{
+	struct vfio_region_info ri = {};
+	ri.argsz = sizeof(ri);
+	ri.index = index;
+	if (t.ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri) || !ri.size)
+		return -1;
+	return off_t(ri.offset);
 }
 
 ssize_t fake_pread(int, void *buf, size_t count, off_t off)
@@ -155,6 +167,28 @@ TEST(PlainEngine, EndConditions)
 	::close(p[1]);
 }
 
+// Contract: fsm_opens_stream() is true exactly for the arcs into a state
+// with a stream of its own that start one, as the uAPI documents: not
+// where a pre-copy stream carries on, not out of a stream, not staying.
+TEST(Fsm, OpensStreamOnlyWhereANewStreamStarts)
+{
+	using namespace mig_state;
+	const struct {
+		__u32 from, to;
+		bool opens;
+	} arcs[] = {
+		{STOP, STOP_COPY, true},	{STOP, RESUMING, true},
+		{RUNNING, PRE_COPY, true},	{RUNNING_P2P, PRE_COPY_P2P, true},
+		{PRE_COPY, STOP_COPY, false},	{PRE_COPY_P2P, STOP_COPY, false},
+		{PRE_COPY, PRE_COPY_P2P, false}, {PRE_COPY_P2P, PRE_COPY, false},
+		{STOP_COPY, STOP, false},	{RESUMING, STOP, false},
+		{RUNNING, RUNNING_P2P, false},	{STOP_COPY, STOP_COPY, false},
+	};
+	for (const auto &a : arcs)
+		EXPECT_EQ(fsm_opens_stream(a.from, a.to), a.opens)
+			<< state_name(a.from) << " -> " << state_name(a.to);
+}
+
 // Contract: through the simulator's transport the client probes what the
 // device offers, sets and reads states, and names states both ways.
 TEST(MigrationClient, ProbeAndStates)
@@ -218,9 +252,10 @@ TEST(MigrationClient, SaveLoadAndShortStream)
 	ASSERT_EQ(load_device(db, {nullptr, mfd}, true, &st, &why), 0) << why;
 	EXPECT_EQ(st.bytes, __u64(len));
 	std::vector<char> x(256 << 10), y(256 << 10);
-	off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	const off_t bar2 = region_offset(*t, a.fd(), VFIO_PCI_BAR2_REGION_INDEX);
+	const off_t bar2_b = region_offset(*t, b.fd(), VFIO_PCI_BAR2_REGION_INDEX);
 	ASSERT_EQ(t->pread(a.fd(), x.data(), x.size(), bar2), ssize_t(x.size()));
-	ASSERT_EQ(t->pread(b.fd(), y.data(), y.size(), bar2), ssize_t(y.size()));
+	ASSERT_EQ(t->pread(b.fd(), y.data(), y.size(), bar2_b), ssize_t(y.size()));
 	EXPECT_TRUE(x == y);
 
 	ASSERT_EQ(ftruncate(mfd, len / 2), 0);
@@ -252,7 +287,8 @@ TEST(MigrationClient, SaveIntoAPipeThenRunKeepsTheSavedBytes)
 
 	ASSERT_EQ(save_device(da, {nullptr, p[1]}, false, nullptr, &why), 0) << why;
 	close(p[1]);
-	const off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	const off_t bar2 = region_offset(*t, a.fd(), VFIO_PCI_BAR2_REGION_INDEX);
+	const off_t bar2_b = region_offset(*t, b.fd(), VFIO_PCI_BAR2_REGION_INDEX);
 	std::vector<char> saved(256 << 10), now(256 << 10);
 	ASSERT_EQ(t->pread(a.fd(), saved.data(), saved.size(), bar2),
 		  ssize_t(saved.size()));
@@ -263,7 +299,7 @@ TEST(MigrationClient, SaveIntoAPipeThenRunKeepsTheSavedBytes)
 
 	ASSERT_EQ(load_device(db, {nullptr, p[0]}, true, nullptr, &why), 0) << why;
 	close(p[0]);
-	ASSERT_EQ(t->pread(b.fd(), now.data(), now.size(), bar2),
+	ASSERT_EQ(t->pread(b.fd(), now.data(), now.size(), bar2_b),
 		  ssize_t(now.size()));
 	EXPECT_TRUE(now == saved);
 }
@@ -1317,7 +1353,8 @@ TEST(MigrationV1OnDevices, StreamsAreTheSameBothWays)
 	EXPECT_TRUE(saved(a1, &why) == v2) << "v1 (mmap) " << why;
 	EXPECT_TRUE(saved(a1p, &why) == v2) << "v1 (pread) " << why;
 
-	const off_t bar2 = off_t(VFIO_PCI_BAR2_REGION_INDEX) << 40;
+	const off_t bar2 = region_offset(*t, a.fd(), VFIO_PCI_BAR2_REGION_INDEX);
+	const off_t bar2_b = region_offset(*t, b.fd(), VFIO_PCI_BAR2_REGION_INDEX);
 	std::vector<char> x(2 << 20), y(2 << 20);
 	ASSERT_EQ(t->pread(a.fd(), x.data(), x.size(), bar2), ssize_t(x.size()));
 	for (auto [load, save] : {std::pair<Migration *, Migration *>{&b1, &a2},
@@ -1333,7 +1370,7 @@ TEST(MigrationV1OnDevices, StreamsAreTheSameBothWays)
 			<< why;
 		close(mfd);
 		EXPECT_EQ(st.bytes, v2.size());
-		ASSERT_EQ(t->pread(b.fd(), y.data(), y.size(), bar2),
+		ASSERT_EQ(t->pread(b.fd(), y.data(), y.size(), bar2_b),
 			  ssize_t(y.size()));
 		EXPECT_TRUE(x == y);
 		__u32 s;

@@ -30,7 +30,6 @@
 #define DST "0000:00:0b.0"
 #define SPEC ",mig=stop_copy|p2p|pre_copy,mem=16M,state=64K"
 #define MEM (16u << 20)
-#define BAR2 ((off_t)VFIO_PCI_BAR2_REGION_INDEX << 40)
 #define READ_CHUNK (1u << 20)	/* QEMU's read size */
 #define WRITE_CHUNK (32u << 10)	/* QEMU's write size on resume */
 #define PASSES 3
@@ -104,14 +103,24 @@ static long drain(int data_fd, int rfd, unsigned char *chunk)
 	}
 }
 
+/* Where a device's BAR2 (its memory) is on its fd, as a VMM finds it; -1. */
+static off_t bar2_offset(int fd)
+{
+	struct vfio_region_info ri = {.argsz = sizeof(ri),
+				      .index = VFIO_PCI_BAR2_REGION_INDEX};
+	if (uvfio_ioctl(fd, VFIO_DEVICE_GET_REGION_INFO, &ri) || ri.size < MEM)
+		return -1;
+	return (off_t)ri.offset;
+}
+
 /* The guest writes some pages of device memory between passes. */
-static int dirty_pages(int fd, unsigned pass, unsigned count)
+static int dirty_pages(int fd, off_t bar2, unsigned pass, unsigned count)
 {
 	unsigned char page[4096];
 	for (unsigned i = 0; i < count; i++) {
 		memset(page, (int)(pass * 31 + i), sizeof(page));
 		off_t off = (off_t)(((i * 7919u + pass * 104729u) % (MEM / 4096)) * 4096u);
-		if (uvfio_pwrite(fd, page, sizeof(page), BAR2 + off) != sizeof(page))
+		if (uvfio_pwrite(fd, page, sizeof(page), bar2 + off) != sizeof(page))
 			return -1;
 	}
 	return 0;
@@ -138,10 +147,15 @@ int main(void)
 		perror("open");
 		goto out;
 	}
+	off_t src_bar2 = bar2_offset(src), dst_bar2 = bar2_offset(dst);
+	if (src_bar2 < 0 || dst_bar2 < 0) {
+		fprintf(stderr, "no 16 MiB BAR2 on the devices\n");
+		goto out;
+	}
 	/* The guest's data before migration. */
 	for (unsigned i = 0; i < MEM; i++)
 		a[i] = (unsigned char)(i * 131 + (i >> 12));
-	if (uvfio_pwrite(src, a, MEM, BAR2) != (ssize_t)MEM)
+	if (uvfio_pwrite(src, a, MEM, src_bar2) != (ssize_t)MEM)
 		goto out;
 
 	double t0 = now();
@@ -165,7 +179,7 @@ int main(void)
 			goto out;
 		pass_bytes[p] = n;
 		total += (size_t)n;
-		if (dirty_pages(src, p, 64 >> p))
+		if (dirty_pages(src, src_bar2, p, 64 >> p))
 			goto out;
 	}
 	double t_stop = now();
@@ -181,8 +195,8 @@ int main(void)
 		goto out;
 	double t_end = now();
 
-	if (uvfio_pread(src, a, MEM, BAR2) != (ssize_t)MEM ||
-	    uvfio_pread(dst, b, MEM, BAR2) != (ssize_t)MEM)
+	if (uvfio_pread(src, a, MEM, src_bar2) != (ssize_t)MEM ||
+	    uvfio_pread(dst, b, MEM, dst_bar2) != (ssize_t)MEM)
 		goto out;
 	int equal = !memcmp(a, b, MEM);
 

@@ -7,33 +7,33 @@
 
 namespace uvfio::tools {
 
+using namespace mig_state;
+
 namespace {
-
-constexpr __u32 ERROR = VFIO_DEVICE_STATE_ERROR;
-constexpr __u32 STOP = VFIO_DEVICE_STATE_STOP;
-constexpr __u32 RUNNING = VFIO_DEVICE_STATE_RUNNING;
-constexpr __u32 STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
-constexpr __u32 RESUMING = VFIO_DEVICE_STATE_RESUMING;
-constexpr __u32 RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
-constexpr __u32 PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
-constexpr __u32 PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
-
-bool precopy(__u32 s)
-{
-	return s == PRE_COPY || s == PRE_COPY_P2P;
-}
 
 /* May s be passed through on the way from src to dst? */
 bool may_pass(__u32 src, __u32 s, __u32 dst)
 {
 	if (s == STOP_COPY || s == RESUMING)
 		return false;
-	if (precopy(s))
-		return precopy(src) && dst == STOP_COPY;
+	if (fsm_is_precopy(s))
+		return fsm_is_precopy(src) && dst == STOP_COPY;
 	return true;
 }
 
 } // namespace
+
+bool fsm_is_precopy(__u32 s)
+{
+	return s == PRE_COPY || s == PRE_COPY_P2P;
+}
+
+bool fsm_opens_stream(__u32 from, __u32 to)
+{
+	if (from == to || !(to == STOP_COPY || to == RESUMING || fsm_is_precopy(to)))
+		return false;
+	return !(fsm_is_precopy(from) && (to == STOP_COPY || fsm_is_precopy(to)));
+}
 
 bool fsm_has_state(__u64 flags, __u32 s)
 {
@@ -103,7 +103,7 @@ bool fsm_path(__u64 flags, __u32 from, __u32 to, std::vector<__u32> *path)
 	if (from == to)
 		return true;
 	/* The uAPI has no way from STOP_COPY back into pre-copy. */
-	if (from == STOP_COPY && precopy(to))
+	if (from == STOP_COPY && fsm_is_precopy(to))
 		return false;
 	/* Breadth first from `from`, first found is shortest. */
 	std::vector<int> prev(NUM_MIG_STATES, -1);
@@ -126,7 +126,6 @@ bool fsm_path(__u64 flags, __u32 from, __u32 to, std::vector<__u32> *path)
 			q.push_back(t);
 		}
 	}
-	(void)ERROR;
 	return false;
 }
 

@@ -13,14 +13,13 @@
 
 #include <uvfio/tools/migration_v1.h>
 
+#include "lib_priv.h"
+
 namespace uvfio::tools {
 
-namespace {
+using detail::errstr;
 
-std::string errstr(int err)
-{
-	return std::strerror(err < 0 ? -err : err);
-}
+namespace {
 
 /* Numbers into one-line messages. */
 template <typename T> std::string str(T v)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* A simulated device with its container and guest memory; see sim_vm.h. */
+#include <linux/pci_regs.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -127,18 +128,20 @@ GuestMemory SimVm::guest() const
 
 int SimVm::start_workload(__u64 seed, unsigned rate, std::string *why)
 {
-	constexpr off_t config = off_t(VFIO_PCI_CONFIG_REGION_INDEX) << 40;
-	struct vfio_region_info bar2 = {};
+	struct vfio_region_info config = {}, bar2 = {};
+	config.argsz = sizeof(config);
+	config.index = VFIO_PCI_CONFIG_REGION_INDEX;
 	bar2.argsz = sizeof(bar2);
 	bar2.index = VFIO_PCI_BAR2_REGION_INDEX;
 	__u16 cmd = 0;
-	if (!guest_ || uvfio_ioctl(fd_, VFIO_DEVICE_GET_REGION_INFO, &bar2) ||
-	    uvfio_pread(fd_, &cmd, 2, config + 4) != 2) {
+	if (!guest_ || uvfio_ioctl(fd_, VFIO_DEVICE_GET_REGION_INFO, &config) ||
+	    uvfio_ioctl(fd_, VFIO_DEVICE_GET_REGION_INFO, &bar2) ||
+	    uvfio_pread(fd_, &cmd, 2, off_t(config.offset) + PCI_COMMAND) != 2) {
 		*why = "the device has no guest memory or device memory";
 		return -EINVAL;
 	}
-	cmd |= 0x4;	/* bus master */
-	if (uvfio_pwrite(fd_, &cmd, 2, config + 4) != 2) {
+	cmd |= PCI_COMMAND_MASTER;
+	if (uvfio_pwrite(fd_, &cmd, 2, off_t(config.offset) + PCI_COMMAND) != 2) {
 		*why = "cannot enable bus mastering: " + std::string(std::strerror(errno));
 		return -EIO;
 	}

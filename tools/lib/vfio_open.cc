@@ -9,7 +9,11 @@
 #include <uvfio/tools/vfio_open.h>
 #include <uvfio/uapi/vfio.h>
 
+#include "lib_priv.h"
+
 namespace uvfio::tools {
+
+using detail::errstr;
 
 namespace {
 
@@ -51,11 +55,6 @@ bool hex_fields(const std::string &s, std::initializer_list<size_t> widths,
 bool is_uuid(const std::string &s)
 {
 	return hex_fields(s, {8, 4, 4, 4, 12}, "----");
-}
-
-std::string errstr(int err)
-{
-	return std::strerror(err < 0 ? -err : err);
 }
 
 } // namespace

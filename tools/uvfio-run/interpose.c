@@ -16,6 +16,9 @@
  * _FILE_OFFSET_BITS=64 and calls open64, pread64, mmap64, stat64), and the
  * fortified ones (__pread64_chk, __read_chk, __realpath_chk, ...), which a
  * _FORTIFY_SOURCE build calls instead of the plain name.
+ *
+ * Over 600 lines on purpose: every name a call can arrive by stands next
+ * to its siblings here, so one look shows whether a variant is missing.
  */
 #define _GNU_SOURCE
 /* This file defines libc's symbols under their own names, unredirected. */

@@ -14,9 +14,37 @@
 
 #include <vector>
 
+#include <uvfio/uapi/vfio.h>
+
 namespace uvfio::tools {
 
 constexpr __u32 NUM_MIG_STATES = 8;
+
+/*
+ * The states by their uAPI names, without the prefix, for code that
+ * spells out FSM tables (using namespace uvfio::tools::mig_state).
+ */
+namespace mig_state {
+inline constexpr __u32 ERROR = VFIO_DEVICE_STATE_ERROR;
+inline constexpr __u32 STOP = VFIO_DEVICE_STATE_STOP;
+inline constexpr __u32 RUNNING = VFIO_DEVICE_STATE_RUNNING;
+inline constexpr __u32 STOP_COPY = VFIO_DEVICE_STATE_STOP_COPY;
+inline constexpr __u32 RESUMING = VFIO_DEVICE_STATE_RESUMING;
+inline constexpr __u32 RUNNING_P2P = VFIO_DEVICE_STATE_RUNNING_P2P;
+inline constexpr __u32 PRE_COPY = VFIO_DEVICE_STATE_PRE_COPY;
+inline constexpr __u32 PRE_COPY_P2P = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+} // namespace mig_state
+
+/* PRE_COPY or PRE_COPY_P2P? */
+bool fsm_is_precopy(__u32 s);
+
+/*
+ * Does a SET from `from` to `to` (one the FSM allows) return a new data
+ * fd? It does on entering a state with a stream (STOP_COPY, RESUMING,
+ * the pre-copy states), except where a pre-copy stream carries on: into
+ * the other pre-copy state, or into STOP_COPY.
+ */
+bool fsm_opens_stream(__u32 from, __u32 to);
 
 /* Does a device with these migration_flags have state s? */
 bool fsm_has_state(__u64 flags, __u32 s);

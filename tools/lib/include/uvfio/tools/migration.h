@@ -255,6 +255,32 @@ struct GuestMemory {
  * IOMMU container's dirty pages. A bitmap has a bit per 4 KiB page of the
  * guest memory from its IOVA.
  */
+/*
+ * The device's DMA logging (VFIO_DEVICE_FEATURE_DMA_LOGGING_*): START over
+ * ranges ((iova, length) pairs) at page_size, STOP, and REPORT (read and
+ * clear) of [iova, iova + length) into bitmap, resized to a bit per page
+ * of page_size from iova. 0 or -errno.
+ */
+int dma_logging_start(Transport &t, int fd, __u64 page_size,
+		      const std::vector<std::pair<__u64, __u64>> &ranges);
+int dma_logging_stop(Transport &t, int fd);
+int dma_logging_report(Transport &t, int fd, __u64 iova, __u64 length,
+		       __u64 page_size, std::vector<__u64> *bitmap);
+
+/*
+ * The container's type1 dirty tracking, VFIO_IOMMU_DIRTY_PAGES with flag
+ * VFIO_IOMMU_DIRTY_PAGES_FLAG_START or _STOP. 0 or -errno.
+ */
+int iommu_dirty_pages(Transport &t, int container, __u32 flag);
+
+/*
+ * VFIO_IOMMU_DIRTY_PAGES GET_BITMAP (read and clear) of [iova, iova +
+ * size) into bitmap, resized to a bit per page of page_size from iova.
+ * 0 or -errno.
+ */
+int iommu_dirty_bitmap(Transport &t, int container, __u64 iova, __u64 size,
+		       __u64 page_size, std::vector<__u64> *bitmap);
+
 class DirtyTracker
 {
 public:

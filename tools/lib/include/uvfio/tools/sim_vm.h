@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include <uvfio/sim/workload.h>
+#include <uvfio/tools/workload.h>
 #include <uvfio/tools/migration.h>
 
 namespace uvfio::tools {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * <uvfio/sim/workload.h> - a guest driver for the simulated DMA function,
+ * <uvfio/tools/workload.h> - a guest driver for the simulated DMA function,
  * to keep a device busy during a migration. It uses only the syscall
  * surface (<uvfio/uvfio.h>): it programs the ring through BAR0 writes on
  * the device fd and posts descriptors into guest memory, which the caller
@@ -18,8 +18,8 @@
  * spin. A failed BAR access (the device was reset, closed or removed)
  * ends the thread and is kept in error().
  */
-#ifndef UVFIO_SIM_WORKLOAD_H
-#define UVFIO_SIM_WORKLOAD_H
+#ifndef UVFIO_TOOLS_WORKLOAD_H
+#define UVFIO_TOOLS_WORKLOAD_H
 
 #include <atomic>
 #include <cstdint>
@@ -87,4 +87,4 @@ private:
 	std::atomic<int> error_{0};
 };
 
-#endif /* UVFIO_SIM_WORKLOAD_H */
+#endif /* UVFIO_TOOLS_WORKLOAD_H */

@@ -10,8 +10,8 @@
  * `vfio-mig-ctl conformance` (one driver, JUnit output) and the
  * uvfio-conformance program.
  */
-#ifndef UVFIO_TESTS_CONFORMANCE_H
-#define UVFIO_TESTS_CONFORMANCE_H
+#ifndef UVFIO_TOOLS_CONFORMANCE_H
+#define UVFIO_TOOLS_CONFORMANCE_H
 
 #include <functional>
 #include <memory>
@@ -84,4 +84,4 @@ bool parse_device_target(const std::string &path, Target *out,
 
 } // namespace uvfio::conformance
 
-#endif /* UVFIO_TESTS_CONFORMANCE_H */
+#endif /* UVFIO_TOOLS_CONFORMANCE_H */

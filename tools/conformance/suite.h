@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* Between the runner and the tests: the targets in this run. */
-#ifndef UVFIO_TESTS_CONFORMANCE_SUITE_H
-#define UVFIO_TESTS_CONFORMANCE_SUITE_H
+#ifndef UVFIO_TOOLS_CONFORMANCE_SUITE_H
+#define UVFIO_TOOLS_CONFORMANCE_SUITE_H
 
 #include <memory>
 #include <ostream>
@@ -29,4 +29,4 @@ std::string target_name(const Target &t, size_t index);
 
 } // namespace uvfio::conformance
 
-#endif /* UVFIO_TESTS_CONFORMANCE_SUITE_H */
+#endif /* UVFIO_TOOLS_CONFORMANCE_SUITE_H */

@@ -10,7 +10,7 @@
 #include <ctime>
 
 #include <uvfio/sim/simdev_regs.h>
-#include <uvfio/sim/workload.h>
+#include <uvfio/tools/workload.h>
 #include <uvfio/uvfio.h>
 
 namespace {
