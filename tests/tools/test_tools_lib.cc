@@ -1522,7 +1522,7 @@ TEST(MigrationFds, OneMigrationLeavesNoDescriptorBehind)
 //
 // Under ThreadSanitizer it passes but TSan reports a race on fd numbers
 // (socketpair() in vfio_mig_stream_open, pipe2() in send_ref, against an
-// earlier socketpair() of another thread): core/file.cc's fd table closes
+// earlier socketpair() of another thread): core/kernel/file.cc's fd table closes
 // with syscall(SYS_close), which TSan does not see, so when another
 // thread's next descriptor gets the same number TSan finds no ordering
 // between the two. The kernel orders them; the fix belongs in the core
