@@ -122,18 +122,31 @@ fi
 
 # send / recv over loopback TCP: verified round trip, a port in use, a
 # sender that disconnects mid-stream, nobody listening.
+# recv says when it listens; a loaded machine can take seconds to get
+# there, and a send before it is refused. At most 60 s, then recv ($1 its
+# pid) is ended so that nothing waits for the test's timeout.
+wait_listening() {
+	for _ in $(seq 600); do
+		grep -q listening "$tmp/recv.err" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "FAIL: recv never listened"; fails=$((fails + 1))
+	kill "$1" 2>/dev/null
+	return 1
+}
+
 port=$((20000 + $$ % 20000))
 "$ctl" recv "$D" --listen "127.0.0.1:$port" --json >"$tmp/recv.json" 2>"$tmp/recv.err" &
 rpid=$!
-sleep 0.5
+wait_listening $rpid
 expect 0 "send over TCP" -- "$ctl" send "$S" --to "127.0.0.1:$port" --json
-grep -q '"verified": true' "$tmp/out" || { echo "FAIL: send not verified"; fails=$((fails + 1)); }
+grep -q '"verified": true' "$tmp/out" || { echo "FAIL: send not verified"; fails=$((fails + 1)); kill $rpid 2>/dev/null; }
 wait $rpid || { echo "FAIL: recv exit $?"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
 
 port=$((port + 1))
 "$ctl" recv "$D" --listen "127.0.0.1:$port" 2>"$tmp/recv.err" &
 rpid=$!
-sleep 0.5
+wait_listening $rpid
 expect 1 "port already in use" -- "$ctl" recv "$D" --listen "127.0.0.1:$port"
 grep -q "in use" "$tmp/err" || { echo "FAIL: port in use not named"; fails=$((fails + 1)); }
 python3 -c "

@@ -162,13 +162,19 @@ for pair in "v1 v1" "v1 v2" "v2 v1"; do
 	"$ctl" --protocol "$2" recv "$D" --listen "127.0.0.1:$port" --json \
 		>"$tmp/recv.json" 2>"$tmp/recv.err" &
 	rpid=$!
-	# Until it listens (it says so), at most 10 s.
-	for _ in $(seq 100); do
+	# Until it listens (it says so), at most 60 s: a loaded machine can
+	# take seconds to set the device up, and a send before the listen is
+	# refused, leaving recv to wait for the test's timeout.
+	for _ in $(seq 600); do
 		grep -q listening "$tmp/recv.err" 2>/dev/null && break
 		sleep 0.1
 	done
+	grep -q listening "$tmp/recv.err" ||
+		{ echo "FAIL: recv $2 never listened"; fails=$((fails + 1)); }
 	expect 0 "send $1 / recv $2" -- "$ctl" --protocol "$1" send "$S" \
 		--to "127.0.0.1:$port" --json
+	# A failed send leaves recv waiting for a connection: end it.
+	grep -q '"verified": true' "$tmp/out" || kill $rpid 2>/dev/null
 	has '"verified": true' "$tmp/out" "send $1 / recv $2 verified"
 	has "\"protocol\": \"$1\"" "$tmp/out" "send json"
 	wait $rpid || { echo "FAIL: recv $2: exit $?"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
