@@ -25,8 +25,10 @@
  * driver, and a driver this size is one file in the kernel too.
  *
  * Spec: "skeleton,bdf=DDDD:BB:DD.F[,mem=SIZE][,msix=N][,seed=N]".
- * Stream: struct skel_hdr (configuration and an XXH3 of the rest), the
- * device state (struct simdev_state), device memory.
+ * Stream: struct skel_hdr (who saved it, the configuration, an XXH3 of the
+ * rest and one of itself), the device state (struct simdev_state), device
+ * memory. A header that is not this device's fails the write completing
+ * it, so a foreign stream or endless input stops there.
  */
 #include <algorithm>
 #include <cstring>
@@ -48,15 +50,20 @@
 namespace {
 
 constexpr u32 SKEL_MAGIC = 0x4c454b53;	/* "SKEL" */
-constexpr u32 SKEL_VERSION = 1;
+constexpr u32 SKEL_VERSION = 2;	/* 1 had no identity: refused */
 
 struct skel_hdr {
 	u32 magic;
 	u32 version;
-	u64 mem_size;	/* the destination must match these */
+	u16 vendor;	/* the destination must match all of these */
+	u16 device;
+	u32 msix;
+	char driver[16];	/* SKELETON_NAME, NUL-padded */
+	u64 mem_size;
 	u32 state_len;
 	u32 reserved;
 	u64 hash;	/* XXH3-64 of the state and memory that follow */
+	u64 hdr_hash;	/* XXH3-64 of the header up to here */
 };
 
 struct skel_device;
@@ -69,6 +76,7 @@ struct skel_migf {
 	bool disabled = false;	/* after this, read/write return -ENODEV */
 	std::vector<u8> buf;	/* saving: header+state; resuming: all */
 	u64 pos = 0;		/* saving: bytes handed out */
+	bool refused = false;	/* resuming: the header was not ours */
 };
 
 struct skel_device {
@@ -91,6 +99,54 @@ u64 stream_size(const skel_device *skel)
 {
 	return sizeof(skel_hdr) + sizeof(struct simdev_state) +
 	       skel->sd.mem_size;
+}
+
+/* This device's header, but for the hashes. */
+struct skel_hdr skel_make_hdr(const skel_device *skel)
+{
+	struct skel_hdr h = {SKEL_MAGIC, SKEL_VERSION};
+
+	h.vendor = skel->core_device.vendor_id;
+	h.device = skel->core_device.device_id;
+	h.msix = skel->sd.msix_count;
+	strncpy(h.driver, SKELETON_NAME, sizeof(h.driver) - 1);
+	h.mem_size = skel->sd.mem_size;
+	h.state_len = sizeof(struct simdev_state);
+	return h;
+}
+
+/*
+ * A stream's header against this device's: 0, or -EINVAL and why, as the
+ * kernel's hisi_acc and mtty drivers refuse a stream whose magic, version,
+ * device or configuration is not theirs.
+ */
+int skel_check_hdr(const skel_device *skel,
+		   const struct skel_hdr *h)
+{
+	struct device *dev = skel->core_device.vdev.dev;
+	struct skel_hdr mine = skel_make_hdr(skel);
+
+	if (h->magic != SKEL_MAGIC || h->version != SKEL_VERSION) {
+		dev_err(dev, "resume: bad magic or version (%#x, %u)", h->magic,
+			h->version);
+		return -EINVAL;
+	}
+	if (XXH3_64bits(h, offsetof(struct skel_hdr, hdr_hash)) != h->hdr_hash) {
+		dev_err(dev, "resume: header checksum mismatch");
+		return -EINVAL;
+	}
+	mine.hash = h->hash;
+	mine.hdr_hash = h->hdr_hash;
+	if (memcmp(h, &mine, sizeof(mine))) {
+		dev_err(dev, "resume: device configuration mismatch (%.16s "
+			"%04x:%04x mem %llu msix %u, this device %s %04x:%04x "
+			"mem %llu msix %u)", h->driver, h->vendor, h->device,
+			(unsigned long long)h->mem_size, h->msix, SKELETON_NAME,
+			mine.vendor, mine.device,
+			(unsigned long long)mine.mem_size, mine.msix);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* -------- the data stream -------- */
@@ -138,6 +194,8 @@ ssize_t skel_resume_write(struct file *filp, const char __user *buf,
 	guard(mutex)(&f->lock);
 	if (f->disabled)
 		return -ENODEV;
+	if (f->refused)
+		return -EINVAL;
 	/* One byte of room past the end, so trailing bytes can be named. */
 	if (len > stream_size(f->skel) + 1 - std::min<u64>(f->buf.size(),
 		  stream_size(f->skel) + 1))
@@ -151,6 +209,18 @@ ssize_t skel_resume_write(struct file *filp, const char __user *buf,
 	if (copy_from_user(f->buf.data() + old, buf, len)) {
 		f->buf.resize(old);
 		return -EFAULT;
+	}
+	/* The header as soon as it is whole: a bad one takes nothing. */
+	if (old < sizeof(struct skel_hdr) &&
+	    f->buf.size() >= sizeof(struct skel_hdr)) {
+		struct skel_hdr h;
+
+		memcpy(&h, f->buf.data(), sizeof(h));
+		if (skel_check_hdr(f->skel, &h)) {
+			f->refused = true;
+			f->buf.resize(old);
+			return -EINVAL;
+		}
 	}
 	return ssize_t(len);
 }
@@ -212,8 +282,7 @@ struct file *skel_open_save(skel_device *skel)
 		fput(f->filp);	/* its release frees f */
 		return ERR_PTR(err);
 	}
-	skel_hdr h = {SKEL_MAGIC, SKEL_VERSION, skel->sd.mem_size,
-		      sizeof(struct simdev_state), 0, 0};
+	skel_hdr h = skel_make_hdr(skel);
 	struct simdev_state st;
 	simdev_save_state(&skel->sd, &st);
 	XXH3_state_t *hs = XXH3_createState();
@@ -229,6 +298,7 @@ struct file *skel_open_save(skel_device *skel)
 		XXH3_64bits_update(hs, mem.data(), mem.size());
 	}
 	h.hash = XXH3_64bits_digest(hs);
+	h.hdr_hash = XXH3_64bits(&h, offsetof(struct skel_hdr, hdr_hash));
 	XXH3_freeState(hs);
 	f->buf.resize(sizeof(h) + sizeof(st));
 	std::memcpy(f->buf.data(), &h, sizeof(h));
@@ -243,24 +313,18 @@ int skel_load(skel_device *skel, skel_migf *f)
 	struct device *dev = skel->core_device.vdev.dev;
 	skel_hdr h;
 
+	if (f->refused) {
+		dev_err(dev, "resume: the stream's header was refused");
+		return -EINVAL;
+	}
 	if (f->buf.size() < sizeof(h)) {
 		dev_err(dev, "resume: stream truncated (%zu bytes)",
 			f->buf.size());
 		return -EINVAL;
 	}
 	std::memcpy(&h, f->buf.data(), sizeof(h));
-	if (h.magic != SKEL_MAGIC || h.version != SKEL_VERSION) {
-		dev_err(dev, "resume: bad magic or version (%#x, %u)", h.magic,
-			h.version);
+	if (skel_check_hdr(skel, &h))	/* checked at the write; once more */
 		return -EINVAL;
-	}
-	if (h.mem_size != skel->sd.mem_size ||
-	    h.state_len != sizeof(struct simdev_state)) {
-		dev_err(dev, "resume: device configuration mismatch (mem %llu, "
-			"this device %llu)", (unsigned long long)h.mem_size,
-			(unsigned long long)skel->sd.mem_size);
-		return -EINVAL;
-	}
 	if (f->buf.size() != stream_size(skel)) {
 		dev_err(dev, "resume: stream %s (%zu bytes, %llu expected)",
 			f->buf.size() < stream_size(skel) ? "truncated" :
