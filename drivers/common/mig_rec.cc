@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* The record stream shared by the in-tree sim drivers; see mig_rec.h. */
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
+#include <uvfio/linux/vfio_pci_core.h>
 
 #include "mig_rec.h"
 
@@ -10,6 +12,45 @@ u64 mig_rec_hash(const mig_rec &r, const void *payload)
 {
 	u64 seed = XXH3_64bits(&r, offsetof(mig_rec, hash));
 	return XXH3_64bits_withSeed(payload, r.length, seed);
+}
+
+void mig_rec_ident_init(struct mig_rec_ident *id,
+			const struct vfio_pci_core_device *core)
+{
+	const struct pci_driver *drv = core->pdev ? core->pdev->driver : nullptr;
+
+	*id = {};
+	id->vendor = core->vendor_id;
+	id->device = core->device_id;
+	/* Truncated if longer: still NUL-padded, compared whole. */
+	if (drv && drv->spec_name)
+		std::strncpy(id->driver, drv->spec_name, sizeof(id->driver) - 1);
+}
+
+bool mig_rec_ident_match(const struct mig_rec_ident *theirs,
+			 const struct mig_rec_ident *mine, char *msg,
+			 size_t len)
+{
+	if (!std::memcmp(theirs, mine, sizeof(*mine)))
+		return true;
+	if (theirs->reserved) {
+		std::snprintf(msg, len, "the stream's identity has reserved "
+			      "bits set (%#x)", theirs->reserved);
+		return false;
+	}
+	/* The stream's name may be anything: print it bounded and clean. */
+	char name[sizeof(theirs->driver) + 1];
+	size_t i;
+	for (i = 0; i < sizeof(theirs->driver) && theirs->driver[i]; i++)
+		name[i] = theirs->driver[i] >= 0x20 && theirs->driver[i] < 0x7f ?
+				  theirs->driver[i] : '?';
+	name[i] = 0;
+	std::snprintf(msg, len, "the stream is from another device: %s "
+		      "%04x:%04x, this device is %.*s %04x:%04x", name,
+		      theirs->vendor, theirs->device,
+		      int(sizeof(mine->driver)), mine->driver, mine->vendor,
+		      mine->device);
+	return false;
 }
 
 u8 *mig_rec_begin(mig_rec_writer *w, u16 type, u64 offset, u32 length)

@@ -42,6 +42,46 @@ static_assert(sizeof(mig_rec) == 32);
 u64 mig_rec_hash(const mig_rec &r, const void *payload);
 
 /*
+ * Who saved a stream. Record 0 of every in-tree stream (its CONFIG, the
+ * stream header) opens with this, then the driver's configuration; a
+ * resuming file compares both with its own device as soon as record 0 is
+ * whole and refuses the write that completed it if they differ, so a
+ * stream from another device, driver or configuration is stopped before
+ * any of it is taken.
+ */
+struct mig_rec_ident {
+	u16 vendor;	/* PCI vendor and device ID of the function */
+	u16 device;
+	u32 reserved;	/* 0 */
+	char driver[24];	/* the driver's spec name, NUL-padded */
+};
+static_assert(sizeof(mig_rec_ident) == 32);
+
+/* The identity of a device driven through pci_core, by its driver. */
+struct vfio_pci_core_device;
+void mig_rec_ident_init(struct mig_rec_ident *id,
+			const struct vfio_pci_core_device *core);
+/*
+ * Whether a stream's identity (theirs) is this device's (mine); if not,
+ * the difference in msg for the log line.
+ */
+bool mig_rec_ident_match(const struct mig_rec_ident *theirs,
+			 const struct mig_rec_ident *mine, char *msg,
+			 size_t len);
+
+/*
+ * The errno for a stream header that is malformed, foreign or from
+ * another configuration, or of a stream version this driver does not
+ * read (an older one carries no identity): -EINVAL, from the write that
+ * completes the header, as the kernel's hisi_acc and mtty drivers refuse
+ * a resuming stream whose magic, version, device ID or configuration is
+ * not theirs. (mlx5's -EOPNOTSUPP is for a header tag it does not know,
+ * a newer feature, not a stream from another device.) It is also the
+ * errno of every other stream problem, at RESUMING -> STOP.
+ */
+constexpr int MIG_REC_BAD_STREAM = -EINVAL;
+
+/*
  * The saving side: the record being read, and what was read so far. A
  * record is out (header, and payload unless ref) followed by ref_len bytes
  * at ref; out_off counts through both.

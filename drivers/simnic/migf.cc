@@ -4,8 +4,11 @@
  * userspace reads, the resuming side checks each record as it arrives and
  * applies device memory at once (the device is stopped in RESUMING), but
  * loads the device state only at RESUMING -> STOP, after the whole stream
- * proved good. The files' lifecycle around this content (opening,
- * reading, PRECOPY_INFO, disabling) is drivers/common/migf.cc's.
+ * proved good. A bad stream header (record 0, CONFIG: the identity and
+ * configuration) fails the write that completes it; a problem further on
+ * is kept and fails RESUMING -> STOP. The files' lifecycle around this
+ * content (opening, reading, PRECOPY_INFO, disabling) is
+ * drivers/common/migf.cc's.
  */
 #include <algorithm>
 #include <cstdarg>
@@ -40,6 +43,7 @@ u64 tail_size()
 sn_config device_config(const simnic_device *snic)
 {
 	sn_config c = {};
+	mig_rec_ident_init(&c.ident, &snic->core_device);
 	c.mem_size = snic->sd.mem_size;
 	c.msix = snic->sd.msix_count;
 	c.page_size = SIMDEV_MEM_PAGE;
@@ -136,20 +140,30 @@ u64 dirty_estimate(struct simdev *sd)
 
 /* -------- resuming -------- */
 
-/* Keep the first problem; the rest of the stream is swallowed. */
+/*
+ * Keep the first problem. One in the stream header (before record 0 was
+ * taken) refuses the file's writes from now on, and says why at once; any
+ * other is reported at RESUMING -> STOP and the rest of the stream is
+ * swallowed until then.
+ */
 void resume_fail(simnic_migf *f, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void resume_fail(simnic_migf *f, const char *fmt, ...)
 {
 	if (f->error)
 		return;
-	char msg[200];
+	char msg[300];
 	va_list ap;
 	va_start(ap, fmt);
 	std::vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	f->error = -EINVAL;
+	f->error = MIG_REC_BAD_STREAM;
 	f->error_msg = msg;
+	if (f->expect_seq == 0) {
+		f->refused = true;
+		dev_err(f->snic->core_device.vdev.dev,
+			"resume: stream header refused: %s", msg);
+	}
 }
 
 /* Check a record header; its payload length or -1. */
@@ -162,7 +176,9 @@ long check_header(simnic_migf *f, const mig_rec &r)
 	}
 	if (r.version != SN_VERSION) {
 		resume_fail(f, "unsupported stream version %u (this driver "
-			    "reads %u)", r.version, SN_VERSION);
+			    "reads %u%s)", r.version, SN_VERSION,
+			    r.version < SN_VERSION ? "; older streams carry no "
+			    "device identity" : "");
 		return -1;
 	}
 	if (r.seq != f->expect_seq) {
@@ -210,8 +226,12 @@ void apply_record(simnic_migf *f, const mig_rec &r, const u8 *payload)
 	switch (r.type) {
 	case SN_REC_CONFIG: {
 		sn_config c, mine = device_config(snic);
+		char why[200];
 		std::memcpy(&c, payload, sizeof(c));
-		if (std::memcmp(&c, &mine, sizeof(c)))
+		if (!mig_rec_ident_match(&c.ident, &mine.ident, why,
+					 sizeof(why)))
+			resume_fail(f, "%s", why);
+		else if (std::memcmp(&c, &mine, sizeof(c)))
 			resume_fail(f, "device configuration mismatch: stream "
 				    "mem %llu msix %u page %u state %u, this "
 				    "device mem %llu msix %u page %u state %u",
@@ -301,6 +321,8 @@ ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
 	mutex_guard g(&f->lock);
 	if (f->disabled)
 		return -ENODEV;
+	if (f->refused)
+		return f->error;
 	while (done < len && !f->error) {
 		size_t n;
 		if (!f->in_payload) {
@@ -338,7 +360,10 @@ ssize_t simnic_resume_write(struct file *filp, const char __user *buf,
 		if (f->pay_have == f->hdr.length)
 			finish_record(f);
 	}
-	/* After the first problem the rest of the stream is swallowed. */
+	/* A bad header takes nothing: endless input stops here. */
+	if (f->refused)
+		return f->error;
+	/* After another problem the rest of the stream is swallowed. */
 	f->bytes_in += len;
 	return static_cast<ssize_t>(len);
 }

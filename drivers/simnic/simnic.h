@@ -30,12 +30,18 @@
 
 /*
  * The stream: records (struct mig_rec, drivers/common/mig_rec.h) with
- * magic "UVSN". CONFIG first (what the destination must match), MEM
- * records (a run of device memory at offset, at most 1 MiB), one STATE
- * (struct simdev_state), END.
+ * magic "UVSN". CONFIG first, the stream header: who saved it (struct
+ * mig_rec_ident: vendor, device, driver) and the configuration the
+ * destination must match; then MEM records (a run of device memory at
+ * offset, at most 1 MiB), one STATE (struct simdev_state), END. The
+ * destination refuses the write that completes a bad CONFIG record.
+ *
+ * Version 3 added the identity. A version 2 stream (no identity) is
+ * refused like a foreign one: it cannot say which of simnic, simmin or
+ * another driver saved it.
  */
 constexpr u32 SN_MAGIC = 0x4e535655;	/* "UVSN" */
-constexpr u16 SN_VERSION = 2;
+constexpr u16 SN_VERSION = 3;
 constexpr u32 SN_MEM_REC_MAX = 1 << 20;
 
 enum sn_rec_type : u16 {
@@ -45,14 +51,16 @@ enum sn_rec_type : u16 {
 	SN_REC_END = 4,
 };
 
+/* CONFIG's payload; all of it must match the destination's. */
 struct sn_config {
+	struct mig_rec_ident ident;
 	u64 mem_size;
 	u32 msix;
 	u32 page_size;	/* MEM records are runs of whole pages */
 	u32 state_len;	/* sizeof(struct simdev_state) */
 	u32 reserved;
 };
-static_assert(sizeof(sn_config) == 24);
+static_assert(sizeof(sn_config) == 56);
 
 struct simnic_device;
 
@@ -81,6 +89,12 @@ struct simnic_migf : migf {
 	struct simdev_state state = {};
 	int error = 0;
 	std::string error_msg;	/* the first problem, for the log line */
+	/*
+	 * The problem was in CONFIG, the stream header: this write and every
+	 * later one fail with error, so endless or foreign input stops there.
+	 * A problem further on is reported at RESUMING -> STOP.
+	 */
+	bool refused = false;
 	u64 bytes_in = 0;
 
 	~simnic_migf() override { XXH3_freeState(hash); }

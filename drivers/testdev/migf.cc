@@ -3,12 +3,15 @@
  * testdev's migration data: the BAR2 pages written since pre-copy began
  * (through region writes; an mmap is not seen), the saving file that
  * produces the stream record by record as userspace reads, and the
- * resuming file that buffers the stream and the loader that checks all of
- * it before applying any (testdev.cc's top comment has the format).
+ * resuming file that buffers the stream, refusing it at the write that
+ * completes a bad header, and the loader that checks all of it before
+ * applying any (testdev.cc's top comment has the format).
  */
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <uvfio/linux/uaccess.h>
@@ -93,6 +96,18 @@ u64 td_dirty_count(testdev_device *tdev)
 	return tdev->dirty_count;
 }
 
+/* The device's own CONFIG: what a stream's header must say. */
+td_config td_device_config(testdev_device *tdev)
+{
+	td_config c = {};
+	mig_rec_ident_init(&c.ident, &tdev->core_device);
+	c.mem_size = tdev->mem_size;
+	c.state_size = tdev->state.size();
+	c.bar0_size = tdev->core_device.bars[0].size;
+	c.msix = tdev->msix;
+	return c;
+}
+
 /* -------- the saving file -------- */
 
 void td_emit(td_migf *f, u16 type, u64 offset, const void *payload, u32 len)
@@ -127,8 +142,7 @@ bool td_produce(struct migf *mf)
 	for (;;) {
 		switch (f->phase) {
 		case td_migf::CONFIG: {
-			td_config c = {tdev->mem_size, tdev->state.size(),
-				       core->bars[0].size};
+			td_config c = td_device_config(tdev);
 			td_emit(f, TD_REC_CONFIG, 0, &c, sizeof(c));
 			f->phase = td_migf::MEM_FULL;
 			return true;
@@ -191,6 +205,67 @@ void td_precopy_info(struct migf *f, struct vfio_precopy_info *info)
 
 /* -------- the resuming file -------- */
 
+/*
+ * The stream header, record 0 (CONFIG), in the first n bytes of p: 1 when
+ * it is whole and this device's, 0 when more bytes are needed, or
+ * MIG_REC_BAD_STREAM with why.
+ */
+int td_check_header(testdev_device *tdev, const u8 *p, size_t n,
+		    std::string *why)
+{
+	char msg[300];
+	td_rec r;
+
+	if (n < sizeof(r))
+		return 0;
+	std::memcpy(&r, p, sizeof(r));
+	if (r.magic != TD_MAGIC)
+		std::snprintf(msg, sizeof(msg), "bad magic 0x%08x at offset 0",
+			      r.magic);
+	else if (r.version != TD_VERSION)
+		std::snprintf(msg, sizeof(msg), "unsupported stream version %u "
+			      "(this driver reads %u%s)", r.version, TD_VERSION,
+			      r.version < TD_VERSION ? "; older streams carry "
+			      "no device identity" : "");
+	else if (r.seq)
+		std::snprintf(msg, sizeof(msg), "record %u found where record "
+			      "0 belongs", r.seq);
+	else if (r.type != TD_REC_CONFIG)
+		std::snprintf(msg, sizeof(msg), "record 0: the configuration "
+			      "record must come first, once");
+	else if (r.length != sizeof(td_config))
+		std::snprintf(msg, sizeof(msg), "configuration record of %u "
+			      "bytes", r.length);
+	else if (n < sizeof(r) + r.length)
+		return 0;
+	else if (mig_rec_hash(r, p + sizeof(r)) != r.hash)
+		std::snprintf(msg, sizeof(msg), "record 0 (type %u) fails its "
+			      "checksum", r.type);
+	else {
+		td_config c, mine = td_device_config(tdev);
+		std::memcpy(&c, p + sizeof(r), sizeof(c));
+		if (mig_rec_ident_match(&c.ident, &mine.ident, msg,
+					sizeof(msg))) {
+			if (!std::memcmp(&c, &mine, sizeof(c)))
+				return 1;
+			std::snprintf(msg, sizeof(msg), "device configuration "
+				      "mismatch: the stream has mem=%llu "
+				      "state=%llu bar0=%llu msix=%u, this "
+				      "device mem=%llu state=%llu bar0=%llu "
+				      "msix=%u",
+				      (unsigned long long)c.mem_size,
+				      (unsigned long long)c.state_size,
+				      (unsigned long long)c.bar0_size, c.msix,
+				      (unsigned long long)mine.mem_size,
+				      (unsigned long long)mine.state_size,
+				      (unsigned long long)mine.bar0_size,
+				      mine.msix);
+		}
+	}
+	*why = msg;
+	return MIG_REC_BAD_STREAM;
+}
+
 ssize_t td_resume_write(struct file *filp, const char __user *buf, size_t len,
 			loff_t *pos)
 {
@@ -204,6 +279,8 @@ ssize_t td_resume_write(struct file *filp, const char __user *buf, size_t len,
 			"write on a disabled migration file");
 		return -ENODEV;
 	}
+	if (f->error)
+		return f->error;
 	if (len > f->in_limit - f->in->size())
 		return -EFBIG;
 	size_t old = f->in->size();
@@ -215,6 +292,24 @@ ssize_t td_resume_write(struct file *filp, const char __user *buf, size_t len,
 	if (copy_from_user(f->in->data() + old, buf, len)) {
 		f->in->resize(old);
 		return -EFAULT;
+	}
+	/*
+	 * The header as soon as it is in: a foreign or damaged stream, or
+	 * endless input, stops at the write that completes it and takes
+	 * nothing more.
+	 */
+	if (!f->header_ok) {
+		int ret = td_check_header(f->tdev, f->in->data(), f->in->size(),
+					  &f->error_msg);
+		if (ret < 0) {
+			f->in->resize(old);
+			f->error = ret;
+			dev_err(f->tdev->core_device.vdev.dev,
+				"resume: stream header refused: %s",
+				f->error_msg.c_str());
+			return ret;
+		}
+		f->header_ok = ret > 0;
 	}
 	return static_cast<ssize_t>(len);
 }
@@ -247,6 +342,8 @@ int td_load(struct migf *mf)
 
 #define td_bad(fmt, ...)                                                   	do {                                                               		dev_err(dev, "resume: " fmt, ##__VA_ARGS__);               		return -EINVAL;                                            	} while (0)
 
+	if (f->error)
+		td_bad("stream header refused: %s", f->error_msg.c_str());
 	if (!n)
 		td_bad("the stream is empty");
 	while (off < n) {
@@ -280,21 +377,10 @@ int td_load(struct migf *mf)
 
 		switch (r.type) {
 		case TD_REC_CONFIG: {
-			td_config c;
-			if (r.length != sizeof(c))
-				td_bad("configuration record of %u bytes",
-				       r.length);
-			std::memcpy(&c, payload, sizeof(c));
-			if (c.mem_size != tdev->mem_size ||
-			    c.state_size != tdev->state.size() ||
-			    c.bar0_size != core->bars[0].size)
-				td_bad("device configuration mismatch: the "
-				       "stream has mem=%llu state=%llu, this "
-				       "device mem=%llu state=%llu",
-				       (unsigned long long)c.mem_size,
-				       (unsigned long long)c.state_size,
-				       (unsigned long long)tdev->mem_size,
-				       (unsigned long long)tdev->state.size());
+			/* Record 0, as checked above: the header. */
+			std::string why;
+			if (td_check_header(tdev, p, n, &why) <= 0)
+				td_bad("%s", why.c_str());
 			break;
 		}
 		case TD_REC_MEM:

@@ -18,14 +18,20 @@
  *
  * Migration state is BAR0 (registers), BAR2 (device memory) and the internal
  * state. The stream is a sequence of records, each a 32-byte header and a
- * payload (see struct td_rec): CONFIG first (the device configuration the
- * destination must match), then MEM records for BAR2, BAR0, STATE records and
- * END. Every record (the in-tree drivers' struct mig_rec) carries a
- * sequence number and an XXH3 hash over its header and payload. The resume
- * side buffers the stream and checks all of it at RESUMING -> STOP before
- * it changes any device state: wrong magic or version, a configuration
- * mismatch, a gap, a bad hash, truncation or trailing bytes fail the arc
- * with EINVAL and a log line naming the problem.
+ * payload (see struct td_rec), magic "UVTD", version 2: CONFIG first, the
+ * stream header (struct td_config: who saved it - vendor, device and
+ * driver, struct mig_rec_ident - and the configuration the destination
+ * must match: BAR2, internal state and BAR0 sizes, MSI-X count), then MEM
+ * records for BAR2, BAR0, STATE records and END. Every record (the in-tree
+ * drivers' struct mig_rec) carries a sequence number and an XXH3 hash over
+ * its header and payload. The resume side checks CONFIG as soon as it has
+ * its bytes: a bad one (wrong magic or version - version 1 had no identity
+ * -, another device or configuration, a bad hash) fails that write with
+ * EINVAL and a log line, takes nothing, and fails every later write and
+ * RESUMING -> STOP the same way. It buffers the rest and checks all of it
+ * at RESUMING -> STOP before it changes any device state: a gap, a bad
+ * hash, truncation or trailing bytes fail the arc with EINVAL and a log
+ * line naming the problem.
  *
  * PRE_COPY: the initial data is CONFIG and a full BAR2 image; pages of BAR2
  * written through the region write path after that are tracked and sent

@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -21,8 +22,12 @@
 #include "mig_rec.h"
 #include "migf.h"
 
+/*
+ * The stream's format is in testdev.cc's top comment. Version 2 added the
+ * identity to CONFIG; a version 1 stream (none) is refused at its header.
+ */
 constexpr u32 TD_MAGIC = 0x44545655;	/* "UVTD" */
-constexpr u16 TD_VERSION = 1;
+constexpr u16 TD_VERSION = 2;
 constexpr u64 TD_CHUNK = 1 << 20;	/* payload per full-image record */
 constexpr u64 TD_PAGE = 4096;		/* dirty-tracking granule */
 
@@ -37,11 +42,16 @@ enum td_rec_type : u16 {
 /* Records are the in-tree drivers' shared format (mig_rec.h). */
 using td_rec = mig_rec;
 
+/* CONFIG's payload, the stream header: all must match the destination. */
 struct td_config {
+	struct mig_rec_ident ident;
 	u64 mem_size;
 	u64 state_size;
 	u64 bar0_size;
+	u32 msix;
+	u32 reserved;
 };
+static_assert(sizeof(td_config) == 64);
 
 struct testdev_device;
 
@@ -75,6 +85,14 @@ struct td_migf : migf {
 	/* Resuming: the stream so far, in the device's staging buffer. */
 	staging_buffer *in = nullptr;
 	u64 in_limit = 0;
+	/*
+	 * CONFIG, the stream header, checked as soon as it is in: until then
+	 * false. A bad one sets error (and why): every later write fails with
+	 * it, and so does RESUMING -> STOP.
+	 */
+	bool header_ok = false;
+	int error = 0;
+	std::string error_msg;
 };
 
 struct testdev_device {

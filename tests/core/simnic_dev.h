@@ -46,8 +46,10 @@ public:
 			   const std::string &driver = "simnic")
 		: guest_size_(guest_size)
 	{
-		/* Small defaults for tests; extra may override mem=. */
-		std::string spec = driver + ",bdf=" + next_bdf() + ",msix=4";
+		/* Small defaults for tests; extra may override msix=, mem=. */
+		std::string spec = driver + ",bdf=" + next_bdf();
+		if (extra.find("msix=") == std::string::npos)
+			spec += ",msix=4";
 		if (extra.find("mem=") == std::string::npos)
 			spec += ",mem=1M";
 		if (!extra.empty())

@@ -960,7 +960,7 @@ TEST(MigV1Save, StopCopyStepByStep)
 TEST(MigV1Save, PreCopyStepByStep)
 {
 	constexpr __u64 MEM = 1 << 20;
-	constexpr __u64 INITIAL = 32 + 24 + MEM + 32; /* CONFIG + one MEM */
+	constexpr __u64 INITIAL = 32 + 56 + MEM + 32; /* CONFIG + one MEM */
 	Dev src("simnic,mem=1M,seed=3"), dst("simnic,mem=1M");
 	ASSERT_TRUE(src.ok() && dst.ok());
 	V1 v(src.fd()), w(dst.fd());

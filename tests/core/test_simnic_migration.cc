@@ -3,7 +3,9 @@
  * simnic's migration data through the uAPI: PRECOPY_INFO's accounting,
  * MIG_DATA_SIZE against what STOP_COPY really sends, device memory written
  * after it was sent being sent again (through the region, by DMA, through
- * an mmap), and resets racing state changes.
+ * an mmap), and resets racing state changes. Then the stream header of
+ * every in-tree driver (simnic, simmin, testdev, skeleton): its device
+ * identity and configuration, checked at the write that completes it.
  */
 #include <gtest/gtest.h>
 
@@ -15,9 +17,12 @@
 #include <thread>
 #include <vector>
 
+#include <uvfio/linux/err.h>
+#include <uvfio/linux/fs.h>
 #include <uvfio/sim/simdev.h>
 
 #include "simnic_dev.h"
+#include "vfio.h"	/* vfio_device_get_registered: the driver's own file */
 
 using namespace uvfio_test;
 
@@ -25,7 +30,8 @@ namespace {
 
 constexpr __u64 MEM = 1 << 20;
 constexpr __u64 REC = 32;	/* a record header */
-constexpr __u64 INITIAL = REC + 24 + MEM + REC;	/* CONFIG + one MEM record */
+constexpr __u64 CONFIG = REC + 56;	/* the stream header */
+constexpr __u64 INITIAL = CONFIG + REC + MEM;	/* CONFIG + one MEM record */
 
 int precopy_info(int fd, struct vfio_precopy_info *info)
 {
@@ -304,5 +310,312 @@ TEST(SimminMigration, OnlyStopCopy)
 	uvfio_close(fd);
 	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_RUNNING), 0);
 }
+
+} // namespace
+
+namespace {
+
+/* A whole STOP_COPY stream of d, which is left in STOP. */
+std::vector<unsigned char> save_stream(SimnicDev &d)
+{
+	int fd, end;
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP_COPY, &fd), 0);
+	auto s = read_avail(fd, &end);
+	EXPECT_EQ(end, 0);
+	uvfio_close(fd);
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	return s;
+}
+
+/* What a resume did: the errno of its STOP and what it logged. */
+struct Resumed {
+	int err = 0;
+	std::string log;
+	/*
+	 * A driver's write refused the stream: the core then fails the next
+	 * SET with the stream's error, before it asks the driver, and says so.
+	 */
+	bool refused() const
+	{
+		return says("the migration data stream failed");
+	}
+	bool says(const char *what) const
+	{
+		return log.find(what) != std::string::npos;
+	}
+};
+
+/* STOP, RESUMING, write s (until a write fails), close the data fd, STOP. */
+Resumed resume(SimnicDev &d, const std::vector<unsigned char> &s)
+{
+	Resumed res;
+	int fd = -1;
+	LogCapture log;
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+	for (size_t off = 0; off < s.size();) {
+		ssize_t n = uvfio_write(fd, s.data() + off, s.size() - off);
+		if (n <= 0)
+			break;
+		off += size_t(n);
+	}
+	uvfio_close(fd);
+	res.err = d.set_state(VFIO_DEVICE_STATE_STOP);
+	for (const std::string &l : log.lines())
+		res.log += l + "\n";
+	return res;
+}
+
+__u32 get_state(SimnicDev &d)
+{
+	FeatureArg<struct vfio_device_feature_mig_state> g(
+		VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE);
+	EXPECT_EQ(g.ioctl(d.fd()), 0);
+	return g.d()->device_state;
+}
+
+int reset(SimnicDev &d)
+{
+	return uvfio_ioctl(d.fd(), VFIO_DEVICE_RESET, nullptr) ? errno : 0;
+}
+
+// Contract: simnic and simmin streams carry who saved them, so neither
+// loads into the other although both have the same configuration: the
+// header of a simmin stream written to a simnic (and the reverse) is
+// refused by the driver's write, before RESUMING -> STOP, with EINVAL and
+// a log line naming both devices. The device stays in RESUMING with the
+// stream broken (a second STOP fails too) until a reset; then its own
+// stream loads.
+TEST(SimnicStreamHeader, OtherDriverRefusedAtFirstWrite)
+{
+	SimnicDev nic, min("", 4 << 20, "simmin");
+	ASSERT_TRUE(nic.ok() && min.ok());
+	for (auto [from, to] : {std::pair{&nic, &min}, std::pair{&min, &nic}}) {
+		auto s = save_stream(*from);
+		ASSERT_GT(s.size(), CONFIG);
+		std::vector<unsigned char> hdr(s.begin(), s.begin() + CONFIG);
+		Resumed r = resume(*to, hdr);
+		EXPECT_EQ(r.err, EINVAL);
+		EXPECT_TRUE(r.refused()) << r.log;
+		EXPECT_TRUE(r.says("stream header refused: the stream is from "
+				   "another device")) << r.log;
+		EXPECT_TRUE(r.says("simmin 1b36:0011")) << r.log;
+		EXPECT_TRUE(r.says("simnic 1b36:0010")) << r.log;
+		EXPECT_EQ(get_state(*to), __u32(VFIO_DEVICE_STATE_RESUMING));
+		EXPECT_EQ(to->set_state(VFIO_DEVICE_STATE_STOP), EINVAL);
+		EXPECT_EQ(get_state(*to), __u32(VFIO_DEVICE_STATE_RESUMING));
+		/* The whole stream is refused the same way. */
+		ASSERT_EQ(reset(*to), 0);
+		r = resume(*to, s);
+		EXPECT_EQ(r.err, EINVAL);
+		EXPECT_TRUE(r.refused()) << r.log;
+		ASSERT_EQ(reset(*to), 0);
+		r = resume(*to, save_stream(*to));
+		EXPECT_EQ(r.err, 0) << r.log;
+		ASSERT_EQ(to->set_state(VFIO_DEVICE_STATE_RUNNING), 0);
+		ASSERT_EQ(from->set_state(VFIO_DEVICE_STATE_RUNNING), 0);
+	}
+}
+
+/*
+ * A stream header of an older format: one record with the given magic,
+ * version, type and payload, hashed as mig_rec_hash() does.
+ */
+std::vector<unsigned char> old_header(__u32 magic, __u16 version,
+				      const std::vector<unsigned char> &payload)
+{
+	struct {
+		__u32 magic;
+		__u16 version, type;
+		__u64 offset;
+		__u32 length, seq;
+		__u64 hash;
+	} r = {magic, version, 1, 0, __u32(payload.size()), 0, 0};
+	static_assert(sizeof(r) == REC);
+	r.hash = XXH3_64bits_withSeed(payload.data(), payload.size(),
+				      XXH3_64bits(&r, 24));
+	std::vector<unsigned char> s(REC);
+	std::memcpy(s.data(), &r, REC);
+	s.insert(s.end(), payload.begin(), payload.end());
+	return s;
+}
+
+// Contract: a stream from before the header carried the device identity
+// (simnic's version 2: CONFIG was the configuration alone) is refused at
+// the write that completes its header, with EINVAL and a log line saying
+// the version and that older streams carry no identity: it cannot tell a
+// simmin stream from a simnic one.
+TEST(SimnicStreamHeader, OlderVersionRefusedAtFirstWrite)
+{
+	SimnicDev d;
+	ASSERT_TRUE(d.ok());
+	/* Version 2's CONFIG: mem, msix, page size, state length, 0. */
+	struct {
+		__u64 mem;
+		__u32 msix, page, state, reserved;
+	} c = {MEM, 4, 4096, __u32(sizeof(struct simdev_state)), 0};
+	std::vector<unsigned char> payload(sizeof(c));
+	std::memcpy(payload.data(), &c, sizeof(c));
+	Resumed r = resume(d, old_header(0x4e535655, 2, payload));
+	EXPECT_EQ(r.err, EINVAL);
+	EXPECT_TRUE(r.refused()) << r.log;
+	EXPECT_TRUE(r.says("unsupported stream version 2 (this driver reads 3; "
+			   "older streams carry no device identity)")) << r.log;
+	ASSERT_EQ(reset(d), 0);
+}
+
+/* One in-tree driver with its spec and the length of its stream header. */
+struct HeaderDriver {
+	const char *name;
+	const char *driver;
+	const char *extra;	/* spec keys besides bdf, msix=4, mem=1M */
+	size_t header;		/* bytes: the whole header, checked at once */
+};
+
+const HeaderDriver header_drivers[] = {
+	{"simnic", "simnic", "", CONFIG},
+	{"simmin", "simmin", "", CONFIG},
+	{"testdev", "testdev", "mig=stop_copy", REC + 64},
+	{"skeleton", "skeleton", "", 64},
+};
+
+class StreamHeader : public ::testing::TestWithParam<HeaderDriver>
+{
+protected:
+	/* A device of the driver, with more spec keys. */
+	static std::string spec(const std::string &more)
+	{
+		std::string s = GetParam().extra;
+		if (!more.empty())
+			s += (s.empty() ? "" : ",") + more;
+		return s;
+	}
+};
+
+// Contract: every byte of the stream header counts: one flipped bit
+// anywhere in it (magic, version, type, offset, length, sequence number,
+// checksums, identity, configuration) is refused by the write that
+// completes the header, with EINVAL, before RESUMING -> STOP; the header
+// alone, intact, is taken (that stream is only truncated, which STOP
+// finds).
+TEST_P(StreamHeader, CorruptByteRefusedAtFirstWrite)
+{
+	const HeaderDriver &p = GetParam();
+	SimnicDev src(spec(""), 4 << 20, p.driver);
+	SimnicDev dst(spec(""), 4 << 20, p.driver);
+	ASSERT_TRUE(src.ok() && dst.ok());
+	auto s = save_stream(src);
+	ASSERT_GT(s.size(), p.header);
+	std::vector<unsigned char> hdr(s.begin(), s.begin() + p.header);
+	Resumed r = resume(dst, hdr);
+	EXPECT_EQ(r.err, EINVAL);
+	EXPECT_FALSE(r.refused()) << "an intact header was refused: " << r.log;
+	EXPECT_TRUE(r.says("truncated")) << r.log;
+	ASSERT_EQ(reset(dst), 0);
+	for (size_t i = 0; i < p.header; i++) {
+		SCOPED_TRACE(i);
+		auto bad = hdr;
+		bad[i] ^= 0x04;
+		r = resume(dst, bad);
+		EXPECT_EQ(r.err, EINVAL);
+		EXPECT_TRUE(r.refused()) << "byte " << i << " not checked at "
+					 "once: " << r.log;
+		ASSERT_EQ(reset(dst), 0);
+	}
+}
+
+// Contract: a stream from a device with another configuration (another
+// MSI-X count, which the guest sees; another device-memory size) is
+// refused by the write that completes its header, with EINVAL and a log
+// line naming the mismatch; the device stays in RESUMING until a reset.
+TEST_P(StreamHeader, OtherConfigurationRefusedAtFirstWrite)
+{
+	const HeaderDriver &p = GetParam();
+	SimnicDev dst(spec(""), 4 << 20, p.driver);
+	ASSERT_TRUE(dst.ok());
+	for (const char *other : {"msix=8", "mem=2M"}) {
+		SCOPED_TRACE(other);
+		SimnicDev src(spec(other), 4 << 20, p.driver);
+		ASSERT_TRUE(src.ok());
+		auto s = save_stream(src);
+		ASSERT_GT(s.size(), p.header);
+		Resumed r = resume(dst, std::vector<unsigned char>(
+						s.begin(), s.begin() + p.header));
+		EXPECT_EQ(r.err, EINVAL);
+		EXPECT_TRUE(r.refused()) << r.log;
+		EXPECT_TRUE(r.says("configuration mismatch")) << r.log;
+		EXPECT_EQ(get_state(dst), __u32(VFIO_DEVICE_STATE_RESUMING));
+		ASSERT_EQ(reset(dst), 0);
+	}
+}
+
+// Contract: the driver's resuming file refuses endless zeros (what load
+// -i /dev/zero writes) at its first write: -EINVAL and nothing taken, and
+// every later write is refused the same way, until a reset disables the
+// file (-ENODEV). Called on the driver's own file, not through the core's
+// data fd, whose pump hands the driver what userspace wrote later.
+TEST_P(StreamHeader, ZerosRefusedByTheFirstDriverWrite)
+{
+	const HeaderDriver &p = GetParam();
+	SimnicDev d(spec(""), 4 << 20, p.driver);
+	ASSERT_TRUE(d.ok());
+	struct vfio_device *vdev = vfio_device_get_registered(d.bdf());
+	ASSERT_FALSE(IS_ERR(vdev));
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	struct file *filp = vdev->mig_ops->migration_set_state(
+		vdev, VFIO_DEVICE_STATE_RESUMING);
+	ASSERT_FALSE(IS_ERR_OR_NULL(filp));
+	std::vector<char> zeros(256 << 10);
+	{
+		LogCapture log;
+		EXPECT_EQ(filp->f_op->write(filp, zeros.data(), zeros.size(),
+					    nullptr),
+			  -EINVAL);
+		EXPECT_TRUE(log.contains("bad magic"));
+	}
+	EXPECT_EQ(filp->f_op->write(filp, zeros.data(), 1, nullptr), -EINVAL);
+	EXPECT_EQ(filp->f_op->write(filp, zeros.data(), zeros.size(), nullptr),
+		  -EINVAL);
+	EXPECT_EQ(get_state(d), __u32(VFIO_DEVICE_STATE_RESUMING));
+	ASSERT_EQ(reset(d), 0);
+	EXPECT_EQ(filp->f_op->write(filp, zeros.data(), 1, nullptr), -ENODEV);
+	fput(filp);
+	vfio_device_put_registration(vdev);
+	/* A new RESUMING starts clean: the device's own stream loads. */
+	EXPECT_EQ(resume(d, save_stream(d)).err, 0);
+}
+
+// Contract: endless zeros written to a resuming data fd stop at the
+// header: a write fails with EINVAL once the driver has refused the first
+// record, after no more than the data fd buffers (not at the end of the
+// input), and the device stays in RESUMING until a reset.
+TEST_P(StreamHeader, EndlessZerosStopAtTheHeader)
+{
+	const HeaderDriver &p = GetParam();
+	SimnicDev d(spec(""), 4 << 20, p.driver);
+	ASSERT_TRUE(d.ok());
+	int fd = -1;
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), 0);
+	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_RESUMING, &fd), 0);
+	std::vector<char> zeros(256 << 10);
+	size_t taken = 0;
+	ssize_t n = 0;
+	/* 256 MiB of input: far more than the fd buffers. */
+	while (taken < (256u << 20) &&
+	       (n = uvfio_write(fd, zeros.data(), zeros.size())) > 0)
+		taken += size_t(n);
+	EXPECT_EQ(n, -1) << "took all of " << taken << " bytes";
+	EXPECT_EQ(errno, EINVAL);
+	EXPECT_LT(taken, 32u << 20);
+	uvfio_close(fd);
+	EXPECT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP), EINVAL);
+	EXPECT_EQ(get_state(d), __u32(VFIO_DEVICE_STATE_RESUMING));
+	ASSERT_EQ(reset(d), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, StreamHeader,
+			 ::testing::ValuesIn(header_drivers),
+			 [](const auto &info) { return info.param.name; });
 
 } // namespace

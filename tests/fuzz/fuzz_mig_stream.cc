@@ -4,14 +4,19 @@
  *
  * Contract (DESIGN.md, "Errors and bad input"): any bytes written to a
  * RESUMING data fd are either a stream the device loads (RESUMING -> STOP
- * succeeds and the device is in STOP) or are rejected at RESUMING -> STOP
- * with an errno, the device left in ERROR or in RESUMING, never STOP or
- * running. Either way VFIO_DEVICE_RESET brings it back to RUNNING, from
- * where it can be driven again (here: to STOP and back).
+ * succeeds and the device is in STOP) or are rejected with an errno - by
+ * a write, when the driver refused the stream header, and then by
+ * RESUMING -> STOP, or by RESUMING -> STOP alone - the device left in
+ * ERROR or in RESUMING, never STOP or running. Either way
+ * VFIO_DEVICE_RESET brings it back to RUNNING, from where it can be
+ * driven again (here: to STOP and back).
  *
  * The input's first byte picks the device and options (fuzz_mig_stream.h);
  * the seeds in corpus/mig-stream/ are real saved streams, made by
- * fuzz-seed-mig-stream. Each input gets a new device, removed after it.
+ * fuzz-seed-mig-stream (run it again when a driver's stream format
+ * changes: a stream of an older version is refused at its header, and
+ * the fuzzer would get no further). Each input gets a new device, removed
+ * after it.
  */
 #include <fcntl.h>
 #include <stdlib.h>
