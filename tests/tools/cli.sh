@@ -144,6 +144,7 @@ grep -q '"verified": true' "$tmp/out" || { echo "FAIL: send not verified"; fails
 wait $rpid || { echo "FAIL: recv exit $?"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
 
 port=$((port + 1))
+: >"$tmp/recv.err"	# not the last recv's "listening"
 "$ctl" recv "$D" --listen "127.0.0.1:$port" 2>"$tmp/recv.err" &
 rpid=$!
 wait_listening $rpid

@@ -159,6 +159,9 @@ port=$((20000 + ($$ + 7919) % 20000))
 for pair in "v1 v1" "v1 v2" "v2 v1"; do
 	set -- $pair
 	port=$((port + 1))
+	# Emptied here: the background job truncates it only once it runs,
+	# and the last pair's "listening" must not count for this one.
+	: >"$tmp/recv.err"
 	"$ctl" --protocol "$2" recv "$D" --listen "127.0.0.1:$port" --json \
 		>"$tmp/recv.json" 2>"$tmp/recv.err" &
 	rpid=$!
