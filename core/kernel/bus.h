@@ -12,6 +12,12 @@
 int uvfio_parse_bdf(const char *text, std::string *canonical, u16 *domain,
 		    u8 *bus, u8 *devfn);
 
+/*
+ * For tests: characters compared so far on this thread while spec keys
+ * were looked up, the parse's only work that is not one pass.
+ */
+u64 uvfio_spec_key_work(void);
+
 int uvfio_bus_add(const char *spec);
 int uvfio_bus_remove(const char *bdf);
 std::vector<const struct pci_driver *> uvfio_bus_drivers();
