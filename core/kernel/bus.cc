@@ -6,7 +6,6 @@
  * uvfio_sim_add() and removed by uvfio_sim_remove().
  */
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -210,6 +209,78 @@ const char *uvfio_spec_get(const struct uvfio_spec *spec, const char *key)
 				       : spec->keys[it->second].second.c_str();
 }
 
+namespace {
+
+int digit_value(char c, unsigned int base)
+{
+	int d = -1;
+	if (c >= '0' && c <= '9')
+		d = c - '0';
+	else if (base == 16 && c >= 'a' && c <= 'f')
+		d = c - 'a' + 10;
+	else if (base == 16 && c >= 'A' && c <= 'F')
+		d = c - 'A' + 10;
+	return d;
+}
+
+/*
+ * The binary factor a size suffix names, or 0 if s is not one: nothing,
+ * B, or K, M, G, T alone or followed by B or iB; either case.
+ */
+u64 size_suffix(const char *s)
+{
+	unsigned int shift;
+	switch (*s) {
+	case '\0':
+		return 1;
+	case 'b': case 'B':
+		return s[1] ? 0 : 1;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	default:
+		return 0;
+	}
+	s++;
+	if (*s == 'i' || *s == 'I')
+		s++;
+	else if (!*s)
+		return 1ULL << shift;
+	if ((*s == 'b' || *s == 'B') && !s[1])
+		return 1ULL << shift;
+	return 0;
+}
+
+} // namespace
+
+int uvfio_parse_u64(const char *text, bool sized, u64 *out)
+{
+	/* Decimal, or hex with 0x; no sign, no space, no octal surprise. */
+	bool hex = text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+	unsigned int base = hex ? 16 : 10;
+	const char *p = hex ? text + 2 : text;
+	const char *digits = p;
+	bool over = false;
+	u64 n = 0;
+	int d;
+
+	for (; (d = digit_value(*p, base)) >= 0; p++) {
+		if (n > (U64_MAX - d) / base)
+			over = true;
+		n = n * base + d;
+	}
+	if (p == digits)
+		return -EINVAL;
+	u64 mult = sized ? size_suffix(p) : !*p;
+	if (!mult)
+		return -EINVAL;
+	if (over || n > U64_MAX / mult)
+		return -ERANGE;
+	*out = n * mult;
+	return 0;
+}
+
 static int spec_parse_number(const struct uvfio_spec *spec, const char *key,
 			     bool sized, u64 def, u64 min, u64 max, u64 *out)
 {
@@ -218,30 +289,8 @@ static int spec_parse_number(const struct uvfio_spec *spec, const char *key,
 		*out = def;
 		return 0;
 	}
-	/* Decimal, or hex with 0x; no sign, no space, no octal surprise. */
-	bool hex = v[0] == '0' && (v[1] == 'x' || v[1] == 'X');
-	const char *digits = hex ? v + 2 : v;
-	errno = 0;
-	char *end;
-	unsigned long long n = std::strtoull(digits, &end, hex ? 16 : 10);
-	bool bad = errno || end == digits || !std::isxdigit((unsigned char)*digits);
-	u64 mult = 1;
-	if (!bad && sized && *end) {
-		switch (*end) {
-		case 'k': case 'K': mult = 1ULL << 10; break;
-		case 'm': case 'M': mult = 1ULL << 20; break;
-		case 'g': case 'G': mult = 1ULL << 30; break;
-		case 't': case 'T': mult = 1ULL << 40; break;
-		default: bad = true; break;
-		}
-		if (!bad)
-			end++;
-	}
-	if (!bad && *end)
-		bad = true;
-	if (!bad && n > U64_MAX / mult)
-		bad = true;
-	u64 val = bad ? 0 : n * mult;
+	u64 val = 0;
+	bool bad = uvfio_parse_u64(v, sized, &val) != 0;
 	if (bad || val < min || val > max) {
 		spec_error(spec->text,
 			   std::string(key) + "=" + v + ": " +
