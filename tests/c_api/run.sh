@@ -4,8 +4,8 @@
 # VFIO_DEVICE_GET_INFO and closes it, and parses a size as specs do.
 #
 # Contract: the install carries what a driver author needs without the
-# source tree: every Documentation/*.md page and the README under
-# share/doc/uvfio, the skeleton driver (and its kernel-shaped form) under
+# source tree: every Documentation/*.md page under share/doc/uvfio, the
+# skeleton driver (and its kernel-shaped form) under
 # share/doc/uvfio/examples, building against the installed headers alone,
 # a header declaring every call the installed driver guide names, and no
 # made-up URL (uvfio.pc has none).
@@ -34,7 +34,7 @@ missing() { echo "not installed: $*"; bad=1; }
 top=$(cd "$(dirname "$0")/../.." && pwd)
 docdir=$(find "$tmp/root" -type d -path '*/share/doc/uvfio' | head -n1)
 [ -n "$docdir" ] || { echo "share/doc/uvfio was not installed"; exit 1; }
-for page in "$top"/Documentation/*.md "$top/README.md"; do
+for page in "$top"/Documentation/*.md; do
 	cmp -s "$page" "$docdir/${page##*/}" || missing "${page#"$top"/}"
 done
 for f in drivers/skeleton/skeleton.cc Documentation/skeleton-kernel.c; do
