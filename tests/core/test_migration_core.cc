@@ -1325,6 +1325,7 @@ struct WindowReader {
 	bool zero = false;	/* a read returned 0 */
 	int err = 0;		/* errno of the first failed read */
 	int err_again = 0;	/* errno of the read after it */
+	std::atomic<bool> done{false};
 	std::thread t;
 
 	void start(int dfd)
@@ -1339,6 +1340,7 @@ struct WindowReader {
 				}
 				if (n == 0) {
 					zero = true;
+					done = true;
 					return;
 				}
 				if (errno == EINTR)
@@ -1348,6 +1350,7 @@ struct WindowReader {
 			}
 			ssize_t n = uvfio_read(dfd, buf, sizeof(buf));
 			err_again = n < 0 ? errno : 0;
+			done = true;
 		});
 	}
 };
@@ -1441,13 +1444,14 @@ TEST_F(MigrationCoreTest, ConcurrentReadersWhileCoreEndsStream)
 		std::vector<WindowReader> r(readers);
 		for (auto &x : r)
 			x.start(dfd);
-		/* Every reader is reading when the stream ends. */
+		/* Every reader is reading (or failed early) when it ends. */
 		auto deadline = std::chrono::steady_clock::now() +
 				std::chrono::seconds(60);
 		for (auto &x : r)
-			while (!x.bytes.load() &&
+			while (!x.bytes.load() && !x.done.load() &&
 			       std::chrono::steady_clock::now() < deadline)
-				std::this_thread::yield();
+				std::this_thread::sleep_for(
+					std::chrono::microseconds(100));
 		switch (round % 3) {
 		case 0:
 			EXPECT_EQ(set(fd, STOP), 0);
