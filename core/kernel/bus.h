@@ -12,6 +12,20 @@
 int uvfio_parse_bdf(const char *text, std::string *canonical, u16 *domain,
 		    u8 *bus, u8 *devfn);
 
+/*
+ * A spec number: decimal, or hex after 0x; with sized, then an optional
+ * binary suffix (K, M, G, T, alone or with B or iB; a lone B). The
+ * grammar of Documentation/uvfio-spec.md, "Value types", and of
+ * uvfio_parse_size(). 0, -EINVAL (not one) or -ERANGE (above 2^64 - 1).
+ */
+int uvfio_parse_u64(const char *text, bool sized, u64 *out);
+
+/*
+ * For tests: characters compared so far on this thread while spec keys
+ * were looked up, the parse's only work that is not one pass.
+ */
+u64 uvfio_spec_key_work(void);
+
 int uvfio_bus_add(const char *spec);
 int uvfio_bus_remove(const char *bdf);
 std::vector<const struct pci_driver *> uvfio_bus_drivers();

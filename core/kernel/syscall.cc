@@ -121,6 +121,18 @@ int uvfio_sim_add(const char *spec)
 	return ret ? fail(ret, -1) : 0;
 }
 
+int uvfio_parse_size(const char *text, uint64_t *size)
+{
+	if (!text || !size)
+		return fail(-EFAULT, -1);
+	u64 v;
+	int ret = uvfio_parse_u64(text, true, &v);
+	if (ret)
+		return fail(ret, -1);
+	*size = v;
+	return 0;
+}
+
 int uvfio_sim_remove(const char *bdf)
 {
 	long ret = no_throw([&] { return uvfio_bus_remove(bdf); });

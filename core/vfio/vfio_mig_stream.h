@@ -115,4 +115,12 @@ bool vfio_mig_stream_saving(const vfio_mig_stream &s);
  */
 u64 vfio_mig_stream_file_unread(struct file *filp);
 
+/*
+ * For tests: fn (NULL: none) runs in each read of a saving stream's file
+ * between seeing bytes queued and taking them, with no lock held. A test
+ * ends the stream there to meet at will the race a loaded machine meets
+ * by chance.
+ */
+void vfio_mig_stream_set_read_window_hook(void (*fn)());
+
 #endif /* UVFIO_CORE_VFIO_MIG_STREAM_H */

@@ -8,6 +8,7 @@
  * close, which ends the stream.
  */
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -33,6 +34,9 @@ vfio_mig_stream &stream_of(struct file *filp)
 
 namespace {
 
+/* Tests' hook in the read window (vfio_mig_stream_set_read_window_hook). */
+std::atomic<void (*)()> read_window_hook{nullptr};
+
 bool nonblocking(const vfio_mig_stream &s)
 {
 	int fl = fcntl(s.user_end.get(), F_GETFL);
@@ -43,7 +47,7 @@ bool nonblocking(const vfio_mig_stream &s)
  * read on a saving stream. Where a raw read(2) on the fd would wait, this
  * answers as the kernel's driver would: -ENOMSG when pre-copy has nothing
  * now (after asking the driver once more), the driver's errno after a
- * failure, 0 at the end.
+ * failure, 0 at the end, -ENODEV once the core has ended the stream.
  */
 ssize_t mig_fops_read(struct file *filp, char __user *buf, size_t count,
 		      loff_t *)
@@ -56,8 +60,33 @@ ssize_t mig_fops_read(struct file *filp, char __user *buf, size_t count,
 	for (;;) {
 		if (s.disabled)
 			return s.err ? s.err : -ENODEV;
-		if (unread(s.user_end.get()))
-			break;
+		if (unread(s.user_end.get())) {
+			/*
+			 * Bytes are queued. Take them without s.m, so the
+			 * pump fills the socket meanwhile.
+			 */
+			l.unlock();
+			if (auto fn = read_window_hook.load(
+				    std::memory_order_relaxed))
+				fn();
+			ssize_t r = recv(s.user_end.get(), buf, count,
+					 MSG_DONTWAIT);
+			if (r > 0 || !count)
+				return r;
+			int e = r < 0 ? errno : 0;
+			if (e && e != ECONNRESET && e != EAGAIN && e != EINTR)
+				return -e;
+			/*
+			 * They went in between: the core ended the stream
+			 * (it drops them and the socket says ECONNRESET or
+			 * end of file), the driver's read failed, or another
+			 * reader took them. Answer from the stream's state,
+			 * as to a reader that came a moment later: ENODEV,
+			 * the driver's errno, the end, or wait.
+			 */
+			l.lock();
+			continue;
+		}
 		if (s.err)
 			return s.err;
 		if (s.ended || s.eof_sent)
@@ -76,9 +105,6 @@ ssize_t mig_fops_read(struct file *filp, char __user *buf, size_t count,
 		}
 		s.cv.wait(l);
 	}
-	l.unlock();
-	ssize_t r = recv(s.user_end.get(), buf, count, MSG_DONTWAIT);
-	return r >= 0 ? r : -errno;
 }
 
 /* write on a resuming stream: straight into the socket the pump drains. */
@@ -233,4 +259,9 @@ u64 vfio_mig_stream_file_unread(struct file *filp)
 	if (!s.saving || s.ended)
 		return 0;
 	return unread(s.user_end.get()) + s.buf_len;
+}
+
+void vfio_mig_stream_set_read_window_hook(void (*fn)())
+{
+	read_window_hook.store(fn, std::memory_order_relaxed);
 }

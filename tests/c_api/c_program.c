@@ -22,7 +22,13 @@
 int main(void)
 {
 	struct vfio_device_info info;
+	uint64_t size = 0;
 	int fd;
+
+	/* The spec's size grammar, for tools to parse options with. */
+	CHECK(uvfio_parse_size("16MiB", &size) == 0 && size == 16u << 20);
+	CHECK(uvfio_parse_size("16MB", &size) == 0 && size == 16u << 20);
+	CHECK(uvfio_parse_size("16 M", &size) == -1 && errno == EINVAL);
 
 	CHECK(uvfio_sim_add("testdev,bdf=0000:00:05.0,mig=stop_copy") == 0);
 	fd = uvfio_open("0000:00:05.0");

@@ -42,6 +42,21 @@ extern "C" {
 int uvfio_sim_add(const char *spec);
 
 /*
+ * Parse a size as spec strings take one (e.g. "mem=64M"), so that tools
+ * read sizes with the same grammar: a decimal number, or hex after "0x",
+ * then optionally K, M, G or T (2^10, 2^20, 2^30, 2^40), alone or followed
+ * by "B" or "iB", or a lone "B" (bytes); suffixes in either case. All
+ * factors are binary ("16MB" and "16MiB" are both 2^24); in a hex number B
+ * is a digit. No sign, space, fraction or other suffix.
+ * Documentation/uvfio-spec.md, "Value types", has the grammar.
+ *
+ * Return: 0 with *size set, or -1 with errno EINVAL (not a size), ERANGE
+ * (more than 2^64 - 1 bytes) or EFAULT (text or size is NULL); *size is
+ * left alone on failure.
+ */
+int uvfio_parse_size(const char *text, uint64_t *size);
+
+/*
  * Unbind the driver from the function at bdf and remove the function.
  *
  * Like unbinding a kernel driver, this waits until every user has closed the

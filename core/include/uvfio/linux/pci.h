@@ -255,9 +255,9 @@ const char *uvfio_spec_get(const struct uvfio_spec *spec, const char *key);
 
 /*
  * Parse key as a size (decimal, or hex with 0x) with an optional K/M/G/T
- * suffix (powers of 1024) into
- * *out; def when absent. -EINVAL (logged) when malformed or out of
- * [min, max].
+ * suffix, alone or followed by B or iB (all powers of 1024; the grammar of
+ * uvfio_parse_size() in <uvfio/uvfio.h>) into *out; def when absent.
+ * -EINVAL (logged) when malformed or out of [min, max].
  */
 int uvfio_spec_get_size(const struct uvfio_spec *spec, const char *key,
 			u64 def, u64 min, u64 max, u64 *out);
