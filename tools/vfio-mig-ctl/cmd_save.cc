@@ -64,9 +64,15 @@ struct SaveOutput {
 		std::string base = slash == std::string::npos ? target :
 				   target.substr(slash + 1);
 		tmp = dir + "." + base + ".XXXXXX";
+		/* Created and registered for SIGINT/SIGTERM's cleanup as one
+		 * step: a signal in between would leave it behind. */
+		hold_signals(true);
 		fd = mkostemp(tmp.data(), O_CLOEXEC);
+		int err = -errno;
+		if (fd >= 0)
+			set_cleanup_path(tmp);
+		hold_signals(false);
 		if (fd < 0) {
-			int err = -errno;
 			tmp.clear();
 			return say(why, err);
 		}
@@ -103,6 +109,7 @@ struct SaveOutput {
 			return -errno;
 		}
 		tmp.clear();
+		set_cleanup_path("");
 		/* And the rename itself (best effort: the data is safe). */
 		size_t slash = target.rfind('/');
 		std::string dir = slash == std::string::npos ? "." :
@@ -123,6 +130,8 @@ struct SaveOutput {
 		fd = -1;
 		if (!tmp.empty())
 			unlink(tmp.c_str());
+		if (!tmp.empty())
+			set_cleanup_path("");
 		tmp.clear();
 	}
 
@@ -140,8 +149,17 @@ private:
  * stdout a failed save leaves a truncated stream (DigestSink).
  */
 int cmd_save(const std::string &spec, const std::string &out, bool stop,
-	     bool as_json)
+	     bool force, bool as_json)
 {
+	/* With the stream on stdout, reports (JSON too) go to stderr. */
+	if (out == "-")
+		set_json_stream(stderr);
+	/* Binary on a terminal is a mistake (a forgotten "| load"), as
+	 * gzip and dd's users know: refuse it unless asked. */
+	if (out == "-" && !force && isatty(STDOUT_FILENO))
+		return fail(EXIT_USAGE, "save -o -: standard output is a "
+			    "terminal; the stream is binary (redirect it, or "
+			    "--force)");
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
@@ -183,7 +201,7 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	/* With the stream on stdout, the report goes to stderr. */
 	FILE *rep = out == "-" ? stderr : stdout;
 	if (as_json)
-		fmt::print(rep, "{}\n", j.dump(2));
+		emit_json(j, rep);
 	else
 		fmt::print(rep, "saved {} bytes from {}{} in {:.3f} s (digest "
 			   "{})\n", len, d.label(), via(), s, hex64(digest));
@@ -197,6 +215,7 @@ Command add_save(CLI::App &app)
 	struct Args {
 		std::string spec, file;
 		bool stop = false;
+		bool force = false;
 		bool as_json = false;
 	};
 	auto a = std::make_shared<Args>();
@@ -206,9 +225,12 @@ Command add_save(CLI::App &app)
 	sub->add_option("-o,--output", a->file, "file, or - for stdout")
 		->required();
 	sub->add_flag("--stop", a->stop, "leave the device stopped");
+	sub->add_flag("--force", a->force, "write the stream to stdout even "
+		      "if it is a terminal");
 	sub->add_flag("--json", a->as_json, "JSON report (on stderr with -o -)");
 	return {sub, true, [a] {
-		return cmd_save(a->spec, a->file, a->stop, a->as_json);
+		return cmd_save(a->spec, a->file, a->stop, a->force,
+				a->as_json);
 	}};
 }
 
