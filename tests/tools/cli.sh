@@ -328,6 +328,10 @@ has "warning: migrate: downtime .* exceeded the budget of 0.001 ms" "$tmp/err" "
 has '"downtime_budget_met": false' "$tmp/out" "budget JSON field"
 has '"verified": true' "$tmp/out" "over budget, verified"
 json_err "$tmp/out" 3 "migrate over budget"
+# A fault that fired outranks the budget: 1, and its line alone.
+expect 1 "a fault and a missed budget" -- "$ctl" --fault dma.write migrate --workload \
+	--downtime-budget 0.001 "$S" "$D"
+has "dma.write fired" "$tmp/err" "fault over budget named"
 expect 0 "migrate within a generous budget" -- "$ctl" migrate --downtime-budget 600000 "$S" "$D" --json
 has '"downtime_budget_met": true' "$tmp/out" "budget met"
 

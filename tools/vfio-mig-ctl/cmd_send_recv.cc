@@ -256,7 +256,7 @@ Command add_send(CLI::App &app)
 				       "over TCP to vfio-mig-ctl recv");
 	sub->add_option("device", a->spec, kDeviceHelp)->required();
 	sub->add_option("--to", a->addr, "[HOST:]PORT of the receiver (host "
-			"default 127.0.0.1)")->required();
+			"default 127.0.0.1, PORT 1 to 65535)")->required();
 	sub->add_flag("--json", a->as_json, "JSON report");
 	return {sub, true,
 		[a] { return cmd_send(a->spec, a->addr, a->as_json); }};

@@ -38,6 +38,11 @@ int main(int argc, char **argv)
 		     "BDF,\n/sys/bus/mdev/devices/UUID or /dev/vfio/N@NAME (a "
 		     "simulated one under uvfio-run)."};
 	app.require_subcommand(1);
+	app.footer("Exit status: 0 done, 1 the operation failed (a fault that "
+		   "fired included),\n2 usage error, 3 migrate verified but "
+		   "over its downtime budget,\n130/143 interrupted by "
+		   "SIGINT/SIGTERM. With --json a failure is a JSON\nobject "
+		   "too: {\"error\": ..., \"exit\": N}. See vfio-mig-ctl(1).");
 	app.add_flag("-v,--verbose", verbose, "print the library's log lines");
 	std::string engine = "uring";
 	app.add_option("--engine", engine, "stream engine for streams that run "
