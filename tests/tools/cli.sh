@@ -137,6 +137,7 @@ wait_listening() {
 }
 
 port=$((20000 + $$ % 20000))
+rm -f "$tmp/recv.err"
 "$ctl" recv "$D" --listen "127.0.0.1:$port" --json >"$tmp/recv.json" 2>"$tmp/recv.err" &
 rpid=$!
 wait_listening $rpid
@@ -145,6 +146,7 @@ grep -q '"verified": true' "$tmp/out" || { echo "FAIL: send not verified"; fails
 wait $rpid || { echo "FAIL: recv exit $?"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
 
 port=$((port + 1))
+rm -f "$tmp/recv.err"
 "$ctl" recv "$D" --listen "127.0.0.1:$port" 2>"$tmp/recv.err" &
 rpid=$!
 wait_listening $rpid
@@ -342,6 +344,7 @@ has "65535" "$tmp/err" "port range named"
 expect 2 "send --to host:99999" -- "$ctl" send "$S" --to 127.0.0.1:99999
 expect 2 "send --to 99999" -- "$ctl" send "$S" --to 99999
 expect 2 "send --to port 0" -- "$ctl" send "$S" --to 127.0.0.1:0
+rm -f "$tmp/recv.err"
 "$ctl" recv "$D" --listen 0 --json >"$tmp/recv.json" 2>"$tmp/recv.err" &
 rpid=$!
 if wait_listening $rpid; then
@@ -373,7 +376,15 @@ if grep -q '[0-9]\{20\}' "$tmp/err"; then
 	echo "FAIL: a range message with a huge number:"; cat "$tmp/err"; fails=$((fails + 1))
 fi
 
-# Signals: a message and 128 + N; with --json an object too.
+# Signals: a message and 128 + N; with --json an object too. A shell
+# starts a background job with SIGINT ignored, which the tool keeps: dfl
+# starts it with SIGINT as a terminal's foreground job has it.
+dfl() {
+	exec python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$@"
+}
+rm -f "$tmp/recv.err"
 "$ctl" recv "$D" --listen 0 --json >"$tmp/sig.out" 2>"$tmp/recv.err" &
 rpid=$!
 if wait_listening $rpid; then
@@ -382,7 +393,8 @@ if wait_listening $rpid; then
 		grep -q '"exit": 143' "$tmp/sig.out" && echo "ok: SIGTERM" ||
 		{ echo "FAIL: SIGTERM: exit $rc"; cat "$tmp/recv.err" "$tmp/sig.out"; fails=$((fails + 1)); }
 fi
-"$ctl" recv "$D" --listen 0 >/dev/null 2>"$tmp/recv.err" &
+rm -f "$tmp/recv.err"
+dfl "$ctl" recv "$D" --listen 0 >/dev/null 2>"$tmp/recv.err" &
 rpid=$!
 if wait_listening $rpid; then
 	kill -INT $rpid; wait $rpid; rc=$?

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "commands.h"
 #include "common.h"
@@ -63,16 +64,28 @@ struct SaveOutput {
 				  target.substr(0, slash + 1);
 		std::string base = slash == std::string::npos ? target :
 				   target.substr(slash + 1);
-		tmp = dir + "." + base + ".XXXXXX";
-		/* Created and registered for SIGINT/SIGTERM's cleanup as one
-		 * step: a signal in between would leave it behind. */
-		hold_signals(true);
-		fd = mkostemp(tmp.data(), O_CLOEXEC);
-		int err = -errno;
-		if (fd >= 0)
+		/*
+		 * mkostemp()'s name, but registered for SIGINT/SIGTERM's
+		 * cleanup before it exists: a signal between creating and
+		 * registering it would leave it behind.
+		 */
+		std::random_device rd;
+		static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
+					    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+		int err = -EEXIST;
+		for (int tries = 0; fd < 0 && err == -EEXIST && tries < 100;
+		     tries++) {
+			std::string suffix(6, ' ');
+			for (char &c : suffix)
+				c = chars[rd() % (sizeof(chars) - 1)];
+			tmp = dir + "." + base + "." + suffix;
 			set_cleanup_path(tmp);
-		hold_signals(false);
+			fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL |
+					   O_CLOEXEC, 0600);
+			err = fd < 0 ? -errno : 0;
+		}
 		if (fd < 0) {
+			set_cleanup_path("");
 			tmp.clear();
 			return say(why, err);
 		}
@@ -128,10 +141,10 @@ struct SaveOutput {
 		if (fd >= 0 && fd != STDOUT_FILENO)
 			close(fd);
 		fd = -1;
-		if (!tmp.empty())
+		if (!tmp.empty()) {
 			unlink(tmp.c_str());
-		if (!tmp.empty())
 			set_cleanup_path("");
+		}
 		tmp.clear();
 	}
 

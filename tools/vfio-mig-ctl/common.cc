@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* What vfio-mig-ctl's commands share; see common.h. */
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -99,9 +99,8 @@ int fail(int code, const std::string &what)
 	if (!points.empty() && msg.find(points) == std::string::npos)
 		msg += "; fault point " + points + " fired";
 	fmt::print(stderr, "vfio-mig-ctl: {}\n", msg);
-	if (first_error.empty()) {
+	if (first_error.empty())
 		first_error = msg;
-	}
 	return code;
 }
 
@@ -109,9 +108,8 @@ int warn(int code, const std::string &what)
 {
 	std::string msg = "warning: " + what;
 	fmt::print(stderr, "vfio-mig-ctl: {}\n", msg);
-	if (first_error.empty()) {
+	if (first_error.empty())
 		first_error = msg;
-	}
 	return code;
 }
 
@@ -161,8 +159,13 @@ int finish_json(int rc)
 
 namespace {
 
-/* For the signal handler: async-signal-safe state only. */
-char cleanup_path[PATH_MAX];
+/*
+ * For the signal handler, which may run on any thread: lock-free atomics
+ * and plain buffers only. The path to remove is written into the buffer
+ * not in use, then published, so the handler never reads half a name.
+ */
+char cleanup_bufs[2][PATH_MAX];
+std::atomic<int> cleanup_active{-1};	/* which buffer, -1: none */
 volatile sig_atomic_t json_fd = STDOUT_FILENO;
 volatile sig_atomic_t json_on = 0;
 
@@ -181,8 +184,9 @@ void put(int fd, const char *s)
 extern "C" void on_signal(int sig)
 {
 	/* A save's temporary file is not the user's: never leave it. */
-	if (cleanup_path[0])
-		unlink(cleanup_path);
+	int active = cleanup_active.load(std::memory_order_acquire);
+	if (active >= 0)
+		unlink(cleanup_bufs[active]);
 	const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
 	put(STDERR_FILENO, "vfio-mig-ctl: interrupted by ");
 	put(STDERR_FILENO, name);
@@ -198,15 +202,6 @@ extern "C" void on_signal(int sig)
 
 } // namespace
 
-void hold_signals(bool hold)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
-}
-
 void set_signal_json_fd(int fd)
 {
 	json_fd = fd;
@@ -221,19 +216,25 @@ void install_signal_handlers()
 	sigemptyset(&sa.sa_mask);
 	sigaddset(&sa.sa_mask, SIGINT);
 	sigaddset(&sa.sa_mask, SIGTERM);
-	sigaction(SIGINT, &sa, nullptr);
-	sigaction(SIGTERM, &sa, nullptr);
+	for (int sig : {SIGINT, SIGTERM}) {
+		/* Ignored from the start (a shell's background job, nohup):
+		 * stays ignored, as the shell meant. */
+		struct sigaction old;
+		if (!sigaction(sig, nullptr, &old) && old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(sig, &sa, nullptr);
+	}
 }
 
 void set_cleanup_path(const std::string &path)
 {
-	/* Not torn by a signal arriving halfway through the copy. */
-	hold_signals(true);
-	size_t n = std::min(path.size(), sizeof(cleanup_path) - 1);
-	memcpy(cleanup_path, path.data(), n);
-	cleanup_path[n] = '\0';
-	json_fd = json_stream == stderr ? STDERR_FILENO : STDOUT_FILENO;
-	hold_signals(false);
+	if (path.empty() || path.size() >= PATH_MAX) {
+		cleanup_active.store(-1, std::memory_order_release);
+		return;
+	}
+	int next = cleanup_active.load(std::memory_order_relaxed) == 0 ? 1 : 0;
+	memcpy(cleanup_bufs[next], path.c_str(), path.size() + 1);
+	cleanup_active.store(next, std::memory_order_release);
 }
 
 void ProgressBar::update(__u64 bytes)

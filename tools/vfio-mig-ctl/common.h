@@ -85,10 +85,11 @@ int finish_json(int rc);
  * registered here first. set_cleanup_path("") unregisters it.
  */
 void install_signal_handlers();
+/*
+ * Register the file before creating it (O_EXCL), so that no signal finds
+ * it created and unregistered; unregister it once renamed or removed.
+ */
 void set_cleanup_path(const std::string &path);
-/* Hold SIGINT and SIGTERM back (true) or let them in again (false): around
- * creating a temporary file and registering it, so none escapes. */
-void hold_signals(bool hold);
 
 /* Progress on stderr for streams longer than a second, if it is a tty. */
 class ProgressBar
