@@ -14,10 +14,11 @@
 # conformance runs the suite: a JUnit report for a passing driver, exit 1
 # for the brokennic plugin with a defect, 2 for an unknown driver.
 #
-# usage: cli.sh PATH_TO_VFIO_MIG_CTL [PATH_TO_BROKENNIC_SO]
+# usage: cli.sh PATH_TO_VFIO_MIG_CTL [PATH_TO_BROKENNIC_SO [PATH_TO_PLUGSKEL_SO]]
 set -u
 ctl=$1
 brokennic=${2:-}
+plugskel=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -136,6 +137,7 @@ wait_listening() {
 }
 
 port=$((20000 + $$ % 20000))
+rm -f "$tmp/recv.err"
 "$ctl" recv "$D" --listen "127.0.0.1:$port" --json >"$tmp/recv.json" 2>"$tmp/recv.err" &
 rpid=$!
 wait_listening $rpid
@@ -177,7 +179,7 @@ expect 1 "dirty on a device without DMA" -- "$ctl" dirty testdev,bdf=00:05.0
 
 # Live migration with the workload.
 for drv in simnic simmin; do
-	expect 0 "migrate $drv" -- "$ctl" migrate --workload --json \
+	expect 0,3 "migrate $drv" -- "$ctl" migrate --workload --json \
 		"$drv,bdf=00:02.0,mem=8M,seed=3" "$drv,bdf=00:03.0,mem=8M"
 	grep -q '"verified": true' "$tmp/out" ||
 		{ echo "FAIL: $drv not verified"; fails=$((fails + 1)); }
@@ -238,6 +240,232 @@ expect 1 "--fault repeated" -- "$ctl" --fault 'mig.arc.RUNNING->PRE_COPY:2' --fa
 expect 1 "--fault absorbed by the device" -- "$ctl" --fault dma.write migrate --workload "$S" "$D"
 grep -q -- "--fault dma.write fired" "$tmp/err" ||
 	{ echo "FAIL: absorbed fault not named"; cat "$tmp/err"; fails=$((fails + 1)); }
+
+# ---- The manual's promises (issue 21) ----
+
+# A fault that fires names the point, wherever it fires: opening the
+# device is the operation failing (1), not usage (2); a prefix names the
+# point under it that fired.
+expect 1 "--fault device.open" -- "$ctl" --fault device.open info "$S"
+has "fault point device.open fired" "$tmp/err" "open fault named"
+expect 1 "--fault data read, named" -- "$ctl" --fault mig.data.read:2 save "$S" -o "$tmp/f.bin"
+has "fault point mig.data.read fired" "$tmp/err" "data read fault named"
+expect 1 "--fault a prefix names the point" -- "$ctl" --fault mig.arc save "$S" -o "$tmp/f.bin"
+has "fault point mig.arc.RUNNING->RUNNING_P2P fired" "$tmp/err" "prefix fault named"
+expect 1 "--fault load_state, named" -- "$ctl" --fault simdev.load_state load "$D" -i "$tmp/good.bin"
+has "simdev.load_state" "$tmp/err" "load_state named"
+
+# A plugin's own points: listed and armed once the plugin is loaded (by
+# the spec naming it, or for --fault list every plugin on the path);
+# drivers lists the plugins; a plugin that does not load says why
+# without -v.
+if [ -n "$plugskel" ]; then
+	pdir=$(dirname "$plugskel")
+	P=plugskel,bdf=00:02.0
+	expect 0 "--fault list with a plugin" -- env UVFIO_DRIVER_PATH="$pdir" "$ctl" --fault list
+	has '^plugskel\.save_state ' "$tmp/out" "plugin point listed"
+	expect 1 "--fault a plugin's point" -- env UVFIO_DRIVER_PATH="$pdir" \
+		"$ctl" --fault plugskel.save_state save "$P" -o "$tmp/p.bin"
+	has "fault point plugskel.save_state fired" "$tmp/err" "plugin point named"
+	expect 0 "drivers lists a plugin" -- env UVFIO_DRIVER_PATH="$pdir" "$ctl" drivers --json
+	has '"spec_name": "plugskel"' "$tmp/out" "plugin driver listed"
+	has "\"plugin\": \"$pdir/plugskel.so\"" "$tmp/out" "plugin file named"
+	expect 0 "drivers, text" -- env UVFIO_DRIVER_PATH="$pdir" "$ctl" drivers
+	has "^plugskel .*(plugin $pdir/plugskel.so)" "$tmp/out" "plugin in text"
+fi
+mkdir "$tmp/plugins"
+# Long enough for the loader to read an ELF header, which it is not.
+head -c 4096 /dev/zero | tr "\\0" x >"$tmp/plugins/badplug.so"
+expect 2 "a plugin that does not load" -- env UVFIO_DRIVER_PATH="$tmp/plugins" \
+	"$ctl" info badplug,bdf=00:02.0
+has "driver plugin $tmp/plugins/badplug.so: .*ELF" "$tmp/err" "plugin load error shown"
+expect 1 "drivers with a plugin that does not load" -- env UVFIO_DRIVER_PATH="$tmp/plugins" \
+	"$ctl" drivers
+has "badplug.so: .*ELF" "$tmp/err" "drivers: plugin load error"
+has '^simnic ' "$tmp/out" "drivers: the list all the same"
+
+# --json: a failure is a JSON object too, {"error": ..., "exit": N}, on
+# stdout (stderr for save -o -), for every command that takes --json.
+# json_err FILE CODE WHAT: FILE holds such an object with exit CODE.
+json_err() {
+	python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert isinstance(j, dict) and j["exit"] == int(sys.argv[2]) and j["error"], j
+' "$1" "$2" 2>"$tmp/json.err" && echo "ok: $3: JSON error" ||
+		{ echo "FAIL: $3: no JSON error object:"; cat "$1" "$tmp/json.err"; fails=$((fails + 1)); }
+}
+expect 2 "info --json, unknown driver" -- "$ctl" info nosuch,bdf=00:01.0 --json
+json_err "$tmp/out" 2 "info"
+expect 2 "info --json, bad option" -- "$ctl" info --json --frobnicate "$S"
+json_err "$tmp/out" 2 "usage"
+expect 1 "state --json, unreachable" -- "$ctl" state simmin,bdf=00:02.0 pre_copy --json
+json_err "$tmp/out" 1 "state"
+expect 1 "fsm --json, fault" -- "$ctl" --fault device.open fsm "$S" --json
+json_err "$tmp/out" 1 "fsm"
+has '"fault": "device.open"' "$tmp/out" "fsm json names the fault"
+expect 1 "save --json, fault" -- "$ctl" --fault mig.data.read save "$S" -o "$tmp/f.bin" --json
+json_err "$tmp/out" 1 "save"
+"$ctl" --fault mig.data.read save "$S" -o - --json >/dev/null 2>"$tmp/err.json"
+sed -i '/^vfio-mig-ctl: /d' "$tmp/err.json"
+json_err "$tmp/err.json" 1 "save -o -"
+expect 1 "load --json, missing file" -- "$ctl" load "$D" -i "$tmp/nonexistent" --json
+json_err "$tmp/out" 1 "load"
+expect 1 "send --json, nobody listening" -- "$ctl" send "$S" --to "127.0.0.1:$((port + 2))" --json
+json_err "$tmp/out" 1 "send"
+expect 2 "recv --json, bad port" -- "$ctl" recv "$D" --listen 99999 --json
+json_err "$tmp/out" 2 "recv"
+expect 1 "dirty --json, fault" -- "$ctl" --fault log.read_and_clear dirty "$S" --ms 20 --json
+json_err "$tmp/out" 1 "dirty"
+expect 1 "migrate --json, fault" -- "$ctl" --fault mig.data.read:3 migrate "$S" "$D" --json
+json_err "$tmp/out" 1 "migrate"
+expect 1 "drivers --json, a plugin that does not load" -- env UVFIO_DRIVER_PATH="$tmp/plugins" \
+	"$ctl" drivers --json
+json_err "$tmp/out" 1 "drivers"
+has '"spec_name": "simnic"' "$tmp/out" "drivers json keeps the list"
+
+# A missed downtime budget: verified, but a warning, a JSON field and exit 3.
+expect 3 "migrate over its downtime budget" -- "$ctl" migrate --downtime-budget 0.001 "$S" "$D" --json
+has "warning: migrate: downtime .* exceeded the budget of 0.001 ms" "$tmp/err" "budget warning"
+has '"downtime_budget_met": false' "$tmp/out" "budget JSON field"
+has '"verified": true' "$tmp/out" "over budget, verified"
+json_err "$tmp/out" 3 "migrate over budget"
+# A fault that fired outranks the budget: 1, and its line alone.
+expect 1 "a fault and a missed budget" -- "$ctl" --fault dma.write migrate --workload \
+	--downtime-budget 0.001 "$S" "$D"
+has "dma.write fired" "$tmp/err" "fault over budget named"
+expect 0 "migrate within a generous budget" -- "$ctl" migrate --downtime-budget 600000 "$S" "$D" --json
+has '"downtime_budget_met": true' "$tmp/out" "budget met"
+
+# Ports: out of range is usage (2); 0 binds a free port, printed and in
+# the JSON; the default host is loopback.
+expect 2 "recv --listen 99999" -- "$ctl" recv "$D" --listen 99999
+has "65535" "$tmp/err" "port range named"
+expect 2 "send --to host:99999" -- "$ctl" send "$S" --to 127.0.0.1:99999
+expect 2 "send --to 99999" -- "$ctl" send "$S" --to 99999
+expect 2 "send --to port 0" -- "$ctl" send "$S" --to 127.0.0.1:0
+rm -f "$tmp/recv.err"
+"$ctl" recv "$D" --listen 0 --json >"$tmp/recv.json" 2>"$tmp/recv.err" &
+rpid=$!
+if wait_listening $rpid; then
+	p0=$(sed -n 's/^recv: listening on 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$tmp/recv.err")
+	if [ -z "$p0" ] || [ "$p0" = 0 ]; then
+		echo "FAIL: --listen 0: no loopback port printed:"; cat "$tmp/recv.err"
+		fails=$((fails + 1)); kill $rpid
+	else
+		expect 0 "send to the port --listen 0 bound" -- "$ctl" send "$S" --to "$p0"
+	fi
+	wait $rpid || { echo "FAIL: recv --listen 0 exit $?"; fails=$((fails + 1)); }
+	has "\"port\": $p0" "$tmp/recv.json" "bound port in the JSON"
+	has "\"listen\": \"127.0.0.1:$p0\"" "$tmp/recv.json" "bound address in the JSON"
+fi
+
+# Numbers and sizes: no wrap, no zero guest, the spec grammar everywhere,
+# short range messages.
+expect 2 "dirty --ms 4294967295" -- "$ctl" dirty "$S" --ms 4294967295
+has "out of range (0 to 3600000)" "$tmp/err" "--ms range"
+expect 2 "--guest-mem 0" -- "$ctl" migrate --guest-mem 0 "$S" "$D"
+expect 2 "--guest-mem not whole pages" -- "$ctl" migrate --guest-mem 5000 "$S" "$D"
+expect 2 "--guest-mem not a size" -- "$ctl" migrate --guest-mem 16Q "$S" "$D"
+for sz in 1M 1m 1MB 1MiB 1024K 0x100000 1048576; do
+	expect 0 "--guest-mem $sz" -- "$ctl" dirty "$S" --ms 0 --guest-mem "$sz" --json
+	has '"guest_pages": 256,' "$tmp/out" "--guest-mem $sz is 1 MiB"
+done
+expect 2 "--downtime-budget -1" -- "$ctl" migrate --downtime-budget -1 "$S" "$D"
+if grep -q '[0-9]\{20\}' "$tmp/err"; then
+	echo "FAIL: a range message with a huge number:"; cat "$tmp/err"; fails=$((fails + 1))
+fi
+
+# Signals: a message and 128 + N; with --json an object too. A shell
+# starts a background job with SIGINT ignored, which the tool keeps: dfl
+# starts it with SIGINT as a terminal's foreground job has it.
+dfl() {
+	exec python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$@"
+}
+rm -f "$tmp/recv.err"
+"$ctl" recv "$D" --listen 0 --json >"$tmp/sig.out" 2>"$tmp/recv.err" &
+rpid=$!
+if wait_listening $rpid; then
+	kill -TERM $rpid; wait $rpid; rc=$?
+	[ $rc = 143 ] && grep -q "interrupted by SIGTERM" "$tmp/recv.err" &&
+		grep -q '"exit": 143' "$tmp/sig.out" && echo "ok: SIGTERM" ||
+		{ echo "FAIL: SIGTERM: exit $rc"; cat "$tmp/recv.err" "$tmp/sig.out"; fails=$((fails + 1)); }
+fi
+rm -f "$tmp/recv.err"
+dfl "$ctl" recv "$D" --listen 0 >/dev/null 2>"$tmp/recv.err" &
+rpid=$!
+if wait_listening $rpid; then
+	kill -INT $rpid; wait $rpid; rc=$?
+	[ $rc = 130 ] && grep -q "interrupted by SIGINT" "$tmp/recv.err" && echo "ok: SIGINT" ||
+		{ echo "FAIL: SIGINT: exit $rc"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
+fi
+# A save interrupted while it writes its temporary file: the file it
+# would replace stays, the temporary goes. Caught mid-stream by polling
+# for the temporary; a larger device if the save was quicker than that.
+caught=
+for mem in 256M 1G; do
+	cp "$tmp/keep.bin" "$tmp/sig.bin"
+	"$ctl" save "simnic,bdf=00:02.0,mem=$mem" -o "$tmp/sig.bin" >/dev/null 2>"$tmp/sig.err" &
+	spid=$!
+	for _ in $(seq 2000); do
+		ls -A "$tmp" | grep -q '^\.sig\.bin\.' && break
+		kill -0 $spid 2>/dev/null || break
+		sleep 0.005
+	done
+	kill -TERM $spid 2>/dev/null
+	wait $spid; rc=$?
+	[ $rc = 0 ] && continue
+	caught=1
+	if [ $rc = 143 ] && grep -q "interrupted by SIGTERM" "$tmp/sig.err" &&
+	   cmp -s "$tmp/sig.bin" "$tmp/keep.bin" &&
+	   ! ls -A "$tmp" | grep -q '^\.sig\.bin\.'; then
+		echo "ok: SIGTERM during save: file kept, no temporary"
+	else
+		echo "FAIL: SIGTERM during save: exit $rc"; cat "$tmp/sig.err"; ls -A "$tmp"
+		fails=$((fails + 1))
+	fi
+	break
+done
+[ -n "$caught" ] || { echo "FAIL: no save was slow enough to interrupt"; fails=$((fails + 1)); }
+
+# save -o - refuses a terminal unless forced.
+python3 - "$ctl" "$S" "$tmp" <<'PY'
+import os, pty, sys
+ctl, spec, tmp = sys.argv[1:4]
+def run(*args):
+    pid, fd = pty.fork()
+    if pid == 0:
+        err = os.open(tmp + "/tty.err", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(err, 2)
+        os.execv(ctl, [ctl, "save", spec, "-o", "-", *args])
+    n = 0
+    try:
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            n += len(b)
+    except OSError:
+        pass
+    return os.waitpid(pid, 0)[1] >> 8, n
+rc, n = run()
+msg = open(tmp + "/tty.err").read()
+ok = rc == 2 and n == 0 and "terminal" in msg
+print(("ok" if ok else "FAIL") + ": save -o - to a terminal: exit %d, %d bytes, %r" % (rc, n, msg))
+rc2, n2 = run("--force")
+ok2 = rc2 == 0 and n2 > 0
+print(("ok" if ok2 else "FAIL") + ": save -o - --force to a terminal: exit %d, %d bytes" % (rc2, n2))
+sys.exit(0 if ok and ok2 else 1)
+PY
+[ $? = 0 ] || fails=$((fails + 1))
+
+# conformance: a filter that matches nothing is not a pass.
+"$ctl" conformance -d simnic --filter 'NoSuchTest*' >"$tmp/out" 2>"$tmp/err"
+rc=$?
+[ $rc != 0 ] && grep -q "matches no test" "$tmp/err" && echo "ok: conformance --filter matching nothing" ||
+	{ echo "FAIL: conformance --filter matching nothing: exit $rc"; cat "$tmp/err"; fails=$((fails + 1)); }
 
 if [ $fails != 0 ]; then
 	echo "$fails check(s) failed"

@@ -186,7 +186,7 @@ for pair in "v1 v1" "v1 v2" "v2 v1"; do
 done
 
 # -------- migrate --------
-expect 0 "migrate v1 simnic, pre-copy" -- $v1 migrate --workload --json \
+expect 0,3 "migrate v1 simnic, pre-copy" -- $v1 migrate --workload --json \
 	simnic,bdf=00:02.0,mem=8M,seed=3 simnic,bdf=00:03.0,mem=8M
 has '"protocol": "v1"' "$tmp/out" "migrate json"
 has '"verified": true' "$tmp/out" "simnic v1 verified"
@@ -200,7 +200,7 @@ if r["passes"][0]["device_bytes"] < 8 << 20:
     sys.exit(1)
 print("ok: simnic v1 pre-copy carried", r["passes"][0]["device_bytes"], "bytes in pass 1")
 EOF
-expect 0 "migrate v1 simmin, stop-copy only" -- $v1 migrate --workload --json \
+expect 0,3 "migrate v1 simmin, stop-copy only" -- $v1 migrate --workload --json \
 	simmin,bdf=00:02.0,mem=8M,seed=3 simmin,bdf=00:03.0,mem=8M
 has '"verified": true' "$tmp/out" "simmin v1 verified"
 python3 - "$tmp/out" <<'EOF' || fails=$((fails + 1))
@@ -212,11 +212,11 @@ if pre or r["stop_copy_bytes"] < 8 << 20:
     sys.exit(1)
 print("ok: simmin v1: nothing in pre-copy,", r["stop_copy_bytes"], "bytes in stop-copy")
 EOF
-expect 0 "migrate v1 --no-precopy" -- $v1 migrate --no-precopy --json \
+expect 0,3 "migrate v1 --no-precopy" -- $v1 migrate --no-precopy --json \
 	"$S" "$D"
 has '"precopy": false' "$tmp/out" "no pre-copy"
 has '"verified": true' "$tmp/out" "--no-precopy verified"
-expect 0 "migrate v1, text" -- $v1 migrate "$S" "$D"
+expect 0,3 "migrate v1, text" -- $v1 migrate "$S" "$D"
 has "(v1)" "$tmp/out" "text names v1"
 has "PASS" "$tmp/out" "text verified"
 expect 1 "migrate v1: destination without the region" -- $v1 migrate "$S" "$D,mig_v1=off"

@@ -105,10 +105,10 @@ for how in dma-logging iommu; do
 done
 expect 2 "dirty: no workload on a real device" -- "$run" --device "$S" -- "$ctl" dirty "$P" --seed 2
 
-expect 0 "migrate two real devices" -- "$run" --device "$S" --device "$S2" -- \
+expect 0,3 "migrate two real devices" -- "$run" --device "$S" --device "$S2" -- \
 	"$ctl" migrate "$P" "$P2" --json
 has '"verified": true' "$tmp/out" "migrate verified"
-expect 0 "migrate a spec into a real device" -- "$run" --device "$S2" -- \
+expect 0,3 "migrate a spec into a real device" -- "$run" --device "$S2" -- \
 	"$ctl" migrate --workload "$S" "$P2" --json
 has '"verified": true' "$tmp/out" "migrate spec -> real verified"
 expect 2 "migrate: no workload on a real source" -- "$run" --device "$S" --device "$S2" -- \

@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +33,7 @@
 #include <uvfio/tools/fsm.h>
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/migration_v1.h>
+#include <uvfio/tools/plugins.h>
 #include <uvfio/tools/rlimit.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/tools/vfio_open.h>
@@ -1589,6 +1591,58 @@ TEST(MigrationConcurrency, TwoHundredFiftySixPairsAtOnce)
 	}
 	std::printf("%d of %d concurrent migrations verified\n", ok, PAIRS);
 	EXPECT_EQ(count_fds(), before);
+}
+
+// Contract: the plugins on a driver path are found as the core finds one
+// (NAME.so, the first directory that has it wins, nothing but .so files,
+// no hidden names), listed in name order, and a file that does not load
+// says why, naming itself.
+TEST(DriverPlugins, FoundInPathOrderAndLoadErrorsSayWhy)
+{
+	char tmpl[] = "/tmp/uvfio-plugins-XXXXXX";
+	ASSERT_NE(mkdtemp(tmpl), nullptr);
+	std::string root = tmpl, a = root + "/a", b = root + "/b";
+	ASSERT_EQ(mkdir(a.c_str(), 0755), 0);
+	ASSERT_EQ(mkdir(b.c_str(), 0755), 0);
+	auto touch = [](const std::string &f, const char *text) {
+		FILE *fp = std::fopen(f.c_str(), "w");
+		ASSERT_NE(fp, nullptr);
+		std::fputs(text, fp);
+		std::fclose(fp);
+	};
+	/* Long enough for the loader to read a header, which is not ELF's. */
+	touch(b + "/zeta.so", std::string(4096, 'x').c_str());
+	touch(b + "/alpha.so", "second");
+	touch(a + "/alpha.so", "first");
+	touch(a + "/notes.txt", "");
+	touch(a + "/.hidden.so", "");
+	std::string path = root + "/none:" + a + "::" + b;
+
+	std::vector<uvfio::tools::PluginFile> found =
+		uvfio::tools::find_driver_plugins(path.c_str());
+	ASSERT_EQ(found.size(), 2u);
+	EXPECT_EQ(found[0].name, "alpha");
+	EXPECT_EQ(found[0].path, a + "/alpha.so");
+	EXPECT_EQ(found[1].name, "zeta");
+	EXPECT_EQ(found[1].path, b + "/zeta.so");
+	EXPECT_EQ(uvfio::tools::find_driver_plugin("zeta", path.c_str()),
+		  b + "/zeta.so");
+	EXPECT_EQ(uvfio::tools::find_driver_plugin("nosuch", path.c_str()), "");
+	/* A name is a file name, never a path. */
+	EXPECT_EQ(uvfio::tools::find_driver_plugin("../b/zeta", path.c_str()),
+		  "");
+
+	std::string why;
+	EXPECT_EQ(uvfio::tools::load_driver_plugin(found[1], &why), -EINVAL);
+	EXPECT_EQ(why.rfind("driver plugin " + b + "/zeta.so: ", 0), 0u) << why;
+	EXPECT_NE(why.find("ELF"), std::string::npos) << why;
+
+	for (const char *f : {"/a/alpha.so", "/a/notes.txt", "/a/.hidden.so",
+			      "/b/alpha.so", "/b/zeta.so"})
+		unlink((root + f).c_str());
+	rmdir(a.c_str());
+	rmdir(b.c_str());
+	rmdir(root.c_str());
 }
 
 } // namespace

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cstring>
 
 #include "commands.h"
@@ -38,7 +40,7 @@ int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
 					       std::string(strerror(-ret)));
 	if (workload && d.vm.start_workload(seed, rate, &why))
 		return fail(EXIT_FAIL, "dirty: workload: " + why);
-	usleep(ms * 1000);
+	std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 	/* What was posted is done: nothing writes after the report. */
 	if (workload && (ret = d.vm.drain_workload(10000)))
 		return fail(EXIT_FAIL, "dirty: the workload did not finish: " +
@@ -83,7 +85,7 @@ int cmd_dirty(const std::string &spec, unsigned ms, bool iommu, __u64 seed,
 			   {"dirty_ranges", ranges.size()}, {"after_clear", left},
 			   {"ranges", ranges}});
 	if (as_json) {
-		fmt::print("{}\n", j.dump(2));
+		emit_json(j);
 	} else {
 		std::string after = workload ?
 			fmt::format("{} ms of workload ({} descriptors)", ms,
@@ -121,8 +123,10 @@ Command add_dirty(CLI::App &app)
 	sub->add_option("device", a->spec, "device: a spec (the simulated DMA "
 			"function, with the workload) or a real device's "
 			"path (no workload)")->required();
+	/* Refused above an hour, rather than wrapped into forever. */
 	sub->add_option("--ms", a->ms, "workload time between start and "
-			"report")->capture_default_str();
+			"report (at most 3600000)")->capture_default_str()
+		->check(number_in(0, 3600000, true));
 	sub->add_flag("--iommu", a->iommu, "the IOMMU's dirty pages even if "
 		      "the device does DMA logging");
 	a->seed_opt = sub->add_option("--seed", a->seed, "workload seed")
@@ -130,8 +134,10 @@ Command add_dirty(CLI::App &app)
 	a->rate_opt = sub->add_option("--rate", a->rate, "workload descriptors "
 				      "per second")
 		->capture_default_str();
-	sub->add_option("--guest-mem", a->guest, "guest memory (K/M/G)")
-		->transform(CLI::AsSizeValue(false))->capture_default_str();
+	sub->add_option("--guest-mem", a->guest, "guest memory (K/M/G/T, "
+			"powers of 1024; 4K to 64G, whole pages)")
+		->transform(size_in(4096, 1ULL << 36, 4096))
+		->default_str("16M");
 	sub->add_flag("--json", a->as_json, "JSON output");
 	return {sub, false, [a] {
 		if (is_device_path(a->spec) &&

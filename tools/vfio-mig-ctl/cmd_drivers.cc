@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * drivers: the registered device drivers (built-in and plugins).
+ * drivers: the device drivers: built in, and the plugins on
+ * UVFIO_DRIVER_PATH (loaded to be listed: a plugin registers its driver
+ * when it loads).
  */
 #include <uvfio/uvfio.h>
 
@@ -13,18 +15,30 @@ namespace {
 
 int cmd_drivers(bool as_json)
 {
+	/* A plugin that does not load is said (1), after the list. */
+	std::vector<PluginFile> plugins;
+	int rc = load_all_plugins(&plugins);
 	json out = json::array();
 	const char *spec, *name, *desc;
 	for (unsigned i = 0; !uvfio_sim_driver(i, &spec, &name, &desc); i++) {
-		if (as_json)
-			out.push_back({{"spec_name", spec}, {"driver", name},
-				       {"description", desc}});
-		else
-			fmt::print("{:<10} {:<18} {}\n", spec, name, desc);
+		std::string file;
+		for (const PluginFile &p : plugins)
+			if (p.name == spec)
+				file = p.path;
+		if (as_json) {
+			json d = {{"spec_name", spec}, {"driver", name},
+				  {"description", desc}};
+			if (!file.empty())
+				d["plugin"] = file;
+			out.push_back(d);
+		} else {
+			fmt::print("{:<10} {:<18} {}{}\n", spec, name, desc,
+				   file.empty() ? "" : " (plugin " + file + ")");
+		}
 	}
 	if (as_json)
-		fmt::print("{}\n", out.dump(2));
-	return 0;
+		emit_json(out);
+	return rc;
 }
 
 } // namespace

@@ -101,10 +101,10 @@ int cmd_fsm(const std::string &spec, bool as_json)
 	close(snap);
 	dev.reset();
 	if (as_json)
-		fmt::print("{}\n", d.report({{"migration_flags",
-					       flags_text(caps.migration_flags)},
-					      {"matrix", rows}, {"checked", checked},
-					      {"mismatches", mismatches}}).dump(2));
+		emit_json(d.report({{"migration_flags",
+				     flags_text(caps.migration_flags)},
+				    {"matrix", rows}, {"checked", checked},
+				    {"mismatches", mismatches}}));
 	else
 		fmt::print("{} ({}): ok(n) = reached in n arcs, ! = not as "
 			   "documented\n{}{} pairs checked against the documented "

@@ -57,7 +57,7 @@ int cmd_info(const std::string &spec, bool as_json)
 			   {"dma_logging", caps.dma_logging},
 			   {"stop_copy_size", caps.stop_copy_size}});
 	if (as_json) {
-		fmt::print("{}\n", j.dump(2));
+		emit_json(j);
 		return 0;
 	}
 	fmt::print("device {}: {} regions, {} irqs\n", d.label(),

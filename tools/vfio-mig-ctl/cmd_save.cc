@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 #include "commands.h"
 #include "common.h"
@@ -63,10 +64,28 @@ struct SaveOutput {
 				  target.substr(0, slash + 1);
 		std::string base = slash == std::string::npos ? target :
 				   target.substr(slash + 1);
-		tmp = dir + "." + base + ".XXXXXX";
-		fd = mkostemp(tmp.data(), O_CLOEXEC);
+		/*
+		 * mkostemp()'s name, but registered for SIGINT/SIGTERM's
+		 * cleanup before it exists: a signal between creating and
+		 * registering it would leave it behind.
+		 */
+		std::random_device rd;
+		static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
+					    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+		int err = -EEXIST;
+		for (int tries = 0; fd < 0 && err == -EEXIST && tries < 100;
+		     tries++) {
+			std::string suffix(6, ' ');
+			for (char &c : suffix)
+				c = chars[rd() % (sizeof(chars) - 1)];
+			tmp = dir + "." + base + "." + suffix;
+			set_cleanup_path(tmp);
+			fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL |
+					   O_CLOEXEC, 0600);
+			err = fd < 0 ? -errno : 0;
+		}
 		if (fd < 0) {
-			int err = -errno;
+			set_cleanup_path("");
 			tmp.clear();
 			return say(why, err);
 		}
@@ -103,6 +122,7 @@ struct SaveOutput {
 			return -errno;
 		}
 		tmp.clear();
+		set_cleanup_path("");
 		/* And the rename itself (best effort: the data is safe). */
 		size_t slash = target.rfind('/');
 		std::string dir = slash == std::string::npos ? "." :
@@ -121,8 +141,10 @@ struct SaveOutput {
 		if (fd >= 0 && fd != STDOUT_FILENO)
 			close(fd);
 		fd = -1;
-		if (!tmp.empty())
+		if (!tmp.empty()) {
 			unlink(tmp.c_str());
+			set_cleanup_path("");
+		}
 		tmp.clear();
 	}
 
@@ -140,8 +162,17 @@ private:
  * stdout a failed save leaves a truncated stream (DigestSink).
  */
 int cmd_save(const std::string &spec, const std::string &out, bool stop,
-	     bool as_json)
+	     bool force, bool as_json)
 {
+	/* With the stream on stdout, reports (JSON too) go to stderr. */
+	if (out == "-")
+		set_json_stream(stderr);
+	/* Binary on a terminal is a mistake (a forgotten "| load"), as
+	 * gzip and dd's users know: refuse it unless asked. */
+	if (out == "-" && !force && isatty(STDOUT_FILENO))
+		return fail(EXIT_USAGE, "save -o -: standard output is a "
+			    "terminal; the stream is binary (redirect it, or "
+			    "--force)");
 	CmdDevice d;
 	if (int rc = d.open(spec))
 		return rc;
@@ -183,7 +214,7 @@ int cmd_save(const std::string &spec, const std::string &out, bool stop,
 	/* With the stream on stdout, the report goes to stderr. */
 	FILE *rep = out == "-" ? stderr : stdout;
 	if (as_json)
-		fmt::print(rep, "{}\n", j.dump(2));
+		emit_json(j, rep);
 	else
 		fmt::print(rep, "saved {} bytes from {}{} in {:.3f} s (digest "
 			   "{})\n", len, d.label(), via(), s, hex64(digest));
@@ -197,6 +228,7 @@ Command add_save(CLI::App &app)
 	struct Args {
 		std::string spec, file;
 		bool stop = false;
+		bool force = false;
 		bool as_json = false;
 	};
 	auto a = std::make_shared<Args>();
@@ -206,9 +238,12 @@ Command add_save(CLI::App &app)
 	sub->add_option("-o,--output", a->file, "file, or - for stdout")
 		->required();
 	sub->add_flag("--stop", a->stop, "leave the device stopped");
+	sub->add_flag("--force", a->force, "write the stream to stdout even "
+		      "if it is a terminal");
 	sub->add_flag("--json", a->as_json, "JSON report (on stderr with -o -)");
 	return {sub, true, [a] {
-		return cmd_save(a->spec, a->file, a->stop, a->as_json);
+		return cmd_save(a->spec, a->file, a->stop, a->force,
+				a->as_json);
 	}};
 }
 

@@ -21,8 +21,13 @@ namespace uvfio::mig_ctl {
 
 namespace {
 
-/* "PORT" or "HOST:PORT" (IPv6 in brackets) into host and port. */
-bool split_address(const std::string &a, std::string *host, std::string *port)
+/*
+ * "PORT" or "HOST:PORT" (IPv6 in brackets) into host and port: false if
+ * the port is not a decimal number from 0 (listen: any free port) or 1
+ * to 65535. getaddrinfo() would take 99999 as 34463.
+ */
+bool split_address(const std::string &a, bool listen_, std::string *host,
+		   std::string *port)
 {
 	size_t colon = a.rfind(':');
 	if (colon == std::string::npos) {
@@ -34,24 +39,45 @@ bool split_address(const std::string &a, std::string *host, std::string *port)
 		if (host->size() > 1 && host->front() == '[' && host->back() == ']')
 			*host = host->substr(1, host->size() - 2);
 	}
-	return !port->empty() &&
-	       port->find_first_not_of("0123456789") == std::string::npos;
+	if (port->empty() || port->size() > 5 ||
+	    port->find_first_not_of("0123456789") != std::string::npos)
+		return false;
+	unsigned long n = std::stoul(*port);
+	return n <= 65535 && (n > 0 || listen_);
+}
+
+/* The address a socket is bound to, as HOST:PORT ([HOST]:PORT for v6). */
+std::string bound_address(int fd, unsigned *port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+	if (getsockname(fd, reinterpret_cast<struct sockaddr *>(&ss), &len) ||
+	    getnameinfo(reinterpret_cast<struct sockaddr *>(&ss), len, host,
+			sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV))
+		return "?";
+	*port = unsigned(std::stoul(serv));
+	std::string h = host;
+	return (ss.ss_family == AF_INET6 ? "[" + h + "]" : h) + ":" + serv;
 }
 
 /* A connected (or, with listen, a listening) TCP socket, or -errno. */
 int tcp_socket(const std::string &addr, bool listen_, std::string *why)
 {
 	std::string host, port;
-	if (!split_address(addr, &host, &port)) {
-		*why = "bad address \"" + addr + "\" (want [HOST:]PORT)";
+	if (!split_address(addr, listen_, &host, &port)) {
+		*why = "bad address \"" + addr + "\" (want [HOST:]PORT, PORT " +
+		       (listen_ ? "0 (any free port) to 65535)"
+				: "1 to 65535)");
 		return -EINVAL;
 	}
 	struct addrinfo hints = {}, *res;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = listen_ ? AI_PASSIVE : 0;
-	int e = getaddrinfo(host.empty() ? (listen_ ? nullptr : "127.0.0.1")
-					 : host.c_str(),
+	/* Both ends default to loopback: a device's state is not sent to
+	 * (or taken from) the network unless a host says so. */
+	int e = getaddrinfo(host.empty() ? "127.0.0.1" : host.c_str(),
 			    port.c_str(), &hints, &res);
 	if (e) {
 		*why = "cannot resolve " + addr + ": " + gai_strerror(e);
@@ -91,17 +117,25 @@ int tcp_socket(const std::string &addr, bool listen_, std::string *why)
  */
 int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 {
-	CmdDevice d;
-	if (int rc = d.open(spec))
-		return rc;
-	if (int rc = d.open_mig("send"))
-		return rc;
+	/*
+	 * Connected first: whatever fails after this (the device not
+	 * opening included) closes the connection, and the receiver, which
+	 * gets a truncated stream, says so and ends instead of waiting.
+	 */
 	std::string why;
 	int sock = tcp_socket(to, false, &why);
 	/* An address that does not parse or resolve is the user's. */
 	if (sock < 0)
 		return fail(sock == -EINVAL ? EXIT_USAGE : EXIT_FAIL,
 			    "send: " + why);
+	CmdDevice d;
+	int rc = d.open(spec);
+	if (!rc)
+		rc = d.open_mig("send");
+	if (rc) {
+		close(sock);
+		return rc;
+	}
 	/* Streamed as it is read; a failed save leaves the receiver a
 	 * truncated stream, which it rejects (DigestSink). */
 	__u64 estimate = 0;
@@ -147,7 +181,7 @@ int cmd_send(const std::string &spec, const std::string &to, bool as_json)
 			   {"seconds", st.seconds}, {"digest", hex64(digest)},
 			   {"verified", verified}});
 	if (as_json)
-		fmt::print("{}\n", j.dump(2));
+		emit_json(j);
 	else
 		fmt::print("sent {} bytes from {}{} to {} in {:.3f} s; receiver "
 			   "{} (digest {})\n", st.bytes, d.label(), via(), to,
@@ -174,7 +208,12 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		close(lsock);
 		return rc;
 	}
-	fmt::print(stderr, "recv: listening on {}\n", listen_addr);
+	/* The port bound, which --listen 0 leaves to the kernel to pick. */
+	unsigned port = 0;
+	std::string bound = bound_address(lsock, &port);
+	emit_json(d.report({{"protocol", protocol_name(protocol_opt)},
+			    {"listen", bound}, {"port", port}}));
+	fmt::print(stderr, "recv: listening on {}\n", bound);
 	int sock = accept4(lsock, nullptr, nullptr, SOCK_CLOEXEC);
 	int err = errno;
 	close(lsock);
@@ -199,7 +238,8 @@ int cmd_recv(const std::string &spec, const std::string &listen_addr,
 		return fail(EXIT_FAIL, "recv: " + why);
 	}
 	answer("OK " + hex64(digest));
-	print_loaded(d, "received", st, digest, as_json);
+	print_loaded(d, "received", st, digest, as_json,
+		     {{"listen", bound}, {"port", port}});
 	return 0;
 }
 
@@ -216,7 +256,7 @@ Command add_send(CLI::App &app)
 				       "over TCP to vfio-mig-ctl recv");
 	sub->add_option("device", a->spec, kDeviceHelp)->required();
 	sub->add_option("--to", a->addr, "[HOST:]PORT of the receiver (host "
-			"default 127.0.0.1)")->required();
+			"default 127.0.0.1, PORT 1 to 65535)")->required();
 	sub->add_flag("--json", a->as_json, "JSON report");
 	return {sub, true,
 		[a] { return cmd_send(a->spec, a->addr, a->as_json); }};
@@ -232,7 +272,9 @@ Command add_recv(CLI::App &app)
 	auto *sub = app.add_subcommand("recv", "receive a device's state over "
 				       "TCP, load it and run it");
 	sub->add_option("device", a->spec, kDeviceHelp)->required();
-	sub->add_option("--listen", a->addr, "[HOST:]PORT to accept one sender on")
+	sub->add_option("--listen", a->addr, "[HOST:]PORT to accept one sender "
+			"on (host default 127.0.0.1; port 0: any free one, "
+			"printed)")
 		->required();
 	sub->add_flag("--json", a->as_json, "JSON report");
 	return {sub, true,

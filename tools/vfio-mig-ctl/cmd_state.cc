@@ -68,9 +68,8 @@ int cmd_state(const std::string &spec, const std::vector<std::string> &targets,
 	const char *proto = protocol_name(protocol_opt);
 	if (wants.empty()) {
 		if (as_json)
-			fmt::print("{}\n", d.report({{"protocol", proto},
-						     {"state", state_name(from)}})
-						   .dump(2));
+			emit_json(d.report({{"protocol", proto},
+					    {"state", state_name(from)}}));
 		else
 			fmt::print("{}\n", state_name(from));
 		return 0;
@@ -153,10 +152,10 @@ int cmd_state(const std::string &spec, const std::vector<std::string> &targets,
 		}
 	}
 	if (as_json)
-		fmt::print("{}\n", d.report({{"protocol", proto},
-					     {"from", state_name(from)},
-					     {"to", state_name(wants.back())},
-					     {"arcs", arcs}}).dump(2));
+		emit_json(d.report({{"protocol", proto},
+				    {"from", state_name(from)},
+				    {"to", state_name(wants.back())},
+				    {"arcs", arcs}}));
 	return 0;
 }
 

@@ -13,10 +13,14 @@
 #include <memory>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <vector>
+
 #include <uvfio/tools/migration.h>
+#include <uvfio/tools/plugins.h>
 #include <uvfio/tools/migration_v1.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/tools/vfio_open.h>
@@ -26,20 +30,66 @@ namespace uvfio::mig_ctl {
 using namespace uvfio::tools;
 using json = nlohmann::ordered_json;
 
-/* Exit codes: 0 success, 1 the operation failed, 2 usage error. */
+/*
+ * Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 a
+ * migration that verified but missed its downtime budget; a command ended
+ * by SIGINT or SIGTERM exits 128 + the signal's number (130, 143).
+ */
 constexpr int EXIT_FAIL = 1;
 constexpr int EXIT_USAGE = 2;
+constexpr int EXIT_BUDGET = 3;
 
 /* The global options, set by main before the command runs. */
 extern bool verbose;			/* -v */
 extern Protocol protocol_opt;		/* --protocol */
 extern StreamOptions stream_opt;	/* --engine */
+extern bool json_opt;			/* the command's --json */
 
-/* The library's log sink: keeps the last error line for fail(). */
+/*
+ * The library's log sink: keeps the error lines for fail(), and the fault
+ * points that fired (the core logs each injection at info level).
+ */
 void lib_log(int level, const char *line, void *);
 
-/* One line on stderr: what failed, why, and what the library said. */
+/* The fault points that fired so far, in order, ", "-separated; "" none. */
+std::string fired_fault_points();
+
+/*
+ * One line on stderr: what failed, why, what the library said, and the
+ * fault point that fired if one did. With --json the failure is also the
+ * JSON object main prints at the end (finish_json()).
+ */
 int fail(int code, const std::string &what);
+
+/*
+ * A warning on stderr ("vfio-mig-ctl: warning: ..."), which is also the
+ * JSON document's "error" when the command's exit code is code; code.
+ */
+int warn(int code, const std::string &what);
+
+/*
+ * A command's JSON report, printed by main when the command ends
+ * (finish_json()): as it is on success; on failure with "error" and
+ * "exit" added, so a script always gets one JSON document. to: where it
+ * goes (stderr when the data stream is on stdout).
+ */
+void emit_json(const json &j, FILE *to = stdout);
+/* Where a JSON failure goes when the command made no report. */
+void set_json_stream(FILE *to);
+/* Print the JSON document of a command that ended with rc; rc. */
+int finish_json(int rc);
+
+/*
+ * SIGINT and SIGTERM end the command with a message (and with --json a
+ * JSON object) and exit code 128 + signal, removing the temporary file
+ * registered here first. set_cleanup_path("") unregisters it.
+ */
+void install_signal_handlers();
+/*
+ * Register the file before creating it (O_EXCL), so that no signal finds
+ * it created and unregistered; unregister it once renamed or removed.
+ */
+void set_cleanup_path(const std::string &path);
 
 /* Progress on stderr for streams longer than a second, if it is a tty. */
 class ProgressBar
@@ -72,8 +122,29 @@ private:
 
 /* -------- --fault NAME[:N[+]][=ERRNO] (faults.cc) -------- */
 
-/* The points the library declares, one per line: name, errno, what. */
-void print_fault_points();
+/*
+ * The points the library declares, one per line: name, errno, what; the
+ * plugins on UVFIO_DRIVER_PATH loaded first, so that theirs are listed.
+ * 0, or 1 after saying which plugin did not load.
+ */
+int print_fault_points();
+
+/*
+ * Load every plugin on UVFIO_DRIVER_PATH whose name no driver has yet
+ * (loaded: those loaded). 0, or 1 after saying which did not load.
+ */
+int load_all_plugins(std::vector<PluginFile> *loaded);
+
+/*
+ * The plugin of a spec's driver, if it is not registered and a plugin of
+ * that name is on UVFIO_DRIVER_PATH: loaded before --fault is armed, so
+ * that its points can be. 0, or a usage error saying why it did not load
+ * (without -v: the loader's own message).
+ */
+int load_spec_plugin(const std::string &spec);
+
+/* Did --fault arm anything? */
+bool faults_armed();
 
 /*
  * Arm one --fault spec before the command runs: NAME fails its first hit,
@@ -96,6 +167,30 @@ bool faults_reach(const std::string &name);
 
 /* The usage error that --fault cannot reach the device at path. */
 int refuse_faults(const std::string &path);
+
+/* -------- option values -------- */
+
+/*
+ * A size as a device spec takes it (uvfio-spec.md): decimal, or hex with
+ * 0x, and one optional suffix K, M, G or T in either case, powers of
+ * 1024; the older option spellings KB, KiB, MB, MiB, ... (also powers of
+ * 1024) and B still parse. 0, or -EINVAL (not a size, or over 64 bits).
+ */
+int parse_size(const std::string &s, __u64 *out);
+
+/*
+ * An option that is a size in [min, max], a multiple of align: CLI11's
+ * transform, leaving the number in bytes. Its messages give the bounds as
+ * sizes (64G), not as CLI11's digits.
+ */
+CLI::Validator size_in(__u64 min, __u64 max, __u64 align = 1);
+
+/*
+ * An option that is a number in [min, max] (CLI11's own range check
+ * prints a double's maximum with all its 309 digits): checked as text,
+ * so a value that does not fit is refused, never wrapped.
+ */
+CLI::Validator number_in(double min, double max, bool integer);
 
 /* -------- report text -------- */
 

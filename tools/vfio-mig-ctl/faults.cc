@@ -7,20 +7,72 @@
 
 #include <fmt/core.h>
 
+#include <uvfio/tools/plugins.h>
 #include <uvfio/uvfio.h>
 
 #include "common.h"
 
 namespace uvfio::mig_ctl {
 
-void print_fault_points()
+namespace {
+
+bool driver_registered(const std::string &spec_name)
 {
+	const char *s;
+	for (unsigned int i = 0; !uvfio_sim_driver(i, &s, nullptr, nullptr); i++)
+		if (spec_name == s)
+			return true;
+	return false;
+}
+
+} // namespace
+
+int load_all_plugins(std::vector<PluginFile> *loaded)
+{
+	int rc = 0;
+	for (const PluginFile &p : find_driver_plugins()) {
+		/* A built-in driver of that name wins, as in the core. */
+		if (driver_registered(p.name))
+			continue;
+		std::string why;
+		if (load_driver_plugin(p, &why)) {
+			rc = fail(EXIT_FAIL, why);
+			continue;
+		}
+		if (loaded)
+			loaded->push_back(p);
+	}
+	return rc;
+}
+
+int load_spec_plugin(const std::string &spec)
+{
+	if (is_device_path(spec))
+		return 0;
+	std::string name = spec.substr(0, spec.find(','));
+	if (name.empty() || driver_registered(name))
+		return 0;
+	std::string file = find_driver_plugin(name);
+	if (file.empty())
+		return 0;	/* the core says "unknown driver" */
+	std::string why;
+	/* A spec that creates no device is a usage error (2). */
+	if (load_driver_plugin({name, file}, &why))
+		return fail(EXIT_USAGE, why);
+	return 0;
+}
+
+int print_fault_points()
+{
+	/* A plugin's points exist once it is loaded: load them all. */
+	int rc = load_all_plugins(nullptr);
 	const char *name, *doc;
 	int err;
 	for (unsigned int i = 0; !uvfio_fault_list(i, &name, &err, &doc); i++) {
 		const char *ename = strerrorname_np(err);
 		fmt::print("{:<36} {:<7} {}\n", name, ename ? ename : "?", doc);
 	}
+	return rc;
 }
 
 namespace {
@@ -82,6 +134,11 @@ int arm_fault(const std::string &arg)
 	return 0;
 }
 
+bool faults_armed()
+{
+	return !armed_faults.empty();
+}
+
 /*
  * A command that succeeded although an armed fault fired: the failure was
  * absorbed (a DMA fault halts the device's engine and migrates with its
@@ -89,16 +146,22 @@ int arm_fault(const std::string &arg)
  */
 int check_fired_faults(int ret)
 {
-	if (ret)
+	/* A fault outranks a missed budget: the operation failed. */
+	if (ret && ret != EXIT_BUDGET)
 		return ret;
 	for (const auto &[name, nth] : armed_faults) {
 		long long hits = uvfio_fault_hits(name.c_str());
-		if (hits >= nth)
-			return fail(EXIT_FAIL, "--fault " + name + " fired; the "
-					"command completed, but what it injected "
-					"is in the device's state now");
+		if (hits < nth)
+			continue;
+		/* The point itself, when armed as a prefix ("dma"). */
+		std::string points = fired_fault_points();
+		std::string which = points.empty() || points == name ?
+			name : name + " (" + points + ")";
+		return fail(EXIT_FAIL, "--fault " + which + " fired; the "
+				"command completed, but what it injected is "
+				"in the device's state now");
 	}
-	return 0;
+	return ret;
 }
 
 /*

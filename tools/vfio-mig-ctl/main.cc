@@ -9,7 +9,9 @@
  *
  * Exit codes: 0 success, 1 the operation failed (an armed --fault that
  * fires included), 2 usage error (bad options, a device spec that does
- * not create a device, an unknown fault point).
+ * not create a device, an unknown fault point), 3 a migration that
+ * verified but missed its downtime budget, 128 + N ended by signal N
+ * (SIGINT, SIGTERM).
  *
  * Here: the global options and the dispatch. Each command is in its own
  * cmd_*.cc (commands.h); what they share is in common.h and stream.h.
@@ -36,6 +38,11 @@ int main(int argc, char **argv)
 		     "BDF,\n/sys/bus/mdev/devices/UUID or /dev/vfio/N@NAME (a "
 		     "simulated one under uvfio-run)."};
 	app.require_subcommand(1);
+	app.footer("Exit status: 0 done, 1 the operation failed (a fault that "
+		   "fired included),\n2 usage error, 3 migrate verified but "
+		   "over its downtime budget,\n130/143 interrupted by "
+		   "SIGINT/SIGTERM. With --json a failure is a JSON\nobject "
+		   "too: {\"error\": ..., \"exit\": N}. See vfio-mig-ctl(1).");
 	app.add_flag("-v,--verbose", verbose, "print the library's log lines");
 	std::string engine = "uring";
 	app.add_option("--engine", engine, "stream engine for streams that run "
@@ -48,14 +55,18 @@ int main(int argc, char **argv)
 		       "migrate: v2 (VFIO_DEVICE_FEATURE and data fds) or v1 "
 		       "(the migration region)")
 		->check(CLI::IsMember({"v1", "v2"}))->capture_default_str();
+	/* Before --fault list: a plugin's load error is reported as it is. */
+	uvfio_set_log_fn(lib_log, nullptr);
+	uvfio_set_log_level(UVFIO_LOG_ERR);
 	std::vector<std::string> faults;
+	int list_rc = 0;
 	app.add_option("--fault", faults, "arm a fault point before the "
 		       "command: NAME[:N[+]][=ERRNO] (repeatable; "
-		       "--fault list shows the points)")
+		       "--fault list shows the points, plugins' included)")
 		->allow_extra_args(false)	/* one NAME per --fault */
-		->each([](const std::string &v) {
+		->each([&list_rc](const std::string &v) {
 			if (v == "list") {
-				print_fault_points();
+				list_rc = print_fault_points();
 				throw CLI::Success();
 			}
 		});
@@ -75,10 +86,18 @@ int main(int argc, char **argv)
 	} catch (const CLI::CallForAllHelp &e) {
 		return app.exit(e);
 	} catch (const CLI::Success &e) {
-		return app.exit(e);
+		return list_rc ? list_rc : app.exit(e);
 	} catch (const CLI::ParseError &e) {
 		fmt::print(stderr, "vfio-mig-ctl: {}\nRun with --help for more "
 			   "information.\n", e.what());
+		/* --json promises JSON on every failure, usage included. */
+		for (int i = 1; i < argc; i++)
+			if (std::string(argv[i]) == "--json") {
+				fmt::print("{}\n", json{{"error", e.what()},
+							{"exit", EXIT_USAGE}}
+							.dump(2));
+				break;
+			}
 		return EXIT_USAGE;
 	}
 
@@ -87,12 +106,15 @@ int main(int argc, char **argv)
 		if (*c.sub)
 			cmd = &c;
 
+	if (const CLI::Option *o = cmd->sub->get_option_no_throw("--json"))
+		json_opt = o->count() > 0;
 	stream_opt.uring = engine == "uring";
 	parse_protocol(protocol, &protocol_opt);
 	/* The other commands speak v2 (or none): say so, do not ignore it. */
 	if (protocol_opt == Protocol::V1 && !cmd->speaks_v1)
-		return fail(EXIT_USAGE, "--protocol v1 applies to state, save, "
-			    "load, send, recv and migrate");
+		return finish_json(fail(EXIT_USAGE, "--protocol v1 applies to "
+					"state, save, load, send, recv and "
+					"migrate"));
 	/* A peer that goes away is an error to report, not a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	/*
@@ -101,11 +123,25 @@ int main(int argc, char **argv)
 	 * every driver's). Failing to raise it only leaves the default.
 	 */
 	raise_nofile_limit();
-	uvfio_set_log_fn(lib_log, nullptr);
 	uvfio_set_log_level(verbose ? UVFIO_LOG_DEBUG : UVFIO_LOG_ERR);
+	/*
+	 * The plugins the command's specs name, before --fault: their
+	 * points exist only once they are loaded.
+	 */
+	for (const CLI::Option *o : cmd->sub->get_options())
+		if (o->get_positional() || o->check_lname("driver"))
+			for (const std::string &v : o->results())
+				if (int ret = load_spec_plugin(v))
+					return finish_json(ret);
 	for (const std::string &f : faults)
 		if (int ret = arm_fault(f))
-			return ret;
-
-	return check_fired_faults(cmd->run());
+			return finish_json(ret);
+	/*
+	 * The core logs each injection at info level: seen (not printed
+	 * without -v), it names the point that fired in the message.
+	 */
+	if (faults_armed() && !verbose)
+		uvfio_set_log_level(UVFIO_LOG_INFO);
+	install_signal_handlers();
+	return finish_json(check_fired_faults(cmd->run()));
 }

@@ -203,13 +203,15 @@ int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
 }
 
 void print_loaded(const CmdDevice &d, const char *verb, const StreamStats &st,
-		  __u64 digest, bool as_json)
+		  __u64 digest, bool as_json, const json &extra)
 {
 	json j = d.report({{"protocol", protocol_name(protocol_opt)},
 			   {"bytes", st.bytes}, {"seconds", st.seconds},
 			   {"digest", hex64(digest)}, {"state", "running"}});
+	for (const auto &[k, v] : extra.items())
+		j[k] = v;
 	if (as_json)
-		fmt::print("{}\n", j.dump(2));
+		emit_json(j);
 	else
 		fmt::print("{} {} bytes into {}{} in {:.3f} s, running "
 			   "(digest {})\n", verb, st.bytes, d.label(), via(),

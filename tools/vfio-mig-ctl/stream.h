@@ -42,7 +42,7 @@ int load_digest_run(CmdDevice &d, int in_fd, StreamStats *st, __u64 *digest,
  * saying it was `verb` ("loaded", "received").
  */
 void print_loaded(const CmdDevice &d, const char *verb, const StreamStats &st,
-		  __u64 digest, bool as_json);
+		  __u64 digest, bool as_json, const json &extra = json::object());
 
 } // namespace uvfio::mig_ctl
 
