@@ -104,10 +104,14 @@ build: deps $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
 
 # A live migration of a busy simulated NIC with pre-copy, and its report.
+# Exit 3 is a verified migration that missed its downtime budget (a
+# warning, vfio-mig-ctl(1)): on a busy machine that is the demo's result,
+# not its failure.
 demo: build
 	./$(BUILD)/tools/vfio-mig-ctl migrate --workload \
 		simnic,bdf=0000:00:02.0,mem=64M,seed=1 \
-		simnic,bdf=0000:00:03.0,mem=64M
+		simnic,bdf=0000:00:03.0,mem=64M; \
+	rc=$$?; [ $$rc = 0 ] || [ $$rc = 3 ] || exit $$rc
 
 test: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2

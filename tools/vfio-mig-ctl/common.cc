@@ -253,36 +253,19 @@ void ProgressBar::update(__u64 bytes)
 
 int parse_size(const std::string &s, __u64 *out)
 {
-	bool hex = s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
-	size_t i = hex ? 2 : 0, start = i;
-	__u64 n = 0;
-	for (; i < s.size() && (hex ? isxdigit((unsigned char)s[i])
-				    : isdigit((unsigned char)s[i])); i++) {
-		unsigned d = isdigit((unsigned char)s[i]) ? s[i] - '0' :
-			     (tolower((unsigned char)s[i]) - 'a' + 10);
-		if (n > (~0ULL - d) / (hex ? 16 : 10))
-			return -EINVAL;
-		n = n * (hex ? 16 : 10) + d;
-	}
-	if (i == start)
-		return -EINVAL;
-	std::string unit = s.substr(i);
-	for (char &c : unit)
-		c = char(tolower((unsigned char)c));
-	__u64 mult = 1;
-	static const char units[] = "kmgt";
-	if (!unit.empty() && unit != "b") {
-		const char *u = strchr(units, unit[0]);
-		if (!u || !*u)
-			return -EINVAL;
-		std::string rest = unit.substr(1);
-		if (rest != "" && rest != "b" && rest != "i" && rest != "ib")
-			return -EINVAL;
-		mult = 1ULL << (10 * (u - units + 1));
-	}
-	if (n > ~0ULL / mult)
-		return -EINVAL;
-	*out = n * mult;
+	/*
+	 * The spec grammar, from the library, so a size means the same on
+	 * the command line and in a spec. "16Mi" is the one spelling options
+	 * took before that the grammar does not: it is "16MiB".
+	 */
+	std::string t = s;
+	if (t.size() >= 2 && (t.back() == 'i' || t.back() == 'I') &&
+	    strchr("kmgtKMGT", t[t.size() - 2]))
+		t += 'B';
+	uint64_t v;
+	if (uvfio_parse_size(t.c_str(), &v))
+		return -errno;
+	*out = v;
 	return 0;
 }
 
