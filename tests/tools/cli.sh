@@ -88,6 +88,13 @@ expect 1 "corrupted file" -- "$ctl" load "$D" -i "$tmp/bad.bin"
 grep -q "checksum" "$tmp/err" || { echo "FAIL: corruption not named"; fails=$((fails + 1)); }
 expect 1 "another device type" -- "$ctl" load "testdev,bdf=00:03.0,mig=stop_copy" -i "$tmp/good.bin"
 expect 1 "another memory size" -- "$ctl" load "simnic,bdf=00:03.0,mem=8M" -i "$tmp/good.bin"
+# The header names the driver: a simnic stream is not a simmin one. And
+# endless input stops at a bad header instead of being read to its end
+# (timeout: before, /dev/zero was read until the device's stream ended).
+expect 1 "another driver of the same function" -- "$ctl" load "simmin,bdf=00:03.0,mem=4M" -i "$tmp/good.bin"
+has "header refused" "$tmp/err" "another driver: the header named"
+expect 1 "endless input stops at the header" -- timeout 60 "$ctl" load "$D" -i /dev/zero
+has "header refused" "$tmp/err" "endless input: the header named"
 expect 1 "missing file" -- "$ctl" load "$D" -i "$tmp/nonexistent"
 # Unreadable: a directory (permissions do not stop root).
 expect 1 "unreadable file" -- "$ctl" load "$D" -i "$tmp"
