@@ -15,8 +15,10 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <uvfio/linux/device.h>
 #include <uvfio/linux/fault-inject.h>
@@ -47,6 +49,13 @@ struct fault_registry {
 	std::mutex m;
 	std::map<std::string, point_info, std::less<>> points;
 	std::map<std::string, fault_spec, std::less<>> armed;
+	/*
+	 * The points that failed a call, each once, in the order they first
+	 * did: what a tool names in its error (uvfio_fault_fired()). The set
+	 * owns the names (nodes never move), the vector keeps the order.
+	 */
+	std::set<std::string, std::less<>> fired_names;
+	std::vector<const char *> fired;
 };
 
 /*
@@ -106,6 +115,18 @@ int fault_point_register(const char *name, int default_err, const char *doc)
 
 namespace {
 
+/* Remember that name failed a call; r.m held. */
+void note_fired(fault_registry &r, const char *name)
+{
+	try {
+		auto [it, added] = r.fired_names.emplace(name);
+		if (added)
+			r.fired.push_back(it->c_str());
+	} catch (...) {
+		/* Out of memory: the failure itself still happens. */
+	}
+}
+
 /*
  * One hit of the point name: it and each dotted prefix of it count the
  * hit. default_err is the point's errno when the caller knows it (0: look
@@ -137,6 +158,7 @@ int hit(const char *name, int default_err)
 					}
 					ret = -(err ? err : default_err);
 					armed_as = it->first;
+					note_fired(r, name);
 				}
 			}
 			size_t dot = n.rfind('.');
@@ -251,6 +273,19 @@ long long uvfio_fault_hits(const char *name)
 		return -1;
 	}
 	return static_cast<long long>(it->second.hits);
+}
+
+int uvfio_fault_fired(unsigned int idx, const char **name)
+{
+	fault_registry &r = registry();
+	std::lock_guard<std::mutex> l(r.m);
+	if (idx >= r.fired.size()) {
+		errno = ENOENT;
+		return -1;
+	}
+	if (name)
+		*name = r.fired[idx];
+	return 0;
 }
 
 int uvfio_fault_list(unsigned int idx, const char **name, int *default_err,

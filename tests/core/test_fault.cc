@@ -16,9 +16,9 @@
  * unit tests, which declare test points with the driver-facing API.
  */
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 #include <string>
@@ -153,6 +153,10 @@ DEFINE_FAULT_POINT(test_a_b, "test.fault.a.b", EPROTO,
 		   "fault_test: a point for the facility's unit tests")
 DEFINE_FAULT_POINT(test_a_c, "test.fault.a.c", EBADMSG,
 		   "fault_test: its sibling")
+DEFINE_FAULT_POINT(test_fired_x, "test.fired.x", EIO,
+		   "fault_test: uvfio_fault_fired()'s first")
+DEFINE_FAULT_POINT(test_fired_y, "test.fired.y", EIO,
+		   "fault_test: uvfio_fault_fired()'s second")
 
 // Contract: arming checks its arguments: an unknown name is ENOENT (a
 // misspelt point must not silently never fire), nth 0, a negative or huge
@@ -269,6 +273,46 @@ TEST_F(Fault, CheckedByObject)
 			EXPECT_STREQ(doc, test_a_c.doc);
 		}
 	EXPECT_TRUE(listed);
+}
+
+// Contract: uvfio_fault_fired() lists the points that failed a call, by
+// their own name (not the prefix armed), each once however often it
+// fired, in the order they first fired; a point hit but not failed is not
+// there; past the last is ENOENT.
+TEST_F(Fault, FiredPointsNamedOnceInOrder)
+{
+	auto fired = [] {
+		std::vector<std::string> v;
+		const char *name;
+		for (unsigned int i = 0; !uvfio_fault_fired(i, &name); i++)
+			v.push_back(name);
+		return v;
+	};
+	auto has = [](const std::vector<std::string> &v, const char *n) {
+		return std::find(v.begin(), v.end(), n) != v.end();
+	};
+	std::vector<std::string> before = fired();
+	ASSERT_FALSE(has(before, "test.fired.x"));
+	const char *name = nullptr;
+	errno = 0;
+	EXPECT_EQ(uvfio_fault_fired(before.size(), &name), -1);
+	EXPECT_EQ(errno, ENOENT);
+
+	ASSERT_EQ(uvfio_fault_set("test.fired", 2, 0, UVFIO_FAULT_PERSIST), 0);
+	EXPECT_EQ(should_fail(&test_fired_y), 0) << "hit, not failed";
+	EXPECT_FALSE(has(fired(), "test.fired.y"));
+	EXPECT_EQ(should_fail(&test_fired_x), -EIO);
+	EXPECT_EQ(should_fail(&test_fired_y), -EIO);
+	EXPECT_EQ(should_fail(&test_fired_x), -EIO);
+	EXPECT_EQ(uvfio_fault_clear(nullptr), 0);
+
+	std::vector<std::string> after = fired();
+	ASSERT_EQ(after.size(), before.size() + 2);
+	EXPECT_TRUE(std::equal(before.begin(), before.end(), after.begin()))
+		<< "earlier points keep their place";
+	EXPECT_EQ(after[before.size()], "test.fired.x");
+	EXPECT_EQ(after[before.size() + 1], "test.fired.y");
+	EXPECT_FALSE(has(after, "test.fired"));
 }
 
 // Contract: should_fail is thread-safe: concurrent hits are each counted

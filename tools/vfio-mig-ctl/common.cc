@@ -33,7 +33,6 @@ namespace {
  */
 std::mutex log_lock;
 std::vector<std::string> lib_errors;	/* the last few error lines */
-std::vector<std::string> fired;		/* fault points that fired */
 constexpr size_t kKeptErrors = 3;
 
 /* The JSON document main prints at the end (emit_json(), fail()). */
@@ -58,15 +57,6 @@ void lib_log(int level, const char *line, void *)
 				lib_errors.erase(lib_errors.begin());
 			lib_errors.push_back(l);
 		}
-		/* fault-inject.cc: "fault injected at NAME (armed as ...)". */
-		static const std::string tag = "fault injected at ";
-		if (size_t at = l.find(tag); at != std::string::npos) {
-			size_t b = at + tag.size();
-			std::string name = l.substr(b, l.find(' ', b) - b);
-			if (std::find(fired.begin(), fired.end(), name) ==
-			    fired.end())
-				fired.push_back(name);
-		}
 	}
 	if (verbose)
 		fmt::print(stderr, "{}\n", line);
@@ -74,10 +64,10 @@ void lib_log(int level, const char *line, void *)
 
 std::string fired_fault_points()
 {
-	std::lock_guard<std::mutex> g(log_lock);
 	std::string s;
-	for (const std::string &n : fired)
-		s += (s.empty() ? "" : ", ") + n;
+	const char *name;
+	for (unsigned i = 0; !uvfio_fault_fired(i, &name); i++)
+		s += (s.empty() ? "" : ", ") + std::string(name);
 	return s;
 }
 

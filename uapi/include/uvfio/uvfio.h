@@ -232,6 +232,17 @@ int uvfio_fault_clear(const char *name);
 long long uvfio_fault_hits(const char *name);
 
 /*
+ * The points that have failed a call in this process, each once, in the
+ * order they first did: the idx-th (0, 1, ...) in *name (may be NULL),
+ * a string that lives as long as the process. What a tool names when an
+ * injected failure ends a command; the log line "fault injected at ..."
+ * says the same for people.
+ *
+ * Return: 0, or -1 with errno ENOENT past the last.
+ */
+int uvfio_fault_fired(unsigned int idx, const char **name);
+
+/*
  * The declared points, for listing: the idx-th (0, 1, ...) in name order,
  * its default errno and a one-line description. Any output may be NULL; the
  * strings live as long as the process.
