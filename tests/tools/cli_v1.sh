@@ -243,7 +243,7 @@ if [ -n "$run" ]; then
 	same_digest "uvfio-run: save v1 / load v1 by path" "$tmp/r1.json" "$tmp/out"
 	expect 0 "uvfio-run: state v1 by path" -- "$run" --device "simnic,bdf=$B,mem=2M" \
 		-- $v1 state "$P" stop_copy stop
-	expect 0 "uvfio-run: migrate v1 by path" -- "$run" \
+	expect 0,3 "uvfio-run: migrate v1 by path" -- "$run" \
 		--device "simnic,bdf=$B,mem=2M,seed=3" --device "simnic,bdf=$B2,mem=2M" \
 		-- $v1 migrate --json "$P" "$P2"
 	has '"verified": true' "$tmp/out" "uvfio-run migrate v1 verified"
