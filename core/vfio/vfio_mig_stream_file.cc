@@ -107,21 +107,51 @@ ssize_t mig_fops_read(struct file *filp, char __user *buf, size_t count,
 	}
 }
 
-/* write on a resuming stream: straight into the socket the pump drains. */
+/*
+ * The start of a resuming stream is handed to the driver before write
+ * returns, as the kernel's write is: a driver refuses a foreign or corrupt
+ * header at the write that completes it, so the first write of a bad
+ * stream fails with the driver's errno and nothing of it is taken. Past
+ * this much, writes only queue for the pump, which keeps the copy off the
+ * writer's thread; a refusal there fails a later write.
+ */
+constexpr u64 sync_window = 64 << 10;
+
+/* Until the driver has taken target bytes, failed, or the pump stops. */
+void wait_delivered(vfio_mig_stream &s, std::unique_lock<std::mutex> &l,
+		    u64 target)
+{
+	s.cv.wait(l, [&] {
+		return s.err || s.ended || !s.running || s.stopping ||
+		       s.pumped >= target;
+	});
+}
+
+/* write on a resuming stream: into the socket the pump drains. */
 ssize_t mig_fops_write(struct file *filp, const char __user *buf, size_t count,
 		       loff_t *)
 {
 	vfio_mig_stream &s = stream_of(filp);
+	u64 queued;
+	bool sync;
 	{
 		std::lock_guard<std::mutex> l(s.m);
 		if (s.err)
 			return s.err;
 		if (s.ended)
 			return -ENODEV;
+		sync = s.pumped < sync_window && s.running;
+		queued = s.pumped + s.buf_len + unread(s.core_end.get());
 	}
 	ssize_t r = send(s.user_end.get(), buf, count, MSG_NOSIGNAL);
-	if (r >= 0)
-		return r;
+	if (r >= 0) {
+		if (!sync || !r)
+			return r;
+		std::unique_lock<std::mutex> l(s.m);
+		wait_delivered(s, l, queued + static_cast<u64>(r));
+		/* The driver refused the header: none of this write counts. */
+		return s.err ? s.err : r;
+	}
 	int e = errno;
 	if (e == EPIPE || e == ECONNRESET) {
 		std::lock_guard<std::mutex> l(s.m);
