@@ -11,6 +11,9 @@
  *                 file enabled
  *   dirty         each REPORT drops the highest dirty page it saw
  *   precopy_info  initial_bytes grows as the initial data is read
+ *   p2p           RUNNING_P2P and PRE_COPY_P2P leave the DMA engine
+ *                 running (it is quiesced only on the way to STOP), so a
+ *                 peer saved meanwhile misses its writes
  *
  * None of this is in simnic's own paths: brokennic swaps in its own
  * migf_dev_ops, saving file_operations and vfio_log_ops, which wrap
@@ -35,11 +38,38 @@ enum brokennic_bug {
 	BROKENNIC_BUG_STREAM = 1 << 1,
 	BROKENNIC_BUG_DIRTY = 1 << 2,
 	BROKENNIC_BUG_PRECOPY_INFO = 1 << 3,
+	BROKENNIC_BUG_P2P = 1 << 4,
 };
 
 bool brokennic_has(const simnic_device *snic, unsigned int bug)
 {
 	return snic->brokennic_bugs & bug;
+}
+
+bool brokennic_p2p_state(enum vfio_device_mig_state s)
+{
+	return s == VFIO_DEVICE_STATE_RUNNING_P2P ||
+	       s == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+/*
+ * p2p: the engine goes on into the P2P states and is quiesced only when
+ * the device leaves them for a state without DMA.
+ */
+struct file *brokennic_p2p_step(struct migf_dev *md,
+				enum vfio_device_mig_state next)
+{
+	struct simdev *sd = &mig_to_simnic(md)->sd;
+	const enum vfio_device_mig_state cur = md->mig_state;
+
+	if (brokennic_p2p_state(cur) && !vfio_mig_state_running(next) &&
+	    !brokennic_p2p_state(next))
+		simdev_quiesce(sd);
+	struct file *res = simnic_step(md, next);
+	if (!IS_ERR(res) && vfio_mig_state_running(cur) &&
+	    brokennic_p2p_state(next))
+		simdev_unquiesce(sd);
+	return res;
 }
 
 /* stream: the arcs that leave a saving state keep the file enabled. */
@@ -48,6 +78,8 @@ struct file *brokennic_step(struct migf_dev *md,
 {
 	const enum vfio_device_mig_state cur = md->mig_state;
 
+	if (brokennic_has(mig_to_simnic(md), BROKENNIC_BUG_P2P))
+		return brokennic_p2p_step(md, next);
 	if (brokennic_has(mig_to_simnic(md), BROKENNIC_BUG_STREAM) &&
 	    ((cur == VFIO_DEVICE_STATE_STOP_COPY &&
 	      next == VFIO_DEVICE_STATE_STOP) ||
@@ -167,10 +199,10 @@ const struct vfio_log_ops brokennic_log_ops = {
 };
 
 const char *const brokennic_bug_names[] = {"errno", "stream", "dirty",
-					   "precopy_info", nullptr};
+					   "precopy_info", "p2p", nullptr};
 const u32 brokennic_bug_values[] = {
 	BROKENNIC_BUG_ERRNO, BROKENNIC_BUG_STREAM, BROKENNIC_BUG_DIRTY,
-	BROKENNIC_BUG_PRECOPY_INFO};
+	BROKENNIC_BUG_PRECOPY_INFO, BROKENNIC_BUG_P2P};
 
 int brokennic_probe(struct pci_dev *pdev, const struct uvfio_spec *spec)
 {
@@ -204,7 +236,7 @@ const struct pci_driver brokennic_driver = {
 	.spec_name = "brokennic",
 	.spec_keys = brokennic_keys,
 	.description = "simnic with known defects (bug=errno|stream|dirty|"
-		       "precopy_info), for testing the conformance suite",
+		       "precopy_info|p2p), for testing the conformance suite",
 	.probe = brokennic_probe,
 	.remove = simnic_remove,
 	.err_handler = &simnic_err_handlers,

@@ -49,6 +49,7 @@ check errno PrecopyInfoOnlyInPreCopyStates
 check stream DataFdLeavingTheStateEndsTheStream
 check dirty DirtyTrackingReportsEveryWrite
 check precopy_info PrecopyInfoInitialBytesNeverGrow
+check p2p P2PStatesStartNoDma
 
 sramdev=$(dirname "$plugin")/sramdev.so
 if [ -e "$sramdev" ]; then
