@@ -53,8 +53,8 @@
 #define SKELETON_NAME "skeleton"
 #endif
 
-static #define SKEL_MAGIC 0x4c454b53	/* "SKEL" */
-static #define SKEL_VERSION 2	/* 1 had no identity: refused */
+#define SKEL_MAGIC 0x4c454b53	/* "SKEL" */
+#define SKEL_VERSION 2	/* 1 had no identity: refused */
 
 struct skel_hdr {
 	u32 magic;
@@ -366,11 +366,11 @@ static void skel_disable_fds(struct skel_device *skel)
 {
 	if (skel->saving_migf) {
 		skel_disable_fd(skel->saving_migf);
-		skel->saving_migf;
+		skel->saving_migf = NULL;
 	}
 	if (skel->resuming_migf) {
 		skel_disable_fd(skel->resuming_migf);
-		skel->resuming_migf;
+		skel->resuming_migf = NULL;
 	}
 }
 
@@ -432,9 +432,9 @@ static void skel_state_mutex_unlock(struct skel_device *skel)
 again:
 	spin_lock(&skel->reset_lock);
 	if (skel->deferred_reset) {
-		skel->deferred_reset;
+		skel->deferred_reset = false;
 		spin_unlock(&skel->reset_lock);
-		skel->mig_state;
+		skel->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		skel_disable_fds(skel);
 		simdev_unquiesce(&skel->sd);
 		goto again;
@@ -558,7 +558,7 @@ static int skel_open_device(struct vfio_device *vdev)
 	if (ret)
 		return ret;
 	mutex_lock(&skel->state_mutex);
-	skel->mig_state;
+	skel->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	simdev_unquiesce(&skel->sd);
 	skel_state_mutex_unlock(skel);
 	vfio_pci_core_finish_enable(&skel->core_device);

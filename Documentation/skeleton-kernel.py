@@ -52,6 +52,8 @@ rep('''#include <algorithm>
 ''')
 rep('namespace {\n\n','')
 rep('\n} // namespace\n','')
+# constants first: a #define takes no static
+s=re.sub(r'constexpr u32 (\w+) = ([^;]*);', r'#define \1 \2', s)
 # top-level definitions become static
 s=re.sub(r'(?m)^(?!static|struct \w+ \{|struct \w+;|#|\s|/|\}|module_|MODULE_|DECLARE_)((?:const )?(?:struct |enum )?\w[\w ]*[ *]\w+(?:\(| =|\[))', r'static \1', s)
 # C++ casts of void * -> implicit in C
@@ -60,12 +62,12 @@ s=re.sub(r'static_cast<struct vfio_pci_core_device \*>\(\n\t\t\tdev_get_drvdata\
 s=s.replace('delete static_cast<skel_migf *>(filp->private_data);','skel_migf_free(filp->private_data);')
 s=s.replace('nullptr','NULL')
 # C has no default member initializers: kzalloc / vfio_alloc_device zero them
-s=re.sub(r'(?m)^(\t[^(\n]*\w) = (?:NULL|false|0|VFIO_DEVICE_STATE_RUNNING);', r'\1;', s)
+# (a member is a type and a name; a statement such as "x = NULL;" stays)
+s=re.sub(r'(?m)^(\t(?:(?:struct|enum|const|unsigned) )*\w+[ \t]+\**\w+) = (?:NULL|false|0|VFIO_DEVICE_STATE_RUNNING);', r'\1;', s)
 # struct tags are not type names in C
 for t in ('skel_device','skel_migf','skel_hdr'):
     s=re.sub(r'(?<![\w ])(?<!struct )\b%s\b(?= \*| \w| h)' % t, 'struct '+t, s)
     s=re.sub(r'(?<=[(,\t ])(?<!struct )%s(?= \*)' % t, 'struct '+t, s)
-s=re.sub(r'constexpr u32 (\w+) = ([^;]*);', r'#define \1 \2', s)
 s=s.replace('container_of(vdev, skel_device,','container_of(vdev, struct skel_device,').replace('container_of(core_device, skel_device,','container_of(core_device, struct skel_device,')
 s=s.replace('vfio_alloc_device(skel_device,','vfio_alloc_device(struct skel_device,')
 s=s.replace('struct struct ','struct ')
