@@ -378,6 +378,7 @@ TEST_F(P2p, StoppedPeerAcceptsWritesAndP2pInitiatorWaits)
 // the window can still be unmapped.
 TEST_F(P2p, ClosedOrRemovedPeerFaults)
 {
+	LogCapture log;	/* the engines' fault lines */
 	map_peer(1);
 	setup_ring(0);
 	EXPECT_EQ(write_pattern(0, window(1), PAGE, 7), SIMDEV_DESC_DONE);
@@ -389,6 +390,7 @@ TEST_F(P2p, ClosedOrRemovedPeerFaults)
 	__u64 fault = reg(0, SIMDEV_REG_FAULT_IOVA_LO) |
 		      __u64(reg(0, SIMDEV_REG_FAULT_IOVA_HI)) << 32;
 	EXPECT_EQ(fault, window(1));
+	EXPECT_TRUE(log.contains("DMA fault at IOVA 0x10100000000"));
 	set_reg(0, SIMDEV_REG_STATUS, SIMDEV_STATUS_FAULT);
 
 	ASSERT_EQ(uvfio_close(d_[1].group), 0);
@@ -403,6 +405,46 @@ TEST_F(P2p, ClosedOrRemovedPeerFaults)
 		  SIMDEV_DESC_DONE);
 }
 
+// Contract: a peer closed and then removed while another device's engine
+// keeps writing into its BAR ends that engine's writes with a DMA fault;
+// removal waits only for accesses in flight (it does not hang), and no
+// access touches the peer once it is gone.
+TEST_F(P2p, PeerRemovedUnderLoad)
+{
+	LogCapture log;	/* the engines' fault lines */
+	map_peer(1);
+	setup_ring(0);
+	std::atomic<bool> stop{false};
+	std::atomic<unsigned> done{0}, faults{0};
+	std::thread poster([&] {
+		for (__u64 n = 0; !stop.load(); n++) {
+			__u32 st = reg(0, SIMDEV_REG_STATUS) & SIMDEV_STATUS_FAULT;
+			if (st)
+				set_reg(0, SIMDEV_REG_STATUS, st);
+			__u32 s = write_pattern(0, window(1) + (n % 8) * 0x10000,
+						0x10000, n);
+			(s == SIMDEV_DESC_DONE ? done : faults)++;
+		}
+	});
+	auto until = [&](std::atomic<unsigned> &c, unsigned n) {
+		for (int k = 0; k < 5000 && c.load() < n; k++)
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		return c.load() >= n;
+	};
+	EXPECT_TRUE(until(done, 20));
+	ASSERT_EQ(uvfio_close(d_[1].fd), 0);
+	d_[1].fd = -1;
+	EXPECT_TRUE(until(faults, 5));
+	ASSERT_EQ(uvfio_close(d_[1].group), 0);
+	d_[1].group = -1;
+	ASSERT_EQ(uvfio_sim_remove(d_[1].bdf.c_str()), 0);
+	d_[1].removed = true;
+	unsigned f = faults.load();
+	EXPECT_TRUE(until(faults, f + 5));
+	stop = true;
+	poster.join();
+}
+
 // Contract: MAP_DMA follows device memory as the kernel's type1 follows
 // a VM_PFNMAP vma, page by page: a range running past the BAR's mapping
 // into a hole or into inaccessible memory is EFAULT; a read-only mapping
@@ -413,6 +455,7 @@ TEST_F(P2p, ClosedOrRemovedPeerFaults)
 // maps it chunk by chunk, and each part reaches its own kind of memory.
 TEST_F(P2p, MapDmaOfDeviceMemory)
 {
+	LogCapture log;	/* the engines' fault lines */
 	setup_ring(0);
 	const long pg = sysconf(_SC_PAGESIZE);
 	ASSERT_EQ(pg, long(PAGE));
@@ -477,6 +520,7 @@ TEST_F(P2p, MapDmaOfDeviceMemory)
 // thread finishes, and afterwards a P2P write completes again.
 TEST_F(P2p, CrossAndSelfDmaUnderResetsAndStateChanges)
 {
+	LogCapture log;	/* the engines' fault lines */
 	map_peer(0);
 	map_peer(1);
 	for (int i = 0; i < 2; i++)
