@@ -50,9 +50,8 @@ void vfio_pfnmap_forget_device(struct vfio_device *device);
 
 /*
  * The device memory pieces of [vaddr, vaddr + size), in order, into
- * *spans. A piece must be mapped with the access prot needs and be
- * decoded by its device now, else -EFAULT, as follow_fault_pfn fails; a
- * hole is -EFAULT too. Ranges with no device memory give no spans (and,
+ * *spans. A piece must be mapped with the access prot needs, else
+ * -EFAULT, as follow_fault_pfn fails; a hole is -EFAULT too. Ranges with no device memory give no spans (and,
  * when no device memory was ever mapped, cost nothing). 0 or -errno.
  */
 int vfio_pfnmap_resolve(unsigned long vaddr, u64 size, int prot,

@@ -188,8 +188,6 @@ static int vfio_pci_mmap_dma_rw(struct vm_area_struct *vma, u64 pos,
 		return -EFAULT;
 	if (!vdev->mem_decode.load(std::memory_order_acquire))
 		return -EFAULT;
-	if (!len)
-		return 0;
 	/* The MSI-X table is the host's, never mapped: not reachable. */
 	if (vdev->msix_count && vdev->msix_bar == index &&
 	    off < vdev->msix_table_offset + 16ULL * vdev->msix_count &&

@@ -51,9 +51,8 @@ struct vm_area_struct;
  * @dma_rw: a DMA access that another device (or this one) makes through
  *	the IOMMU to the memory behind the mapping: len bytes at pos, an
  *	offset in the device fd's space (what pread(2) would take: the
- *	region index included), to or from buf, a core buffer. len 0 asks
- *	only whether such an access would be decoded now (a fault on the
- *	mapping would succeed). 0, or -EFAULT when the device does not take
+ *	region index included), to or from buf, a core buffer. 0, or
+ *	-EFAULT when the device does not take
  *	it (memory decode off, outside the region). Called with no lock of
  *	the core held but the IOMMU model's, on the initiating device's
  *	thread (its DMA engine): it must not block on anything a thread
