@@ -75,14 +75,6 @@ bool registry_empty()
 	return r.files.empty();
 }
 
-/* One VMA, as PROCMAP_QUERY or /proc/self/maps tells it. */
-struct vma_info {
-	u64 start = 0, end = 0;
-	u64 offset = 0;	/* file offset at start */
-	u64 dev = 0, ino = 0;
-	bool readable = false, writable = false;
-};
-
 /* PROCMAP_QUERY (Linux 6.11), declared here: Debian 12's headers predate it. */
 struct procmap_query {
 	__u64 size;
@@ -110,7 +102,7 @@ constexpr __u64 procmap_vma_writable = 0x02;
  * The VMAs covering [lo, hi] (in order; a hole ends the list early) by
  * PROCMAP_QUERY. 1 done, 0 not supported here (ask /proc/self/maps).
  */
-int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
+int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vfio_vma_info> *out)
 {
 	for (u64 addr = lo;;) {
 		struct procmap_query q = {};
@@ -121,7 +113,7 @@ int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
 				return out->empty() ? 0 : 1;
 			return 1;	/* ENOENT: a hole */
 		}
-		vma_info v;
+		vfio_vma_info v;
 		v.start = q.vma_start;
 		v.end = q.vma_end;
 		v.offset = q.vma_offset;
@@ -136,10 +128,9 @@ int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
 	}
 }
 
-/* The same from the text of /proc/self/maps. */
-void vmas_by_text(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
+std::string read_all(int fd)
 {
-	std::string maps;
+	std::string text;
 	char buf[8192];
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -147,8 +138,16 @@ void vmas_by_text(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
 			continue;
 		if (n <= 0)
 			break;
-		maps.append(buf, static_cast<size_t>(n));
+		text.append(buf, static_cast<size_t>(n));
 	}
+	return text;
+}
+
+} // namespace
+
+void vfio_vmas_by_text(const std::string &maps, u64 lo, u64 hi,
+		       std::vector<vfio_vma_info> *out)
+{
 	u64 cur = lo;
 	for (const char *p = maps.c_str(); *p;) {
 		const char *nl = std::strchr(p, '\n');
@@ -167,7 +166,7 @@ void vmas_by_text(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
 			continue;
 		if (start > cur)
 			return;	/* a hole */
-		vma_info v;
+		vfio_vma_info v;
 		v.start = start;
 		v.end = end;
 		v.offset = off;
@@ -182,7 +181,13 @@ void vmas_by_text(int fd, u64 lo, u64 hi, std::vector<vma_info> *out)
 	}
 }
 
-} // namespace
+int vfio_vmas_by_query(u64 lo, u64 hi, std::vector<vfio_vma_info> *out)
+{
+	UniqueFD maps(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+	if (!maps.is_valid())
+		return 0;
+	return vmas_by_query(maps.get(), lo, hi, out);
+}
 
 int vfio_pfnmap_record(struct vfio_device *device,
 		       const struct vm_area_struct *vma)
@@ -266,18 +271,18 @@ int vfio_pfnmap_resolve(unsigned long vaddr, u64 size, int prot,
 	if (registry_empty())
 		return 0;
 	const u64 hi = vaddr + size - 1;
-	std::vector<vma_info> vmas;
+	std::vector<vfio_vma_info> vmas;
 	{
 		UniqueFD maps(open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
 		/* Without procfs, every range is ordinary memory. */
 		if (!maps.is_valid())
 			return 0;
 		if (!vmas_by_query(maps.get(), vaddr, hi, &vmas))
-			vmas_by_text(maps.get(), vaddr, hi, &vmas);
+			vfio_vmas_by_text(read_all(maps.get()), vaddr, hi, &vmas);
 	}
 
 	u64 cur = vaddr;
-	for (const vma_info &v : vmas) {
+	for (const vfio_vma_info &v : vmas) {
 		if (v.start > cur || v.end <= cur)
 			return -EFAULT;	/* a hole */
 		u64 end = std::min<u64>(v.end - 1, hi) + 1;

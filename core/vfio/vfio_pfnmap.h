@@ -16,6 +16,7 @@
 #define UVFIO_CORE_VFIO_PFNMAP_H
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <uvfio/linux/mm.h>
@@ -63,5 +64,23 @@ int vfio_pfnmap_resolve(unsigned long vaddr, u64 size, int prot,
  */
 int vfio_pfnmap_rw(vfio_pfnmap *map, u64 pos, void *buf, size_t len,
 		   bool write);
+
+/* One VMA, as PROCMAP_QUERY or /proc/self/maps tells it. */
+struct vfio_vma_info {
+	u64 start = 0, end = 0;
+	u64 offset = 0;	/* file offset at start */
+	u64 dev = 0, ino = 0;
+	bool readable = false, writable = false;
+};
+
+/*
+ * The two ways resolve reads the VMAs covering [lo, hi], in order, a hole
+ * ending the list: PROCMAP_QUERY (1; 0 when the kernel lacks it, before
+ * 6.11) and the text of /proc/self/maps (its fallback). Exposed so that
+ * tests can check they agree.
+ */
+int vfio_vmas_by_query(u64 lo, u64 hi, std::vector<vfio_vma_info> *out);
+void vfio_vmas_by_text(const std::string &maps, u64 lo, u64 hi,
+		       std::vector<vfio_vma_info> *out);
 
 #endif /* UVFIO_CORE_VFIO_PFNMAP_H */

@@ -23,6 +23,7 @@
 #include <uvfio/uvfio.h>
 
 #include "test_util.h"
+#include "vfio_pfnmap.h"	/* the VMA walk, to check its fallback */
 
 namespace {
 
@@ -513,6 +514,63 @@ TEST_F(P2p, MapDmaOfDeviceMemory)
 					     want.end()));
 	EXPECT_EQ(unmap_dma(window(1), PAGE + MEM), 0);
 	munmap(mix, PAGE + MEM);
+}
+
+// Contract: MAP_DMA's two ways of reading the process's VMAs, the
+// PROCMAP_QUERY ioctl and, on kernels before 6.11, the text of
+// /proc/self/maps, see the same VMAs over a range of anonymous memory, a
+// BAR mmap (file-backed, its offset) and read-only memory, and both stop
+// at the hole after it.
+TEST_F(P2p, VmaWalkFallbackAgreesWithProcmapQuery)
+{
+	const size_t len = PAGE + MEM + 2 * PAGE;
+	void *r = mmap(nullptr, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(r, MAP_FAILED);
+	auto *rb = static_cast<unsigned char *>(r);
+	ASSERT_EQ(mmap_bar2(1, PROT_READ | PROT_WRITE, rb + PAGE), rb + PAGE);
+	ASSERT_EQ(mprotect(rb + PAGE + MEM, PAGE, PROT_READ), 0);
+	ASSERT_EQ(munmap(rb + PAGE + MEM + PAGE, PAGE), 0);
+	const __u64 lo = reinterpret_cast<__u64>(rb), hi = lo + len - 1;
+
+	std::vector<vfio_vma_info> q, t;
+	bool have_query = vfio_vmas_by_query(lo, hi, &q);
+	std::string text;
+	{
+		FILE *f = fopen("/proc/self/maps", "r");
+		ASSERT_NE(f, nullptr);
+		char buf[4096];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			text.append(buf, n);
+		fclose(f);
+	}
+	vfio_vmas_by_text(text, lo, hi, &t);
+
+	ASSERT_EQ(t.size(), 3u);
+	EXPECT_LE(t[0].start, lo);
+	EXPECT_EQ(t[0].end, lo + PAGE);
+	EXPECT_TRUE(t[0].writable);
+	EXPECT_EQ(t[1].start, lo + PAGE);
+	EXPECT_EQ(t[1].end, lo + PAGE + MEM);
+	EXPECT_NE(t[1].ino, 0u);
+	EXPECT_EQ(t[1].offset, 0u);	/* BAR2's memory from its start */
+	EXPECT_TRUE(t[1].readable && t[1].writable);
+	EXPECT_EQ(t[2].end, lo + PAGE + MEM + PAGE);
+	EXPECT_TRUE(t[2].readable && !t[2].writable);
+	if (have_query) {
+		ASSERT_EQ(q.size(), t.size());
+		for (size_t i = 0; i < q.size(); i++) {
+			EXPECT_EQ(q[i].start, t[i].start) << i;
+			EXPECT_EQ(q[i].end, t[i].end) << i;
+			EXPECT_EQ(q[i].offset, t[i].offset) << i;
+			EXPECT_EQ(q[i].dev, t[i].dev) << i;
+			EXPECT_EQ(q[i].ino, t[i].ino) << i;
+			EXPECT_EQ(q[i].readable, t[i].readable) << i;
+			EXPECT_EQ(q[i].writable, t[i].writable) << i;
+		}
+	}
+	munmap(r, PAGE + MEM + PAGE);
 }
 
 // Contract: two engines doing DMA into each other's BAR2 and into their
