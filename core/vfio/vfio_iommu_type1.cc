@@ -46,6 +46,17 @@
  *   copy_{to,from}_user, so memory the process unmapped behind a live
  *   mapping (which the kernel's pin would have kept) fails with -EFAULT,
  *   possibly after earlier mappings' parts were copied.
+ * - Device memory (peer-to-peer). A MAP_DMA range over a device's BAR
+ *   mmap is found by its backing file (vfio_pfnmap.cc), as the kernel
+ *   follows a VM_PFNMAP vma instead of pinning; the range may mix it with
+ *   ordinary memory (the kernel maps such a range chunk by chunk). A DMA
+ *   access there is the target device's vm_ops->dma_rw, so the device sees
+ *   it as a PCIe transaction to its BAR (its trackers included), not a
+ *   memcpy behind its back; a target that is gone or not decoding memory
+ *   fails it with -EFAULT. Writes there are dirty like any other
+ *   (the kernel reports every page of such a mapping dirty; a VMM knows
+ *   the range is a device's and ignores it). Pinning device memory is
+ *   -EINVAL, as the kernel refuses a pfn without a struct page.
  * - VFIO_UPDATE_VADDR is not offered: the VADDR flags of MAP and UNMAP are
  *   unknown flags (EINVAL), as on kernels before 5.12.
  * - VFIO_TYPE1_NESTING_IOMMU: CHECK_EXTENSION says 1, as the kernel's
@@ -67,6 +78,10 @@
  * calls dma_rw in a loop cannot starve MAP/UNMAP). dma_rw takes it shared
  * and marks dirty bits with atomic ORs, GET_INFO takes it shared too, and
  * everything else takes it exclusive. dma_unmap callbacks run without it.
+ * A peer-to-peer access runs the target's dma_rw under the shared lock:
+ * that path takes only the target's leaf locks (never a lock held while
+ * a DMA engine is waited for), so engines may DMA into each other's and
+ * their own BARs while resets and migration arcs drain them.
  */
 #include <pthread.h>
 
@@ -95,6 +110,7 @@
 #include <uvfio/linux/vfio.h>
 
 #include "vfio_iommu.h"
+#include "vfio_pfnmap.h"
 
 namespace {
 
@@ -164,6 +180,11 @@ struct type1_dma {
 	std::unique_ptr<std::atomic<u64>[]> bitmap;
 	/* Pinned pages: page IOVA -> device -> pins. */
 	std::map<u64, std::map<struct vfio_device *, type1_pin>> pins;
+	/*
+	 * Pieces that are device memory (a peer's BAR), by offset; the rest
+	 * is memory at vaddr.
+	 */
+	std::vector<vfio_pfnmap_span> spans;
 
 	u64 last() const { return iova + size - 1; }
 	u64 npages() const { return size >> type1_pgshift; }
@@ -524,9 +545,25 @@ long type1_map_dma(struct vfio_iommu *iommu, unsigned long arg)
 	if (iova < type1_iova_start || iova + size - 1 > type1_iova_end)
 		return -EINVAL;
 
-	/* Where the kernel pins the pages (and fails with EFAULT). */
-	int ret = probe_vaddr(vaddr, size, prot);
+	/*
+	 * Where the kernel pins the pages, or follows a VM_PFNMAP vma for
+	 * device memory, page by page (and fails with EFAULT): device
+	 * memory is found first, the memory around it is probed as before.
+	 * A range may mix both kinds, as the kernel's maps them chunk by
+	 * chunk.
+	 */
+	std::vector<vfio_pfnmap_span> spans;
+	int ret = vfio_pfnmap_resolve(vaddr, size, prot, &spans);
 	if (ret)
+		return ret;
+	u64 done = 0;
+	for (const vfio_pfnmap_span &sp : spans) {
+		if (sp.off > done &&
+		    (ret = probe_vaddr(vaddr + done, sp.off - done, prot)))
+			return ret;
+		done = sp.off + sp.len;
+	}
+	if (done < size && (ret = probe_vaddr(vaddr + done, size - done, prot)))
 		return ret;
 
 	auto dma = std::make_unique<type1_dma>();
@@ -535,6 +572,7 @@ long type1_map_dma(struct vfio_iommu *iommu, unsigned long arg)
 	dma->vaddr = vaddr;
 	dma->prot = prot;
 	dma->id = iommu->next_id++;
+	dma->spans = std::move(spans);
 	if (iommu->dirty_page_tracking) {
 		ret = dma->alloc_bitmap();
 		if (ret)
@@ -913,6 +951,59 @@ void vfio_iommu_type1_detach_device(struct vfio_iommu *iommu,
 	}
 }
 
+namespace {
+
+/* The device memory span holding offset off of dma, or null. */
+const vfio_pfnmap_span *find_span(const type1_dma *dma, u64 off)
+{
+	auto it = std::upper_bound(
+		dma->spans.begin(), dma->spans.end(), off,
+		[](u64 o, const vfio_pfnmap_span &sp) { return o < sp.off; });
+	if (it == dma->spans.begin())
+		return nullptr;
+	--it;
+	return off - it->off < it->len ? &*it : nullptr;
+}
+
+/*
+ * n bytes at offset off of dma, to (write) or from p: memory is copied,
+ * device memory is the device's access (a peer-to-peer transaction). 0
+ * or -EFAULT.
+ */
+int dma_copy(const type1_dma *dma, u64 off, char *p, u64 n, bool write)
+{
+	while (n) {
+		u64 m = n;
+		const vfio_pfnmap_span *sp =
+			dma->spans.empty() ? nullptr : find_span(dma, off);
+		if (sp) {
+			m = std::min(n, sp->off + sp->len - off);
+			if (vfio_pfnmap_rw(sp->map.get(), sp->pos + (off - sp->off),
+					   p, m, write))
+				return -EFAULT;
+		} else {
+			/* Memory up to the next span, if any. */
+			for (const vfio_pfnmap_span &s : dma->spans)
+				if (s.off > off) {
+					m = std::min(n, s.off - off);
+					break;
+				}
+			auto __user *va =
+				reinterpret_cast<char *>(dma->vaddr + off);
+			unsigned long left = write ? copy_to_user(va, p, m)
+						   : copy_from_user(p, va, m);
+			if (left)
+				return -EFAULT;
+		}
+		p += m;
+		off += m;
+		n -= m;
+	}
+	return 0;
+}
+
+} // namespace
+
 int vfio_iommu_type1_dma_rw(struct vfio_iommu *iommu, dma_addr_t iova,
 			    void *buf, size_t len, bool write)
 {
@@ -941,20 +1032,15 @@ int vfio_iommu_type1_dma_rw(struct vfio_iommu *iommu, dma_addr_t iova,
 		type1_dma *dma = find_dma(iommu, cur);
 		u64 seg_last = std::min(dma->last(), last);
 		u64 n = seg_last - cur + 1;
-		auto __user *va =
-			reinterpret_cast<char *>(dma->vaddr + (cur - dma->iova));
-		unsigned long left;
-
-		if (write) {
-			left = copy_to_user(va, p, n);
-			if (dma->bitmap)
-				dma->set_dirty((cur - dma->iova) >> type1_pgshift,
-					       (seg_last - dma->iova) >>
-						       type1_pgshift);
-		} else {
-			left = copy_from_user(p, va, n);
-		}
-		if (left)
+		/*
+		 * Dirty as any DMA write the IOMMU translates, device memory
+		 * included: the kernel's type1 reports a peer's BAR mapping
+		 * as it reports the others (see the file comment).
+		 */
+		if (write && dma->bitmap)
+			dma->set_dirty((cur - dma->iova) >> type1_pgshift,
+				       (seg_last - dma->iova) >> type1_pgshift);
+		if (dma_copy(dma, cur - dma->iova, p, n, write))
 			return -EFAULT;
 		if (seg_last == last)
 			return 0;
@@ -994,6 +1080,9 @@ int vfio_iommu_type1_pin_pages(struct vfio_iommu *iommu,
 			return -EINVAL;
 		if ((dma->prot & prot) != prot)
 			return -EPERM;
+		/* Device memory has no struct page (the kernel: !pfn_valid). */
+		if (find_span(dma, user_iova + i * PAGE_SIZE - dma->iova))
+			return -EINVAL;
 	}
 	int done = 0;
 	try {

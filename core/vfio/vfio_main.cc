@@ -22,6 +22,7 @@
 
 #include "vfio.h"
 #include "vfio_migration.h"
+#include "vfio_pfnmap.h"
 
 DEFINE_FAULT_POINT(device_open, "device.open", EIO,
 		   "the first open of a device: the driver's open_device "
@@ -337,6 +338,11 @@ void vfio_unregister_group_dev(struct vfio_device *device)
 			       registry().request_interval_ms.load()) > 0;
 	}
 	device->priv->registered = false;
+	/*
+	 * Its memory is no longer reachable by other devices' DMA: the
+	 * IOMMU mappings of it stay (the user unmaps them) and fault.
+	 */
+	vfio_pfnmap_forget_device(device);
 	vfio_group_unregister(device);
 	/* Balances the get_device() of __vfio_register_dev(). */
 	put_device(&device->device);
@@ -704,7 +710,11 @@ static int vfio_device_fops_mmap(struct file *filp, struct vm_area_struct *vma)
 
 	if (unlikely(!device->ops->mmap))
 		return -EINVAL;
-	return device->ops->mmap(device, vma);
+	int ret = device->ops->mmap(device, vma);
+	if (ret)
+		return ret;
+	/* Device memory: type1's MAP_DMA must find it again by its file. */
+	return vfio_pfnmap_record(device, vma);
 }
 
 static int vfio_device_fops_release(struct inode *, struct file *filp)

@@ -67,6 +67,8 @@ void vfio_pci_core_release_dev(struct vfio_device *core_vdev)
  */
 void vfio_pci_core_sync_command(struct vfio_pci_core_device *vdev)
 {
+	vdev->mem_decode.store(sim_pci_config_mem_enabled(&vdev->config),
+			       std::memory_order_release);
 	bool on = sim_pci_config_bus_master(&vdev->config);
 	if (on == vdev->bus_master)
 		return;

@@ -164,6 +164,49 @@ ssize_t vfio_pci_core_write(struct vfio_device *core_vdev,
 			   ppos, true);
 }
 
+/*
+ * Another device's DMA into a mapping of a BAR (peer-to-peer): the
+ * fabric delivers it to the function, not through vfio-pci, so no igate
+ * here, which a reset or a migration arc holds while it waits for the
+ * DMA engines to drain; only the function's memory decode and the model's
+ * own leaf locks. A function not decoding memory does not take it: the
+ * initiator sees the transaction fail (-EFAULT).
+ */
+static int vfio_pci_mmap_dma_rw(struct vm_area_struct *vma, u64 pos,
+				void *buf, size_t len, bool write)
+{
+	auto *vdev = static_cast<struct vfio_pci_core_device *>(
+		vma->vm_private_data);
+	u64 index = VFIO_PCI_OFFSET_TO_INDEX(pos);
+	u64 off = pos & VFIO_PCI_OFFSET_MASK;
+
+	if (index > VFIO_PCI_BAR5_REGION_INDEX)
+		return -EFAULT;
+	struct vfio_pci_bar *bar = &vdev->bars[index];
+	if (!bar->size || !bar->mmap || off > bar->size ||
+	    len > bar->size - off)
+		return -EFAULT;
+	if (!vdev->mem_decode.load(std::memory_order_acquire))
+		return -EFAULT;
+	/* The MSI-X table is the host's, never mapped: not reachable. */
+	if (vdev->msix_count && vdev->msix_bar == index &&
+	    off < vdev->msix_table_offset + 16ULL * vdev->msix_count &&
+	    off + len > vdev->msix_table_offset)
+		return -EFAULT;
+	if (bar->regs)
+		vdev->hw_ops->bar_rw(vdev, static_cast<int>(index), off, buf,
+				     len, write);
+	else if (write)
+		std::memcpy(bar->map + off, buf, len);
+	else
+		std::memcpy(buf, bar->map + off, len);
+	return 0;
+}
+
+static const struct vm_operations_struct vfio_pci_mmap_ops = {
+	.dma_rw = vfio_pci_mmap_dma_rw,
+};
+
 int vfio_pci_core_mmap(struct vfio_device *core_vdev,
 		       struct vm_area_struct *vma)
 {
@@ -201,5 +244,9 @@ int vfio_pci_core_mmap(struct vfio_device *core_vdev,
 
 	vfio_vma_set_backing(vma, bar->memfd.get(),
 			     static_cast<off_t>(req_start));
+	/* Device memory: DMA through the IOMMU reaches it as P2P. */
+	vma->vm_flags |= VM_IO | VM_PFNMAP;
+	vma->vm_ops = &vfio_pci_mmap_ops;
+	vma->vm_private_data = vdev;
 	return 0;
 }

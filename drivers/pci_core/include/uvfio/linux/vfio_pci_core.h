@@ -17,6 +17,7 @@
 #ifndef UVFIO_LINUX_VFIO_PCI_CORE_H
 #define UVFIO_LINUX_VFIO_PCI_CORE_H
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -99,7 +100,10 @@ struct vfio_pci_region {
  * vfio_pci_core_signal_msix, which does not).
  *
  * @bar_rw: an access to a BAR marked regs, inside the BAR and outside the
- *	MSI-X table.
+ *	MSI-X table. For a BAR with mmap too, it is also called without
+ *	igate, from another device's DMA engine (peer-to-peer DMA into a
+ *	mapping of the BAR): there it may take only the model's leaf locks,
+ *	never one held while the model waits for its engine.
  * @set_bus_master: the command register's bus-master bit changed (by the
  *	user, open, close or reset). Turning it off returns only when no DMA
  *	is in flight.
@@ -182,6 +186,12 @@ struct vfio_pci_core_device {
 	const struct pci_error_handlers *err_handler = nullptr;
 	bool reset_works = true;
 	unsigned long resets = 0;	/* completed function resets */
+	/*
+	 * The command register's memory decode bit, as last synced (under
+	 * igate); read without it by peer-to-peer DMA into a BAR mapping,
+	 * which a function not decoding memory does not take.
+	 */
+	std::atomic<bool> mem_decode{false};
 };
 
 /* ops->init / ops->release parts every variant driver calls. */
