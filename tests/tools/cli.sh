@@ -9,7 +9,7 @@
 # state, saved again, has the saved stream's digest; send streams, so a
 # failing source ends recv and the stream is not held in a file), bad
 # inputs (short, corrupted or foreign files, a port in use, a peer
-# leaving mid-stream),
+# leaving mid-stream), the listening port bound to loopback,
 # and migrate ending verified for simnic (pre-copy, DMA logging) and
 # simmin (stop-copy, IOMMU dirty pages) with the workload running; and
 # --fault arming fault points (exit 1 when one fires, 2 for a bad one).
@@ -401,6 +401,11 @@ if wait_listening $rpid; then
 		echo "FAIL: --listen 0: no loopback port printed:"; cat "$tmp/recv.err"
 		fails=$((fails + 1)); kill $rpid
 	else
+		# Bound to loopback, as it says: 127.0.0.1 listening (0A)
+		# in /proc/net/tcp, not 0.0.0.0.
+		grep -qi "^ *[0-9]*: 0100007F:$(printf %04X "$p0") 00000000:0000 0A" /proc/net/tcp ||
+			{ echo "FAIL: --listen 0 is not bound to 127.0.0.1:"; cat /proc/net/tcp
+			  fails=$((fails + 1)); }
 		expect 0 "send to the port --listen 0 bound" -- "$ctl" send "$S" --to "$p0"
 	fi
 	wait $rpid || { echo "FAIL: recv --listen 0 exit $?"; fails=$((fails + 1)); }
