@@ -4,6 +4,9 @@
  * a plugin driver (loaded from UVFIO_DRIVER_PATH), migrates one into the
  * other with STOP_COPY and checks device memory (BAR2) arrived.
  *
+ * It also lists the plugins on the path by the core's call, finds NAME's
+ * file there, and sees a loaded plugin's name refused as registered.
+ *
  * usage: plugin_host [NAME [BYTES]]: NAME (default "plugskel") is
  * created with seed=5 and its seeded memory compared; with BYTES, NAME
  * takes no keys and the host writes BYTES of BAR2 itself first.
@@ -60,11 +63,29 @@ int main(int argc, char **argv)
 	ssize_t n;
 
 	CHECK(size > 0 && size <= sizeof(a));
+	{
+		const char *pname, *pfile;
+		char why[256];
+		int listed = 0;
+		for (i = 0; !uvfio_driver_plugin((unsigned)i, &pname, &pfile); i++)
+			if (!strcmp(pname, name)) {
+				size_t fl = strlen(pfile), nl = strlen(name);
+				CHECK(fl > nl + 4 && pfile[fl - nl - 4] == '/' &&
+				      !strncmp(pfile + fl - nl - 3, name, nl) &&
+				      !strcmp(pfile + fl - 3, ".so"));
+				listed = 1;
+			}
+		CHECK(listed);
+		CHECK(uvfio_driver_plugin_load("nosuchplugin", why,
+					       sizeof(why)) == -1 &&
+		      errno == ENOENT);
+	}
 	CHECK(uvfio_sim_add("nosuchplugin,bdf=0000:00:08.0") == -1 &&
 	      errno == ENOENT);
 	snprintf(spec, sizeof(spec), "%s,bdf=0000:00:09.0%s", name,
 		 argc > 2 ? "" : ",seed=5");
 	CHECK(uvfio_sim_add(spec) == 0);
+	CHECK(uvfio_driver_plugin_load(name, NULL, 0) == -1 && errno == EEXIST);
 	snprintf(spec, sizeof(spec), "%s,bdf=0000:00:09.1", name);
 	CHECK(uvfio_sim_add(spec) == 0);
 	src = uvfio_open("0000:00:09.0");

@@ -3,10 +3,13 @@
 # 2 usage), one-line messages on bad input, --help on every subcommand,
 # state's arcs (one target or several in turn) and fsm's check of every
 # driver, save | load through a pipe (save streaming: a file replaced
-# only by a whole stream, a failed save's pipe left truncated)
+# only by a whole stream, so a fault, a full disk or a signal leaves it
+# as it was; a failed save's pipe left truncated)
 # and send/recv over loopback TCP round-tripping a device (the loaded
-# state, saved again, has the saved stream's digest), bad inputs (short,
-# corrupted or foreign files, a port in use, a peer leaving mid-stream),
+# state, saved again, has the saved stream's digest; send streams, so a
+# failing source ends recv and the stream is not held in a file), bad
+# inputs (short, corrupted or foreign files, a port in use, a peer
+# leaving mid-stream), the listening port bound to loopback,
 # and migrate ending verified for simnic (pre-copy, DMA logging) and
 # simmin (stop-copy, IOMMU dirty pages) with the workload running; and
 # --fault arming fault points (exit 1 when one fires, 2 for a bad one).
@@ -112,7 +115,17 @@ cmp -s "$tmp/good.bin" "$tmp/keep.bin" ||
 expect 1 "failed return keeps the file" -- "$ctl" --fault 'mig.arc.STOP_COPY->STOP' save "$S" -o "$tmp/good.bin"
 cmp -s "$tmp/good.bin" "$tmp/keep.bin" ||
 	{ echo "FAIL: a save that failed at its end changed the file"; fails=$((fails + 1)); }
-[ -z "$(ls -A "$tmp" | grep '^\.good\.bin\.')" ] ||
+# A full disk: the file size limit (SIGXFSZ ignored, so a write fails with
+# EFBIG as ENOSPC would) is below the stream's 4 MiB but above the
+# device's own files (64K of memory, no v1 region).
+T=testdev,bdf=00:02.0,mig=stop_copy,mem=64K,state=4M,seed=5,mig_v1=off
+expect 0 "save a 4M testdev" -- "$ctl" save "$T" -o "$tmp/full.bin"
+cp "$tmp/full.bin" "$tmp/full.keep"
+expect 1 "save onto a full disk" -- sh -c 'trap "" XFSZ; ulimit -f 1000
+	exec "$0" save "$1" -o "$2"' "$ctl" "$T" "$tmp/full.bin"
+cmp -s "$tmp/full.bin" "$tmp/full.keep" ||
+	{ echo "FAIL: a save onto a full disk changed the file"; fails=$((fails + 1)); }
+[ -z "$(ls -A "$tmp" | grep '^\.\(good\|full\)\.bin\.')" ] ||
 	{ echo "FAIL: temporary files left:"; ls -A "$tmp"; fails=$((fails + 1)); }
 ln -s good.bin "$tmp/link.bin"
 expect 0 "save through a symlink" -- "$ctl" save "$S" -o "$tmp/link.bin"
@@ -173,6 +186,34 @@ else
 fi
 expect 1 "nobody listening" -- "$ctl" send "$S" --to "127.0.0.1:$((port + 1))"
 expect 2 "bad address" -- "$ctl" send "$S" --to "localhost:http"
+# send connects first and streams as it reads: a source failing mid-save
+# ends the receiver too (1: a truncated stream or the sender's error),
+# instead of leaving it waiting for a connection (timeout: 124).
+port3=$((port + 3))
+: >"$tmp/recv.err"
+timeout 60 "$ctl" recv "$D" --listen "127.0.0.1:$port3" 2>"$tmp/recv.err" &
+rpid=$!
+if wait_listening $rpid; then
+	expect 1 "send, the source failing mid-stream" -- "$ctl" --fault mig.data.read:2 \
+		send "$S" --to "127.0.0.1:$port3"
+	wait $rpid; rc=$?
+	[ $rc = 1 ] && echo "ok: a failed send ends recv" ||
+		{ echo "FAIL: a failed send: recv exit $rc"; cat "$tmp/recv.err"; fails=$((fails + 1)); }
+fi
+# ... and holds no copy of the stream in a file (the memfd it once
+# was): under a file size limit below the stream's 4 MiB (T, above) it
+# still sends.
+port4=$((port + 4))
+: >"$tmp/recv.err"
+timeout 60 "$ctl" recv "$(echo "$T" | sed 's/00:02.0/00:03.0/; s/,seed=5//')" \
+	--listen "127.0.0.1:$port4" >/dev/null 2>"$tmp/recv.err" &
+rpid=$!
+if wait_listening $rpid; then
+	expect 0 "send writes no copy of the stream" -- sh -c 'trap "" XFSZ
+		ulimit -f 1000; exec "$0" send "$1" --to "$2"' "$ctl" "$T" "127.0.0.1:$port4"
+	wait $rpid || { echo "FAIL: recv of a send under a file size limit: exit $?"
+			cat "$tmp/recv.err"; fails=$((fails + 1)); }
+fi
 
 # dirty: both trackers see the workload's writes, and clear on read.
 for how in dma-logging iommu; do
@@ -360,6 +401,11 @@ if wait_listening $rpid; then
 		echo "FAIL: --listen 0: no loopback port printed:"; cat "$tmp/recv.err"
 		fails=$((fails + 1)); kill $rpid
 	else
+		# Bound to loopback, as it says: 127.0.0.1 listening (0A)
+		# in /proc/net/tcp, not 0.0.0.0.
+		grep -qi "^ *[0-9]*: 0100007F:$(printf %04X "$p0") 00000000:0000 0A" /proc/net/tcp ||
+			{ echo "FAIL: --listen 0 is not bound to 127.0.0.1:"; cat /proc/net/tcp
+			  fails=$((fails + 1)); }
 		expect 0 "send to the port --listen 0 bound" -- "$ctl" send "$S" --to "$p0"
 	fi
 	wait $rpid || { echo "FAIL: recv --listen 0 exit $?"; fails=$((fails + 1)); }

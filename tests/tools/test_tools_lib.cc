@@ -24,9 +24,11 @@
 #include <csignal>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <thread>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -1593,10 +1595,16 @@ TEST(MigrationConcurrency, TwoHundredFiftySixPairsAtOnce)
 	EXPECT_EQ(count_fds(), before);
 }
 
-// Contract: the plugins on a driver path are found as the core finds one
-// (NAME.so, the first directory that has it wins, nothing but .so files,
-// no hidden names), listed in name order, and a file that does not load
-// says why, naming itself.
+// Contract: the plugins on UVFIO_DRIVER_PATH are what the core says they
+// are (uvfio_driver_plugin()): NAME.so, the first directory that has it
+// wins, only names a spec can give (no hidden or odd names, nothing but
+// .so files), missing directories and empty entries skipped, listed in
+// name order; tools/lib's list is that list. uvfio_driver_plugin_load()
+// loads by name as a spec naming it would: a file that does not load says
+// why, naming itself, in a buffer it is cut to fit; no such plugin or no
+// spec name is ENOENT; a registered (built-in) name is EEXIST and loads
+// nothing; a spec naming the plugin takes the same file and logs the
+// same reason.
 TEST(DriverPlugins, FoundInPathOrderAndLoadErrorsSayWhy)
 {
 	char tmpl[] = "/tmp/uvfio-plugins-XXXXXX";
@@ -1611,34 +1619,116 @@ TEST(DriverPlugins, FoundInPathOrderAndLoadErrorsSayWhy)
 		std::fclose(fp);
 	};
 	/* Long enough for the loader to read a header, which is not ELF's. */
-	touch(b + "/zeta.so", std::string(4096, 'x').c_str());
-	touch(b + "/alpha.so", "second");
+	std::string not_elf(4096, 'x');
+	touch(b + "/zeta.so", not_elf.c_str());
+	touch(b + "/alpha.so", not_elf.c_str());
 	touch(a + "/alpha.so", "first");
 	touch(a + "/notes.txt", "");
 	touch(a + "/.hidden.so", "");
-	std::string path = root + "/none:" + a + "::" + b;
+	touch(a + "/bad name.so", "");
+	/* A built-in driver's name: the built-in wins. */
+	touch(b + "/simnic.so", not_elf.c_str());
+
+	/* The environment as the core reads it; restored however we leave. */
+	struct Env {
+		std::string old;
+		bool had;
+		explicit Env(const std::string &v)
+		{
+			const char *o = std::getenv("UVFIO_DRIVER_PATH");
+			had = o;
+			old = o ? o : "";
+			setenv("UVFIO_DRIVER_PATH", v.c_str(), 1);
+		}
+		~Env()
+		{
+			if (had)
+				setenv("UVFIO_DRIVER_PATH", old.c_str(), 1);
+			else
+				unsetenv("UVFIO_DRIVER_PATH");
+		}
+	} env(root + "/none:" + a + "::" + b);
+
+	using Plugin = std::pair<std::string, std::string>;
+	std::vector<Plugin> listed;
+	const char *name, *file;
+	for (unsigned int i = 0; !uvfio_driver_plugin(i, &name, &file); i++)
+		listed.emplace_back(name, file);
+	EXPECT_EQ(errno, ENOENT);
+	ASSERT_EQ(listed.size(), 3u);
+	EXPECT_EQ(listed[0], Plugin("alpha", a + "/alpha.so"));
+	EXPECT_EQ(listed[1], Plugin("simnic", b + "/simnic.so"));
+	EXPECT_EQ(listed[2], Plugin("zeta", b + "/zeta.so"));
+	EXPECT_EQ(uvfio_driver_plugin(0, nullptr, nullptr), 0);
+	EXPECT_EQ(uvfio_driver_plugin(3, &name, &file), -1);
+	EXPECT_EQ(errno, ENOENT);
 
 	std::vector<uvfio::tools::PluginFile> found =
-		uvfio::tools::find_driver_plugins(path.c_str());
-	ASSERT_EQ(found.size(), 2u);
-	EXPECT_EQ(found[0].name, "alpha");
-	EXPECT_EQ(found[0].path, a + "/alpha.so");
-	EXPECT_EQ(found[1].name, "zeta");
-	EXPECT_EQ(found[1].path, b + "/zeta.so");
-	EXPECT_EQ(uvfio::tools::find_driver_plugin("zeta", path.c_str()),
-		  b + "/zeta.so");
-	EXPECT_EQ(uvfio::tools::find_driver_plugin("nosuch", path.c_str()), "");
+		uvfio::tools::find_driver_plugins();
+	ASSERT_EQ(found.size(), listed.size());
+	for (size_t i = 0; i < found.size(); i++) {
+		EXPECT_EQ(found[i].name, listed[i].first);
+		EXPECT_EQ(found[i].path, listed[i].second);
+	}
+	EXPECT_EQ(uvfio::tools::find_driver_plugin("zeta"), b + "/zeta.so");
+	EXPECT_EQ(uvfio::tools::find_driver_plugin("nosuch"), "");
 	/* A name is a file name, never a path. */
-	EXPECT_EQ(uvfio::tools::find_driver_plugin("../b/zeta", path.c_str()),
-		  "");
+	EXPECT_EQ(uvfio::tools::find_driver_plugin("../b/zeta"), "");
 
-	std::string why;
-	EXPECT_EQ(uvfio::tools::load_driver_plugin(found[1], &why), -EINVAL);
-	EXPECT_EQ(why.rfind("driver plugin " + b + "/zeta.so: ", 0), 0u) << why;
-	EXPECT_NE(why.find("ELF"), std::string::npos) << why;
+	char why[512];
+	EXPECT_EQ(uvfio_driver_plugin_load("zeta", why, sizeof(why)), -1);
+	EXPECT_EQ(errno, EINVAL);
+	std::string zeta_why = why;
+	EXPECT_EQ(zeta_why.rfind("driver plugin " + b + "/zeta.so: ", 0), 0u)
+		<< zeta_why;
+	EXPECT_NE(zeta_why.find("ELF"), std::string::npos) << zeta_why;
+	char small[8];
+	EXPECT_EQ(uvfio_driver_plugin_load("zeta", small, sizeof(small)), -1);
+	EXPECT_EQ(std::string(small), zeta_why.substr(0, 7));
+	EXPECT_EQ(uvfio_driver_plugin_load("zeta", nullptr, 0), -1);
+	EXPECT_EQ(errno, EINVAL);
+	EXPECT_EQ(uvfio_driver_plugin_load("nosuch", why, sizeof(why)), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_NE(std::string(why).find("nosuch"), std::string::npos) << why;
+	EXPECT_EQ(uvfio_driver_plugin_load("../b/zeta", why, sizeof(why)), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(uvfio_driver_plugin_load(".hidden", why, sizeof(why)), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(uvfio_driver_plugin_load("simnic", why, sizeof(why)), -1);
+	EXPECT_EQ(errno, EEXIST);
+	EXPECT_EQ(uvfio_driver_plugin_load(nullptr, why, sizeof(why)), -1);
+	EXPECT_EQ(errno, EFAULT);
+
+	std::string msg;
+	EXPECT_EQ(uvfio::tools::load_driver_plugin("zeta", &msg), -EINVAL);
+	EXPECT_EQ(msg, zeta_why);
+	EXPECT_EQ(uvfio::tools::load_driver_plugin("simnic", &msg), -EEXIST);
+
+	/* A spec naming a plugin: the same file, the same reason, logged. */
+	std::vector<std::string> log;
+	uvfio_set_log_fn(
+		[](int, const char *line, void *opaque) {
+			static_cast<std::vector<std::string> *>(opaque)->push_back(
+				line);
+		},
+		&log);
+	EXPECT_EQ(uvfio_sim_add("zeta,bdf=0000:00:1f.0"), -1);
+	EXPECT_EQ(errno, ENOENT);
+	EXPECT_EQ(uvfio_sim_add("alpha,bdf=0000:00:1f.0"), -1);
+	EXPECT_EQ(errno, ENOENT);
+	uvfio_set_log_fn(nullptr, nullptr);
+	auto logged = [&](const std::string &text) {
+		return std::any_of(log.begin(), log.end(), [&](auto &l) {
+			return l.find(text) != std::string::npos;
+		});
+	};
+	EXPECT_TRUE(logged(zeta_why));
+	EXPECT_TRUE(logged("driver plugin " + a + "/alpha.so: "));
+	EXPECT_FALSE(logged(b + "/alpha.so"));
 
 	for (const char *f : {"/a/alpha.so", "/a/notes.txt", "/a/.hidden.so",
-			      "/b/alpha.so", "/b/zeta.so"})
+			      "/a/bad name.so", "/b/alpha.so", "/b/zeta.so",
+			      "/b/simnic.so"})
 		unlink((root + f).c_str());
 	rmdir(a.c_str());
 	rmdir(b.c_str());

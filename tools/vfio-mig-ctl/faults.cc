@@ -14,28 +14,17 @@
 
 namespace uvfio::mig_ctl {
 
-namespace {
-
-bool driver_registered(const std::string &spec_name)
-{
-	const char *s;
-	for (unsigned int i = 0; !uvfio_sim_driver(i, &s, nullptr, nullptr); i++)
-		if (spec_name == s)
-			return true;
-	return false;
-}
-
-} // namespace
-
 int load_all_plugins(std::vector<PluginFile> *loaded)
 {
 	int rc = 0;
 	for (const PluginFile &p : find_driver_plugins()) {
-		/* A built-in driver of that name wins, as in the core. */
-		if (driver_registered(p.name))
-			continue;
 		std::string why;
-		if (load_driver_plugin(p, &why)) {
+		int ret = load_driver_plugin(p.name, &why);
+		/* A driver of that name is registered (a built-in one wins,
+		 * as in the core): not this plugin's to list. */
+		if (ret == -EEXIST)
+			continue;
+		if (ret) {
 			rc = fail(EXIT_FAIL, why);
 			continue;
 		}
@@ -50,14 +39,16 @@ int load_spec_plugin(const std::string &spec)
 	if (is_device_path(spec))
 		return 0;
 	std::string name = spec.substr(0, spec.find(','));
-	if (name.empty() || driver_registered(name))
+	if (name.empty())
 		return 0;
-	std::string file = find_driver_plugin(name);
-	if (file.empty())
-		return 0;	/* the core says "unknown driver" */
 	std::string why;
+	int ret = load_driver_plugin(name, &why);
+	/* Registered, or no plugin: the core takes the spec from here (and
+	 * says "unknown driver" if it must). */
+	if (ret == -EEXIST || ret == -ENOENT)
+		return 0;
 	/* A spec that creates no device is a usage error (2). */
-	if (load_driver_plugin({name, file}, &why))
+	if (ret)
 		return fail(EXIT_USAGE, why);
 	return 0;
 }

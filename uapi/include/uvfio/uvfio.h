@@ -103,6 +103,45 @@ int uvfio_sim_driver(unsigned int idx, const char **spec_name,
 		     const char **name, const char **description);
 
 /*
+ * Driver plugins: a driver built as a shared object NAME.so in one of the
+ * directories of the environment's UVFIO_DRIVER_PATH (colon-separated,
+ * searched in order; empty entries and unreadable directories skipped) is
+ * the driver of spec name NAME. Only the first directory that has NAME.so
+ * counts, and only names a spec can give (letters, digits, '_', '-', '.',
+ * not starting with '.'). uvfio_sim_add() loads one when a spec names a
+ * driver that is not registered; these two calls let a program see and
+ * load them by the same rules before that (to list them, or arm their
+ * fault points).
+ */
+
+/*
+ * The plugins on the path, loaded or not, one per spec name: the idx-th
+ * (0, 1, ...) in spec-name order, its name and file ("DIR/NAME.so"). Each
+ * call reads the directories afresh. Any output may be NULL; the strings
+ * live as long as the process.
+ *
+ * Return: 0, or -1 with errno ENOENT past the last plugin (or none:
+ * UVFIO_DRIVER_PATH unset) or ENOMEM.
+ */
+int uvfio_driver_plugin(unsigned int idx, const char **name,
+			const char **file);
+
+/*
+ * Load the plugin of spec name name from the path, as uvfio_sim_add()
+ * would: its constructor registers its driver (and its fault points).
+ * A plugin stays loaded. A built-in or loaded driver of that name wins:
+ * nothing is loaded then.
+ *
+ * Return: 0, or -1 with errno ENOENT (no such plugin on the path, or not
+ * a name a spec can give), EEXIST (a driver of that name is registered),
+ * EINVAL (the dynamic loader refused the file), EFAULT (name is NULL) or
+ * ENOMEM. On failure, unless why is NULL, why (why_size bytes) holds the
+ * reason, one line cut to fit: for EINVAL "driver plugin FILE: " and the
+ * loader's message.
+ */
+int uvfio_driver_plugin_load(const char *name, char *why, size_t why_size);
+
+/*
  * A hash of the migratable state of the device open as fd (a device fd),
  * from the driver's own hook: equal for a device saved and a device loaded
  * from its stream. For checks such as the conformance suite's round trip;

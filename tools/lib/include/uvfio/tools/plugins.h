@@ -5,11 +5,12 @@
  *
  * The core loads a plugin when a spec first names its driver; a tool that
  * must see a plugin's fault points or list its driver before any device
- * exists (vfio-mig-ctl --fault, drivers) loads it here, the way the core
- * would: the first NAME.so in the path's directories, in order, dlopen()ed
- * with RTLD_NOW | RTLD_LOCAL; its constructor registers the driver (and
- * its fault points) with the libuvfio.so this process has, so the core
- * later finds the driver registered and does not load it again.
+ * exists (vfio-mig-ctl --fault, drivers) loads it here. These wrap the
+ * core's own calls (uvfio_driver_plugin(), uvfio_driver_plugin_load() in
+ * <uvfio/uvfio.h>), so a tool finds the file the core would and loads it
+ * the same way: the plugin's constructor registers the driver (and its
+ * fault points) with the libuvfio.so this process has, so the core later
+ * finds the driver registered and does not load it again.
  */
 #ifndef UVFIO_TOOLS_PLUGINS_H
 #define UVFIO_TOOLS_PLUGINS_H
@@ -25,24 +26,21 @@ struct PluginFile {
 };
 
 /*
- * The plugins on the path (colon-separated directories; the environment's
- * UVFIO_DRIVER_PATH when path is null), one per name, the first found, in
- * name order. Unreadable directories are skipped.
+ * The plugins on UVFIO_DRIVER_PATH, loaded or not, one per name (the first
+ * directory's), in name order.
  */
-std::vector<PluginFile> find_driver_plugins(const char *path = nullptr);
+std::vector<PluginFile> find_driver_plugins();
+
+/* The file of the plugin of spec name name, or "" if there is none. */
+std::string find_driver_plugin(const std::string &name);
 
 /*
- * The plugin of the spec name name on the path (as above): its file, or
- * "" if there is none.
+ * Load the plugin of spec name name. 0, or -errno with *why (may be null)
+ * saying why: -ENOENT (no such plugin), -EEXIST (a driver of that name is
+ * registered: nothing loaded), -EINVAL (the loader's message, naming the
+ * file).
  */
-std::string find_driver_plugin(const std::string &name,
-			       const char *path = nullptr);
-
-/*
- * Load the plugin file. 0, or -EINVAL with *why (the dynamic loader's
- * message, naming the file).
- */
-int load_driver_plugin(const PluginFile &p, std::string *why);
+int load_driver_plugin(const std::string &name, std::string *why);
 
 } // namespace uvfio::tools
 
