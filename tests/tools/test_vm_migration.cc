@@ -8,6 +8,8 @@
  */
 #include <gtest/gtest.h>
 
+#include <dirent.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -18,6 +20,7 @@
 #include <uvfio/tools/migration.h>
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/uapi/vfio.h>
+#include <uvfio/uvfio.h>
 
 using namespace uvfio::tools;
 
@@ -80,6 +83,19 @@ template <typename F> bool wait_for(F cond, int seconds = 60)
 		std::this_thread::sleep_for(std::chrono::milliseconds(1));
 	}
 	return true;
+}
+
+int count_fds()
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (struct dirent *e = readdir(d))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;	/* the DIR's own */
 }
 
 } // namespace
@@ -269,4 +285,54 @@ TEST(VmMigration, OneDeviceAndTheSingleDeviceApi)
 			     [&] { src.stop_workload(); }, &r, &why), 0) << why;
 	EXPECT_TRUE(r.p2p);
 	EXPECT_TRUE(r.verified) << r.verify_detail;
+}
+
+// Contract: a failure in the middle of the switch-over (the second
+// device's PRE_COPY_P2P -> STOP_COPY arc, after the first was saved) fails
+// migrate_vm() naming that device, and rolls the whole VM back as
+// migrate() does one device: every source RUNNING again, every
+// destination reset (RUNNING, ready for another try); a second try
+// succeeds; and two VMs of four devices leave no descriptor behind.
+TEST(VmMigration, FailureRollsTheWholeVmBackAndLeavesNoDescriptor)
+{
+	const int before = count_fds();
+	ASSERT_GT(before, 0);
+	{
+		SimVm src, dst;
+		std::string why;
+		ASSERT_EQ(src.create_vm(specs("simnic", 0x80, 4, ",seed=9"), GUEST,
+					&why), 0) << why;
+		ASSERT_EQ(dst.create_vm(specs("simnic", 0x90, 4), GUEST, &why), 0)
+			<< why;
+		for (size_t i = 0; i < 4; i++)
+			ASSERT_EQ(src.start_workload(i, 50 + i, 20000, true, &why), 0)
+				<< why;
+		Pairs p(src, dst);
+		VmMigrateOptions opt;
+		opt.base.max_passes = 2;
+		opt.base.cpu_written = src.cpu_written();
+		std::vector<size_t> saved;
+		opt.on_device_saved = [&](size_t i) { saved.push_back(i); };
+		VmMigrateReport r;
+		ASSERT_EQ(uvfio_fault_set("mig.arc.PRE_COPY_P2P->STOP_COPY", 2, 0, 0),
+			  0);
+		int ret = migrate_vm(p.list, src.guest(), dst.guest(), opt,
+				     [&] { src.stop_workload(); }, &r, &why);
+		uvfio_fault_clear(nullptr);
+		EXPECT_LT(ret, 0);
+		EXPECT_EQ(saved, std::vector<size_t>{0});
+		EXPECT_NE(why.find(src.bdf(1) + ": source cannot enter STOP_COPY"),
+			  std::string::npos) << why;
+		for (size_t i = 0; i < 4; i++) {
+			EXPECT_EQ(p.state(i, true), VFIO_DEVICE_STATE_RUNNING);
+			EXPECT_EQ(p.state(i, false), VFIO_DEVICE_STATE_RUNNING);
+		}
+
+		why.clear();
+		opt.on_device_saved = {};
+		ASSERT_EQ(migrate_vm(p.list, src.guest(), dst.guest(), opt, {}, &r,
+				     &why), 0) << why;
+		EXPECT_TRUE(r.verified) << r.verify_detail;
+	}
+	EXPECT_EQ(count_fds(), before) << "descriptors left behind";
 }
