@@ -103,10 +103,13 @@ int count_fds()
 // Contract: four simnics in one VM (one container, one guest memory, each
 // BAR2 mapped at a P2P window), each running a seeded workload of which
 // one descriptor in four writes into a peer's BAR2, migrate in QEMU's P2P
-// order with pre-copy while the workloads run: every destination's
-// re-saved state equals its source's at switch-over and guest memory is
-// equal (verified, per device too), every source ends stopped and every
-// destination running. 50 runs, 50 seeds.
+// order with pre-copy while the workloads run: each destination, once
+// loaded, has its source's state (the drivers' state digests, taken at
+// that moment, outside the library), and no source changes after its
+// save (its digest after the migration is the one at its save); the
+// library's verification (every pair re-saved, guest memory) agrees,
+// per device too; every source ends stopped and every destination
+// running. 50 runs, 50 seeds.
 TEST(VmMigration, FourSimnicsWritingIntoPeersVerify)
 {
 	for (unsigned run = 0; run < 50; run++) {
@@ -134,10 +137,28 @@ TEST(VmMigration, FourSimnicsWritingIntoPeersVerify)
 		opt.base.max_passes = 4;
 		opt.base.min_pass_ms = 2;
 		opt.base.cpu_written = src.cpu_written();
+		std::vector<uint64_t> at_save(4, 0);
+		std::string digest_error;
+		opt.on_device_saved = [&](size_t i) {
+			uint64_t d = 0;
+			if (uvfio_sim_state_digest(src.fd(i), &at_save[i]) ||
+			    uvfio_sim_state_digest(dst.fd(i), &d))
+				digest_error += " no digest of device " + std::to_string(i);
+			else if (d != at_save[i])
+				digest_error += " device " + std::to_string(i) +
+						" loaded a state other than its source's";
+		};
 		VmMigrateReport r;
 		int ret = migrate_vm(p.list, src.guest(), dst.guest(), opt,
 				     [&] { src.stop_workload(); }, &r, &why);
 		ASSERT_EQ(ret, 0) << why;
+		EXPECT_EQ(digest_error, "");
+		for (size_t i = 0; i < 4; i++) {
+			uint64_t d = 0;
+			EXPECT_EQ(uvfio_sim_state_digest(src.fd(i), &d), 0);
+			EXPECT_EQ(d, at_save[i]) << "source " << i
+						 << " changed after its save";
+		}
 		EXPECT_TRUE(r.precopy);
 		EXPECT_TRUE(r.p2p);
 		EXPECT_EQ(r.dirty_tracking, "dma-logging");
@@ -188,7 +209,10 @@ TEST(VmMigration, UnsafeOrderLosesPeerWritesAndVerificationNamesTheDevice)
 				hook_error = "device " + std::to_string(j) +
 					     " did not drain";
 	};
+	std::vector<uint64_t> at_save(N, 0);
 	opt.on_device_saved = [&](size_t i) {
+		if (uvfio_sim_state_digest(src.fd(i), &at_save[i]))
+			hook_error = "no digest";
 		if (i + 1 == N)
 			return;		/* no peer runs any more */
 		std::string w;
@@ -212,6 +236,10 @@ TEST(VmMigration, UnsafeOrderLosesPeerWritesAndVerificationNamesTheDevice)
 	src.stop_workload();
 	ASSERT_EQ(ret, 0) << why;
 	ASSERT_EQ(hook_error, "");
+	/* The peers did change the first source after its save. */
+	uint64_t now = 0;
+	ASSERT_EQ(uvfio_sim_state_digest(src.fd(0), &now), 0);
+	EXPECT_NE(now, at_save[0]);
 	EXPECT_FALSE(r.p2p);
 	EXPECT_FALSE(r.verified);
 	EXPECT_FALSE(r.devices[0].verified);
