@@ -10,7 +10,9 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <uvfio/tools/migration.h>
 #include <uvfio/uapi/vfio.h>
@@ -64,6 +66,60 @@ ssize_t read_some(const Endpoint &e, char *buf, size_t len);
 
 /* QEMU's recovery: the fallback state, else a reset. */
 void recover(Migration &mig, __u32 fallback);
+
+/* -------- what migrate() and migrate_vm() share (live_migration.cc) */
+
+/* memcpy of guest memory that the guest and devices may be writing. */
+void copy_page(void *dst, const void *src, size_t len);
+
+/*
+ * Guest memory copied along dirty tracking: the union of every device's
+ * DMA log when all have one (and dma_logging), else the container's IOMMU
+ * dirty pages, which see every device in it.
+ */
+class GuestTracker
+{
+public:
+	GuestTracker(std::vector<Device *> devs, const GuestMemory &s,
+		     const GuestMemory &d);
+	~GuestTracker() { stop(); }
+
+	/* *mode: "dma-logging", "iommu" or "none". 0 or -errno. */
+	int start(bool dma_logging, std::string *mode);
+	void stop();
+	/* Copy all of guest memory (the first pass); pages. */
+	__u64 copy_all();
+	/*
+	 * Copy the pages dirtied since the last call; with no tracking,
+	 * everything (only safe once the sources are stopped). Pages
+	 * copied, or -errno.
+	 */
+	long long copy_dirty();
+
+private:
+	std::vector<Device *> devs_;
+	GuestMemory s_, d_;
+	std::vector<std::unique_ptr<DirtyTracker>> t_;
+	std::vector<__u64> union_;
+};
+
+/* The vCPUs' writes (MigrateOptions::cpu_written) once they stopped;
+ * pages. */
+__u64 copy_cpu_written(const GuestMemory &s, const GuestMemory &d,
+		       const std::vector<std::pair<__u64, __u64>> &ranges);
+
+/* Save a device's state into memory (verification, outside downtime):
+ * from and back to STOP. 0 or -errno with *why. */
+int snapshot(Migration &mig, std::vector<char> *out, std::string *why);
+
+/*
+ * The convergence policy: switch over once the initial data is sent and
+ * what is left (device data PRECOPY_INFO reports, and guest pages at the
+ * last pass's count) would take no longer than the budget at the last
+ * pass's rate.
+ */
+bool converged(const PassReport &p, __u64 initial, __u64 dirty,
+	       double budget_ms);
 
 } // namespace uvfio::tools::detail
 

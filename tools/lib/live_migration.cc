@@ -22,8 +22,6 @@ namespace uvfio::tools {
 
 using namespace detail;
 
-namespace {
-
 /*
  * Copy guest pages the VMM way, while the guest (the workload's vCPU) and
  * the device may be writing them: a race by design (the dirty log makes
@@ -45,6 +43,10 @@ extern "C" void __tsan_ignore_thread_begin(void);
 extern "C" void __tsan_ignore_thread_end(void);
 #endif
 
+namespace detail {
+
+constexpr __u64 PAGE = DirtyTracker::PAGE;
+
 __attribute__((no_sanitize("thread"))) void
 copy_page(void *dst, const void *src, size_t len)
 {
@@ -57,64 +59,89 @@ copy_page(void *dst, const void *src, size_t len)
 #endif
 }
 
-constexpr __u64 PAGE = DirtyTracker::PAGE;
-
-/* Guest memory copies along a dirty tracker. */
-class GuestTracker
+GuestTracker::GuestTracker(std::vector<Device *> devs, const GuestMemory &s,
+			   const GuestMemory &d)
+	: devs_(std::move(devs)), s_(s), d_(d)
 {
-public:
-	GuestTracker(Device &src, const GuestMemory &s, const GuestMemory &d)
-		: t_(src, s), s_(s), d_(d)
-	{
-	}
+}
 
-	int start(bool dma_logging, std::string *mode)
-	{
-		int ret = t_.start(dma_logging);
-		*mode = t_.mode();
-		return ret;
-	}
-	void stop() { t_.stop(); }
-
-	/* Copy all of guest memory (the first pass). */
-	__u64 copy_all()
-	{
-		for (__u64 off = 0; off < s_.size; off += PAGE)
-			copy_page(static_cast<char *>(d_.host) + off,
-				  static_cast<const char *>(s_.host) + off,
-				  std::min(PAGE, s_.size - off));
-		return s_.size / PAGE;
-	}
-
-	/*
-	 * Copy the pages dirtied since the last call; with no tracking,
-	 * everything (only safe once the source is stopped). Pages copied,
-	 * or -errno.
-	 */
-	long long copy_dirty()
-	{
-		if (!std::strcmp(t_.mode(), "none"))
-			return (long long)copy_all();
-		int ret = t_.report(&bitmap_);
-		if (ret)
+int GuestTracker::start(bool dma_logging, std::string *mode)
+{
+	stop();
+	bool all_log = dma_logging;
+	for (Device *dev : devs_) {
+		DeviceCaps c;
+		if (int ret = dev->probe(&c))
 			return ret;
-		long long n = 0;
-		for (__u64 p = 0; p < s_.size / PAGE; p++) {
-			if (!(bitmap_[p / 64] >> (p % 64) & 1))
-				continue;
-			copy_page(static_cast<char *>(d_.host) + p * PAGE,
-				  static_cast<const char *>(s_.host) + p * PAGE,
-				  PAGE);
-			n++;
-		}
-		return n;
+		all_log = all_log && c.dma_logging;
 	}
+	/*
+	 * Every device's own log, their union read each pass; else the
+	 * container's, which sees every device in it.
+	 */
+	size_t n = all_log ? devs_.size() : std::min<size_t>(devs_.size(), 1);
+	int ret = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		t_.push_back(std::make_unique<DirtyTracker>(*devs_[i], s_));
+		ret = t_.back()->start(all_log);
+	}
+	*mode = t_.empty() ? "none" : t_.back()->mode();
+	return ret;
+}
 
-private:
-	DirtyTracker t_;
-	GuestMemory s_, d_;
-	std::vector<__u64> bitmap_;
-};
+void GuestTracker::stop()
+{
+	t_.clear();
+}
+
+__u64 GuestTracker::copy_all()
+{
+	for (__u64 off = 0; off < s_.size; off += PAGE)
+		copy_page(static_cast<char *>(d_.host) + off,
+			  static_cast<const char *>(s_.host) + off,
+			  std::min(PAGE, s_.size - off));
+	return s_.size / PAGE;
+}
+
+long long GuestTracker::copy_dirty()
+{
+	if (t_.empty() || !std::strcmp(t_[0]->mode(), "none"))
+		return (long long)copy_all();
+	std::vector<__u64> one;
+	union_.assign((s_.size / PAGE + 63) / 64, 0);
+	for (auto &t : t_) {
+		if (int ret = t->report(&one))
+			return ret;
+		for (size_t w = 0; w < union_.size() && w < one.size(); w++)
+			union_[w] |= one[w];
+	}
+	long long n = 0;
+	for (__u64 p = 0; p < s_.size / PAGE; p++) {
+		if (!(union_[p / 64] >> (p % 64) & 1))
+			continue;
+		copy_page(static_cast<char *>(d_.host) + p * PAGE,
+			  static_cast<const char *>(s_.host) + p * PAGE, PAGE);
+		n++;
+	}
+	return n;
+}
+
+__u64 copy_cpu_written(const GuestMemory &s, const GuestMemory &d,
+		       const std::vector<std::pair<__u64, __u64>> &ranges)
+{
+	__u64 pages = 0;
+	for (auto [off, len] : ranges) {
+		if (off >= s.size)
+			continue;
+		len = std::min(len, s.size - off);
+		copy_page(static_cast<char *>(d.host) + off,
+			  static_cast<const char *>(s.host) + off, len);
+		pages += (len + PAGE - 1) / PAGE;
+	}
+	return pages;
+}
+
+namespace {
 
 /* A memfd as a plain endpoint, for comparing two saved states. */
 struct MemFile {
@@ -135,7 +162,8 @@ struct MemFile {
 	}
 };
 
-/* Save a device's state into memory (verification, outside downtime). */
+} // namespace
+
 int snapshot(Migration &mig, std::vector<char> *out, std::string *why)
 {
 	MemFile mf;
@@ -147,12 +175,6 @@ int snapshot(Migration &mig, std::vector<char> *out, std::string *why)
 	return ret;
 }
 
-/*
- * The convergence policy: switch over once the initial data is sent and
- * what is left (device data PRECOPY_INFO reports, and guest pages at the
- * last pass's count) would take no longer than the budget at the last
- * pass's rate.
- */
 bool converged(const PassReport &p, __u64 initial, __u64 dirty,
 	       double budget_ms)
 {
@@ -165,6 +187,10 @@ bool converged(const PassReport &p, __u64 initial, __u64 dirty,
 		      std::max(p.seconds, 1e-6);
 	return rate > 0 && left / rate * 1000 <= budget_ms;
 }
+
+} // namespace detail
+
+namespace {
 
 /*
  * Both sides equal once the destination is loaded: their states saved
@@ -220,7 +246,7 @@ int migrate(Migration &src, GuestMemory src_mem, Migration &dst,
 	r->precopy = opt.precopy &&
 		     (src_v1 || (sc.migration_flags & VFIO_MIGRATION_PRE_COPY));
 
-	GuestTracker guest(src.device(), src_mem, dst_mem);
+	GuestTracker guest({&src.device()}, src_mem, dst_mem);
 	if (src_mem.size &&
 	    (ret = guest.start(true, &r->dirty_tracking))) {
 		say(why, "cannot start dirty tracking: " + errstr(ret));
@@ -318,16 +344,8 @@ int migrate(Migration &src, GuestMemory src_mem, Migration &dst,
 		long long n = guest.copy_dirty();
 		if (n < 0)
 			return fail(int(n), "dirty tracking failed");
-		r->final_guest_pages = __u64(n);
-		for (auto [off, len] : opt.cpu_written) {
-			if (off >= src_mem.size)
-				continue;
-			len = std::min(len, src_mem.size - off);
-			copy_page(static_cast<char *>(dst_mem.host) + off,
-				  static_cast<const char *>(src_mem.host) + off,
-				  len);
-			r->final_guest_pages += (len + PAGE - 1) / PAGE;
-		}
+		r->final_guest_pages = __u64(n) +
+			copy_cpu_written(src_mem, dst_mem, opt.cpu_written);
 	}
 	StreamStats s;
 	ret = copy_to_eof(from, to, opt.stream, &s);

@@ -74,10 +74,24 @@ int sim_workload::start(const sim_workload_config &cfg)
 	    cfg.max_len > SIMDEV_DESC_LEN_MAX ||
 	    cfg.guest_size < data_off + cfg.max_len ||
 	    cfg.dev_mem_size < cfg.max_len || (cfg.guest_iova & 63) ||
-	    cfg.irq_vector >= int(SIMDEV_MSIX_MAX))
+	    cfg.irq_vector >= int(SIMDEV_MSIX_MAX) ||
+	    (cfg.npeers && !cfg.peers))
 		return -EINVAL;
+	for (uint32_t i = 0; i < cfg.npeers; i++)
+		if (!cfg.peers[i].size)
+			return -EINVAL;
 
 	cfg_ = cfg;
+	try {
+		peers_.assign(cfg.peers, cfg.peers + cfg.npeers);
+		slot_peer_.assign(cfg.ring_entries, -1);
+		peer_done_ = std::make_unique<std::atomic<uint64_t>[]>(
+			cfg.npeers ? cfg.npeers : 1);
+	} catch (...) {
+		return -ENOMEM;
+	}
+	/* The caller's array need not outlive start(). */
+	cfg_.peers = nullptr;
 	data_off_ = data_off;
 	rng_ = cfg.seed;
 	posted_ = 0;
@@ -100,7 +114,7 @@ int sim_workload::start(const sim_workload_config &cfg)
 		return -EINVAL;	/* not the simulated DMA function */
 	if (tail != done)
 		return -EBUSY;
-	first_ = tail_ = tail;
+	first_ = tail_ = seen_done_ = tail;
 	std::memset(cfg.guest, 0, ring_bytes);
 
 	uint32_t irq = 0;
@@ -165,6 +179,25 @@ void sim_workload::make_desc(void *out)
 	}
 	d.src = src_dev ? m1 : g1;
 	d.dst = dst_dev ? m2 : g2;
+	last_peer_ = -1;
+	/*
+	 * Drawn only with peers, so that a config without them keeps the
+	 * descriptor stream it always had for its seed.
+	 */
+	if (!peers_.empty() && cfg_.peer_share &&
+	    splitmix64(&rng_) % cfg_.peer_share == 0) {
+		uint64_t r2 = splitmix64(&rng_);
+		uint32_t w = uint32_t(r2 % peers_.size());
+		const sim_workload_peer &p = peers_[w];
+		static constexpr uint32_t ops[] = {SIMDEV_OP_WRITE_PATTERN,
+						   SIMDEV_OP_FILL, SIMDEV_OP_COPY};
+		d.opcode = ops[(r2 >> 32) % 3];
+		/* Shorter only: COPY's source, drawn for d.len, still fits. */
+		d.len = uint32_t(std::min<uint64_t>(d.len, p.size));
+		d.dst = p.iova + splitmix64(&rng_) % (p.size - d.len + 1);
+		dst_dev = false;
+		last_peer_ = int32_t(w);
+	}
 	d.flags = (src_dev ? SIMDEV_DESC_SRC_DEV : 0) |
 		  (dst_dev ? SIMDEV_DESC_DST_DEV : 0);
 	if (cfg_.irq_vector >= 0)
@@ -185,6 +218,7 @@ void sim_workload::run()
 		while (!stop_ && tail_ - done >= cfg_.ring_entries) {
 			if ((ret = read_reg(SIMDEV_REG_RING_DONE, &done)))
 				goto out;
+			note_done(done);
 			completed_ = done - first_;
 			if (tail_ - done >= cfg_.ring_entries)
 				sleep_ms(1);
@@ -197,6 +231,7 @@ void sim_workload::run()
 			std::this_thread::sleep_until(due);
 		}
 		make_desc(&ring[tail_ & (cfg_.ring_entries - 1)]);
+		slot_peer_[tail_ & (cfg_.ring_entries - 1)] = last_peer_;
 		tail_++;
 		if ((ret = write_reg(SIMDEV_REG_DOORBELL, tail_)))
 			goto out;
@@ -204,11 +239,34 @@ void sim_workload::run()
 		if (!(posted_ % 16) &&
 		    (ret = read_reg(SIMDEV_REG_RING_DONE, &done)))
 			goto out;
+		note_done(done);
 		completed_ = done - first_;
 	}
 out:
 	if (ret)
 		error_ = ret;
+}
+
+/* Count the peer writes among the descriptors completed since last time. */
+void sim_workload::note_done(uint32_t done)
+{
+	if (peers_.empty())
+		return;
+	/* Never past what was posted: a reset device's counter is no news. */
+	uint32_t n = std::min(done - seen_done_, tail_ - seen_done_);
+	for (uint32_t k = 0; k < n; k++) {
+		int32_t w = slot_peer_[(seen_done_ + k) & (cfg_.ring_entries - 1)];
+		if (w >= 0)
+			peer_done_[w].fetch_add(1, std::memory_order_relaxed);
+	}
+	seen_done_ += n;
+}
+
+uint64_t sim_workload::peer_writes_done(uint32_t i) const
+{
+	if (i >= peers_.size() || !peer_done_)
+		return 0;
+	return peer_done_[i].load(std::memory_order_relaxed);
 }
 
 int sim_workload::wait_done(unsigned int timeout_ms)

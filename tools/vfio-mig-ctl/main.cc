@@ -129,7 +129,8 @@ int main(int argc, char **argv)
 	 * points exist only once they are loaded.
 	 */
 	for (const CLI::Option *o : cmd->sub->get_options())
-		if (o->get_positional() || o->check_lname("driver"))
+		if (o->get_positional() || o->check_lname("driver") ||
+		    o->check_lname("pair"))
 			for (const std::string &v : o->results())
 				if (int ret = load_spec_plugin(v))
 					return finish_json(ret);

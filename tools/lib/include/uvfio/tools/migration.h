@@ -365,6 +365,83 @@ int migrate(Migration &src, GuestMemory src_mem, Migration &dst,
 	    const std::function<void()> &on_stop, MigrateReport *report,
 	    std::string *why, const Progress &progress = {});
 
+/* -------- several devices, one VM (vm_migration.cc) -------- */
+
+/* One device of a VM: its source, its destination, its name. */
+struct VmDevice {
+	Migration *src = nullptr;
+	Migration *dst = nullptr;
+	std::string name;	/* in messages and the report, e.g. its BDF */
+};
+
+struct VmMigrateOptions {
+	MigrateOptions base;	/* passes, budget, stream, cpu_written */
+	/*
+	 * UNSAFE: migrate devices without VFIO_MIGRATION_P2P together, and
+	 * skip the P2P step: each device is stopped and saved while the
+	 * others still run, so a peer's DMA into a device already saved is
+	 * lost. A negative control, or a VM whose devices never talk.
+	 */
+	bool unsafe_no_p2p = false;
+	/* Just before device i (devs' order) leaves its running state. */
+	std::function<void(size_t i)> on_device_stop;
+	/* Once device i's stop-copy stream is in its destination, loaded. */
+	std::function<void(size_t i)> on_device_saved;
+};
+
+struct VmDeviceReport {
+	std::string name;
+	std::vector<__u64> pass_bytes;	/* pre-copy, per pass */
+	__u64 stop_copy_bytes = 0;
+	bool verified = false;		/* its two re-saved states equal */
+	std::string verify_detail;
+};
+
+struct VmMigrateReport {
+	bool precopy = false;
+	bool p2p = false;		/* the P2P step ran */
+	std::string dirty_tracking;	/* "dma-logging" (the union of every
+					 * device's), "iommu" or "none" */
+	std::vector<VmDeviceReport> devices;
+	std::vector<PassReport> passes;	/* all devices' bytes per pass */
+	__u64 stop_copy_bytes = 0;	/* all devices' */
+	__u64 final_guest_pages = 0;
+	double downtime_ms = 0;		/* first source leaves a running
+					 * state to last destination RUNNING */
+	double total_seconds = 0;
+	__u64 total_bytes = 0;
+	bool verified = false;		/* every device and guest memory */
+	std::string verify_detail;	/* names the devices that differ */
+};
+
+/*
+ * Migrate the devices of one VM, which share guest memory, into their
+ * destinations, as QEMU (8.1 on) orders it: destinations STOP ->
+ * RESUMING; guest memory's first pass; pre-copy when every source
+ * offers it (passes round-robin over the streams, converging on their
+ * sum); then on_stop (the vCPUs), every source into its P2P state
+ * (PRE_COPY_P2P or RUNNING_P2P) before any goes further, each to
+ * STOP_COPY with its stream to EOF and its destination to STOP, guest
+ * memory's last dirty pages; after verification every destination to
+ * RUNNING_P2P before any runs.
+ *
+ * More than one device needs VFIO_MIGRATION_P2P on all of them
+ * (sources and destinations): otherwise -EOPNOTSUPP with *why naming the
+ * device, nothing changed, unless opt.unsafe_no_p2p. Guest memory's
+ * dirty tracking is the union of the sources' DMA logs, or the
+ * container's dirty pages when one lacks DMA logging. v2 only.
+ *
+ * After every source stopped (outside the downtime) each pair is saved
+ * again and compared, and guest memory: writes that reached a source
+ * after it was saved fail the verification of that device. Failure: the
+ * sources go back to RUNNING (else are reset), the destinations are
+ * reset. 0 or -errno.
+ */
+int migrate_vm(const std::vector<VmDevice> &devs, GuestMemory src_mem,
+	       GuestMemory dst_mem, const VmMigrateOptions &opt,
+	       const std::function<void()> &on_stop, VmMigrateReport *report,
+	       std::string *why, const Progress &progress = {});
+
 } // namespace uvfio::tools
 
 #endif /* UVFIO_TOOLS_MIGRATION_H */

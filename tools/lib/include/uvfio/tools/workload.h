@@ -13,6 +13,12 @@
  * give the same guest memory and device memory, however the run is timed
  * and however often the device is stopped and resumed meanwhile.
  *
+ * Peers: with peers set, one descriptor in peer_share (a seeded choice)
+ * writes into one of the peer windows (WRITE_PATTERN, FILL or COPY; dst
+ * an IOVA in the window, no DST_DEV flag): DMA to another device's BAR
+ * that the VMM mapped into the container, as a P2P-capable guest does.
+ * Without peers the descriptor stream is the same as it always was.
+ *
  * While the ring is full (a stopped device, or a fast generator) the
  * thread sleeps in 1 ms steps reading RING_DONE: it waits, it does not
  * spin. A failed BAR access (the device was reset, closed or removed)
@@ -23,7 +29,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
+#include <vector>
+
+/* A peer device's BAR as the container maps it: [iova, iova + size). */
+struct sim_workload_peer {
+	uint64_t iova = 0;
+	uint64_t size = 0;
+};
 
 struct sim_workload_config {
 	int device_fd = -1;		/* from uvfio_open / GET_DEVICE_FD */
@@ -38,6 +52,11 @@ struct sim_workload_config {
 	uint32_t ring_entries = 256;	/* power of two, <= SIMDEV_RING_MAX */
 	uint32_t max_len = 64 << 10;	/* longest transfer, bytes */
 	int irq_vector = -1;		/* completion MSI-X vector; -1: none */
+	/* Added later, so at the end: */
+	const sim_workload_peer *peers = nullptr; /* copied by start() */
+	uint32_t npeers = 0;
+	uint32_t peer_share = 4;	/* 1 in peer_share descriptors goes to
+					 * a peer; 0: none */
 };
 
 class sim_workload
@@ -67,6 +86,13 @@ public:
 	uint64_t posted() const { return posted_.load(); }
 	uint64_t completed() const { return completed_.load(); }
 	int error() const { return error_.load(); }
+	/*
+	 * Descriptors into peer window i (the config's order) the device has
+	 * completed, as the posting thread last saw RING_DONE (it reads it
+	 * at least every 16 posts and while the ring is full); 0 for an i
+	 * out of range.
+	 */
+	uint64_t peer_writes_done(uint32_t i) const;
 
 private:
 	void run();
@@ -85,6 +111,13 @@ private:
 	std::atomic<uint64_t> posted_{0};
 	std::atomic<uint64_t> completed_{0};
 	std::atomic<int> error_{0};
+	/* Added later, so at the end: */
+	void note_done(uint32_t done);
+	std::vector<sim_workload_peer> peers_;
+	std::vector<int32_t> slot_peer_;	/* per ring slot: peer or -1 */
+	std::unique_ptr<std::atomic<uint64_t>[]> peer_done_;
+	uint32_t seen_done_ = 0;		/* RING_DONE note_done() counted */
+	int32_t last_peer_ = -1;		/* make_desc()'s choice */
 };
 
 #endif /* UVFIO_TOOLS_WORKLOAD_H */
