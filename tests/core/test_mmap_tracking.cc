@@ -291,9 +291,10 @@ TEST(MmapTracking, RemoveWhileStoring)
 		/* Passes re-protect while the writer runs. */
 		EXPECT_EQ(drain(fd, &s), ENOMSG);
 		EXPECT_EQ(drain(fd, &s), ENOMSG);
-		/* d's destructor closes the device fd, the group and the
-		 * container and removes the device, the data fd still open
-		 * and tracking on until the close. */
+		uvfio_close(fd);
+		/* d's destructor closes the device (which ends tracking: the
+		 * pages come unprotected under the writer) and removes it
+		 * (which unregisters the mapping), the writer storing on. */
 	}
 	__u64 at = stores.load();
 	auto t0 = std::chrono::steady_clock::now();
