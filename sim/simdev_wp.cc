@@ -205,9 +205,15 @@ int wp_open(void)
 		close(fd);
 		return err;
 	}
+	try {
+		g.handler = std::thread(wp_handler, fd, efd);
+	} catch (...) {
+		close(efd);
+		close(fd);
+		return -EAGAIN;
+	}
 	g.uffd = fd;
 	g.efd = efd;
-	g.handler = std::thread(wp_handler, fd, efd);
 	return 0;
 }
 
@@ -320,7 +326,12 @@ void simdev_mem_user_mapped(struct simdev *sd, void *addr, uint64_t off,
 	{
 		/* mem_lock first (the order), for whether tracking is on. */
 		std::lock_guard<std::mutex> l(sd->mem_lock);
-		err = wp_add(sd, reinterpret_cast<u64>(addr), off, len, &stop);
+		try {
+			err = wp_add(sd, reinterpret_cast<u64>(addr), off, len,
+				     &stop);
+		} catch (...) {
+			err = -ENOMEM;	/* a range may stay registered: unused */
+		}
 	}
 	wp_stop_finish(&stop);
 	log_mode(sd, err);
