@@ -24,6 +24,7 @@
 #include <uvfio/sim/simdev.h>
 
 #include "sim_types.h"
+#include "simdev_wp.h"
 
 namespace {
 
@@ -449,6 +450,8 @@ void simdev_exit(struct simdev *sd)
 	}
 	/* The driver's log_stop may not have run (a device torn down). */
 	simdev_log_stop(sd);
+	/* Stores blocked on its mappings go on, into memory nobody tracks. */
+	simdev_wp_exit(sd);
 }
 
 struct simdev *simdev_find(const char *name)

@@ -3,7 +3,7 @@
  * The simulated DMA function's device memory (BAR2) as the engine, region
  * access and a migration driver reach it: one lock, so that its pre-copy
  * tracker, a bit per 4 KiB page written while tracking is on, sees every
- * write but those through a user's mmap (which is only recorded).
+ * write; stores through a user's mapping come in through simdev_wp.cc.
  */
 #include <algorithm>
 #include <cstring>
@@ -13,6 +13,7 @@
 #include <uvfio/sim/simdev.h>
 
 #include "sim_types.h"
+#include "simdev_wp.h"
 
 namespace {
 
@@ -59,6 +60,7 @@ int simdev_mem_track_start(struct simdev *sd)
 	sd->mem_dirty_count = 0;
 	sd->mem_cursor = 0;
 	sd->mem_tracking = true;
+	simdev_wp_track(sd, true);
 	return 0;
 }
 
@@ -66,6 +68,7 @@ void simdev_mem_track_stop(struct simdev *sd)
 {
 	std::lock_guard<std::mutex> l(sd->mem_lock);
 	sd->mem_tracking = false;
+	simdev_wp_track(sd, false);
 	std::vector<u64>().swap(sd->mem_dirty);
 	sd->mem_dirty_count = 0;
 }
@@ -77,6 +80,7 @@ bool simdev_mem_take_dirty(struct simdev *sd, u64 max_len, u64 *off,
 	const u64 pages = sd->mem_size / SIMDEV_MEM_PAGE;
 	const u64 max_pages = std::max<u64>(1, max_len / SIMDEV_MEM_PAGE);
 
+	simdev_wp_fold(sd);
 	if (!sd->mem_tracking || !sd->mem_dirty_count)
 		return false;
 	/* The first dirty page at or after the cursor, wrapping once. */
@@ -107,6 +111,7 @@ bool simdev_mem_take_dirty(struct simdev *sd, u64 max_len, u64 *off,
 u64 simdev_mem_dirty_bytes(struct simdev *sd)
 {
 	std::lock_guard<std::mutex> l(sd->mem_lock);
+	simdev_wp_fold(sd);
 	return sd->mem_dirty_count * SIMDEV_MEM_PAGE;
 }
 

@@ -4,6 +4,11 @@
 #define UVFIO_TESTS_TEST_UTIL_H
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -148,6 +153,25 @@ private:
 	std::string bdf_;
 	bool added_;
 };
+
+/*
+ * Whether this kernel lets userfaultfd write-protect shared memory (5.19+,
+ * root or vm.unprivileged_userfaultfd): then simnic sees CPU stores through
+ * a BAR mmap; otherwise it resends all of its memory.
+ */
+inline bool uffd_wp_shmem(void)
+{
+	int fd = int(syscall(SYS_userfaultfd, O_CLOEXEC));
+	if (fd < 0)
+		return false;
+	struct uffdio_api api = {};
+	api.api = UFFD_API;
+	api.features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	bool ok = !ioctl(fd, UFFDIO_API, &api) &&
+		  (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
+	close(fd);
+	return ok;
+}
 
 } // namespace uvfio_test
 

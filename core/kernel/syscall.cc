@@ -229,8 +229,17 @@ void *uvfio_mmap(void *addr, size_t length, int prot, int flags, int fd,
 	if (vma.backing_fd < 0)
 		return fail(-EINVAL, MAP_FAILED);
 	/* mmap(2) sets errno itself on failure. */
-	return mmap(addr, length, prot, flags, vma.backing_fd,
-		    vma.backing_offset);
+	void *map = mmap(addr, length, prot, flags, vma.backing_fd,
+			 vma.backing_offset);
+	if (map != MAP_FAILED && vma.vm_ops && vma.vm_ops->mapped) {
+		/* The driver learns where, to see stores through it. */
+		int saved = errno;
+		vma.vm_start = reinterpret_cast<unsigned long>(map);
+		vma.vm_end += vma.vm_start;
+		vma.vm_ops->mapped(&vma);
+		errno = saved;
+	}
+	return map;
 }
 
 int uvfio_sim_iommu_group(const char *bdf)

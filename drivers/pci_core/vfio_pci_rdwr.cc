@@ -203,8 +203,27 @@ static int vfio_pci_mmap_dma_rw(struct vm_area_struct *vma, u64 pos,
 	return 0;
 }
 
+/* The user's mapping exists: the model may want to see stores to it. */
+static void vfio_pci_mmap_mapped(struct vm_area_struct *vma)
+{
+	auto *vdev = static_cast<struct vfio_pci_core_device *>(
+		vma->vm_private_data);
+	u64 pos = u64(vma->vm_pgoff) << PAGE_SHIFT;
+	u64 index = VFIO_PCI_OFFSET_TO_INDEX(pos);
+
+	if (index > VFIO_PCI_BAR5_REGION_INDEX || !vdev->hw_ops ||
+	    !vdev->hw_ops->user_mapped)
+		return;
+	vdev->hw_ops->user_mapped(vdev, static_cast<int>(index),
+				  pos & VFIO_PCI_OFFSET_MASK,
+				  reinterpret_cast<void *>(vma->vm_start),
+				  vma->vm_end - vma->vm_start,
+				  vma->vm_flags & VM_WRITE);
+}
+
 static const struct vm_operations_struct vfio_pci_mmap_ops = {
 	.dma_rw = vfio_pci_mmap_dma_rw,
+	.mapped = vfio_pci_mmap_mapped,
 };
 
 int vfio_pci_core_mmap(struct vfio_device *core_vdev,

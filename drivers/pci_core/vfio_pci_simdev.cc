@@ -49,10 +49,19 @@ void simdev_hw_flr(struct vfio_pci_core_device *core)
 	simdev_reset(to_simdev(core));
 }
 
+/* Device memory the CPU can store to: the function must see the stores. */
+void simdev_hw_user_mapped(struct vfio_pci_core_device *core, int bar, u64 off,
+			   void *addr, u64 len, bool writable)
+{
+	if (bar == 2 && writable)
+		simdev_mem_user_mapped(to_simdev(core), addr, off, len);
+}
+
 const struct vfio_pci_hw_ops simdev_hw_ops = {
 	.bar_rw = simdev_hw_bar_rw,
 	.set_bus_master = simdev_hw_set_bus_master,
 	.flr = simdev_hw_flr,
+	.user_mapped = simdev_hw_user_mapped,
 };
 
 int simdev_bus_dma_rw(void *opaque, u64 iova, void *buf, size_t len,

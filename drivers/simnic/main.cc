@@ -226,17 +226,6 @@ const struct pci_error_handlers simnic_err_handlers = {
 
 namespace {
 
-/* Device memory mapped by the user: its writes escape the tracker. */
-int simnic_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
-{
-	int ret = vfio_pci_core_mmap(vdev, vma);
-	if (!ret && (vma->vm_pgoff >> (VFIO_PCI_OFFSET_SHIFT - PAGE_SHIFT)) ==
-			    VFIO_PCI_BAR2_REGION_INDEX &&
-	    (vma->vm_flags & VM_WRITE))
-		simdev_mem_note_mapped(&to_simnic(vdev)->sd);
-	return ret;
-}
-
 constexpr struct vfio_device_ops simnic_make_ops(const char *name)
 {
 	return {
@@ -248,7 +237,7 @@ constexpr struct vfio_device_ops simnic_make_ops(const char *name)
 		.read = vfio_pci_core_read,
 		.write = vfio_pci_core_write,
 		.ioctl = vfio_pci_core_ioctl,
-		.mmap = simnic_mmap,
+		.mmap = vfio_pci_core_mmap,
 		.request = vfio_pci_core_request,
 		.match = nullptr,
 		.dma_unmap = nullptr,

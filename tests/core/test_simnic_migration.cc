@@ -187,10 +187,11 @@ TEST(SimnicMigration, DataSizeBoundsStopCopy)
 	uvfio_close(fd);
 }
 
-// Contract: writes the tracker cannot see - through a writable mmap of
-// device memory - are not lost: once BAR2 was mapped writable, STOP_COPY
-// after pre-copy sends all of device memory again, and MIG_DATA_SIZE says
-// so beforehand.
+// Contract: writes through a writable mmap of device memory made during
+// pre-copy are not lost: STOP_COPY sends the stored page again, and
+// MIG_DATA_SIZE counts it beforehand. The model sees the store
+// (userfaultfd write-protect) and sends that page alone; where the kernel
+// cannot write-protect shared memory it sends all of device memory.
 TEST(SimnicMigration, MmapWritesAreResent)
 {
 	SimnicDev d;
@@ -203,15 +204,19 @@ TEST(SimnicMigration, MmapWritesAreResent)
 	ASSERT_NE(p, MAP_FAILED);
 	static_cast<unsigned char *>(p)[0x3000] = 0x42;
 	__u64 est = data_size(d);
-	EXPECT_GE(est, MEM);
+	EXPECT_GE(est, 4096u);
 	ASSERT_EQ(d.set_state(VFIO_DEVICE_STATE_STOP_COPY), 0);
 	auto rest = read_avail(fd, &end);
 	EXPECT_EQ(end, 0);
 	EXPECT_GE(est, rest.size());
 	__u64 bytes = 0;
-	for (auto &[off, len] : mem_records(rest))
+	bool has = false;
+	for (auto &[off, len] : mem_records(rest)) {
 		bytes += len;
-	EXPECT_EQ(bytes, MEM);
+		has |= off <= 0x3000 && 0x3000 < off + len;
+	}
+	EXPECT_TRUE(has);
+	EXPECT_TRUE(bytes == 4096 || bytes == MEM) << bytes;
 	munmap(p, MEM);
 	uvfio_close(fd);
 }

@@ -60,10 +60,19 @@ struct vm_area_struct;
  *	state mutex), only on the target's leaf locks. vma is the core's
  *	copy of the mapping's (vm_ops, vm_private_data, vm_pgoff, vm_flags
  *	as the driver left them); it lives as long as the mapping is known.
+ *
+ * @mapped: uvfio only (NULL: nothing to do): the mapping now exists in the
+ *	caller at [vm_start, vm_end), so the driver can follow what the CPU
+ *	stores through it, as a device sees writes to its BAR. Called once,
+ *	after mmap(2) succeeded, on the mapping thread, with no lock of the
+ *	core held; vma is the core's temporary, valid for the call. The
+ *	mapping goes away with a plain munmap(2) the driver is not told of.
+ *	A kernel driver needs nothing like it: the device sees the writes.
  */
 struct vm_operations_struct {
 	int (*dma_rw)(struct vm_area_struct *vma, u64 pos, void *buf,
 		      size_t len, bool write);
+	void (*mapped)(struct vm_area_struct *vma);
 };
 
 struct vm_area_struct {

@@ -118,6 +118,8 @@ struct simdev_log_range {
 	struct simdev_log_chunk *chunks;	/* ceil(nbits / CHUNK_PAGES) */
 };
 
+struct simdev_wp_dev;
+
 struct simdev {
 	/* Set before simdev_init. */
 	std::string name;		/* for simdev_find: the BDF */
@@ -150,7 +152,9 @@ struct simdev {
 	 */
 	std::mutex mem_lock;
 	bool mem_tracking = false;
-	bool mem_mapped = false;	/* userspace mmap()ed it: untrackable */
+	bool mem_mapped = false;	/* a user mapping it cannot track */
+	/* Its write-protected user mappings (simdev_wp.cc, under its lock). */
+	struct simdev_wp_dev *wp = nullptr;
 	std::vector<uint64_t> mem_dirty;
 	uint64_t mem_dirty_count = 0;
 	uint64_t mem_cursor = 0;	/* where the next dirty scan starts */
@@ -227,8 +231,8 @@ void simdev_mem_write(struct simdev *sd, uint64_t off, const void *buf,
  * -ENOMEM); take_dirty hands out the next run of dirty pages (at most
  * max_len bytes, from a cursor that wraps) and clears them, false when
  * none is left; dirty_bytes is what is dirty now. mark_all makes every
- * page dirty, for writes the tracker cannot see (through an mmap, which
- * simdev_mem_note_mapped records).
+ * page dirty, for writes the tracker cannot see (through a user mapping
+ * it could not write-protect, which simdev_mem_note_mapped records).
  */
 int simdev_mem_track_start(struct simdev *sd);
 void simdev_mem_track_stop(struct simdev *sd);
@@ -238,6 +242,18 @@ uint64_t simdev_mem_dirty_bytes(struct simdev *sd);
 void simdev_mem_mark_all(struct simdev *sd);
 void simdev_mem_note_mapped(struct simdev *sd);
 bool simdev_mem_was_mapped(struct simdev *sd);
+
+/*
+ * The user mapped device memory [off, off + len) writable at addr. Stores
+ * through it reach the tracker as writes do: while tracking is on the
+ * mapping is write-protected (userfaultfd) and a store marks its page.
+ * Without userfaultfd write-protect for shared memory the mapping is
+ * recorded with simdev_mem_note_mapped instead. A munmap(2) needs no call:
+ * a range that is gone is dropped when next touched. simdev_exit forgets
+ * the device's mappings and lets any store blocked on them go on.
+ */
+void simdev_mem_user_mapped(struct simdev *sd, void *addr, uint64_t off,
+			    uint64_t len);
 
 /*
  * DMA logging: record guest pages of page_size inside ranges that DMA

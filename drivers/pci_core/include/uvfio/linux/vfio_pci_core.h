@@ -115,6 +115,13 @@ struct vfio_pci_hw_ops {
 		       void *buf, size_t count, bool iswrite);
 	void (*set_bus_master)(struct vfio_pci_core_device *vdev, bool on);
 	void (*flr)(struct vfio_pci_core_device *vdev);
+	/*
+	 * uvfio only (may be NULL): the user mapped [off, off + len) of a
+	 * mmap-able BAR at addr, writable or not, so that the model can see
+	 * CPU stores through it. Called without igate.
+	 */
+	void (*user_mapped)(struct vfio_pci_core_device *vdev, int bar,
+			    u64 off, void *addr, u64 len, bool writable);
 };
 
 struct vfio_pci_core_device {
