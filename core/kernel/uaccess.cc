@@ -20,6 +20,7 @@
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/unique_fd.h>
 
+#include "procmap.h"
 #include "runtime.h"
 
 namespace {
@@ -79,30 +80,6 @@ unsigned long checked_copy(void *to, const void *from, unsigned long n,
 	return 0;
 }
 
-/*
- * PROCMAP_QUERY (Linux 6.11, <linux/fs.h>; Debian 12's headers predate it):
- * the VMA covering an address, from a /proc/<pid>/maps fd, in one ioctl.
- */
-struct procmap_query {
-	__u64 size;
-	__u64 query_flags;
-	__u64 query_addr;
-	__u64 vma_start;
-	__u64 vma_end;
-	__u64 vma_flags;
-	__u64 vma_page_size;
-	__u64 vma_offset;
-	__u64 inode;
-	__u32 dev_major;
-	__u32 dev_minor;
-	__u32 vma_name_size;
-	__u32 build_id_size;
-	__u64 vma_name_addr;
-	__u64 build_id_addr;
-};
-constexpr unsigned long kProcmapQuery = _IOWR('f', 17, struct procmap_query);
-constexpr __u64 kProcmapQueryVmaWritable = 0x02;
-static_assert(kProcmapQuery == 0xc0686611UL);
 
 /* Cleared on a kernel without PROCMAP_QUERY (before 6.11). */
 std::atomic<bool> procmap_query_works{true};
@@ -131,9 +108,9 @@ int vmas_writable_anon(std::uintptr_t lo, std::uintptr_t hi)
 	for (std::uintptr_t addr = lo;;) {
 		struct procmap_query q = {};
 		q.size = sizeof(q);
-		q.query_flags = kProcmapQueryVmaWritable;
+		q.query_flags = PROCMAP_QUERY_VMA_WRITABLE;
 		q.query_addr = addr;
-		if (ioctl(maps.get(), kProcmapQuery, &q)) {
+		if (ioctl(maps.get(), PROCMAP_QUERY_IOCTL, &q)) {
 			if (errno == ENOTTY || errno == EINVAL)
 				procmap_query_works.store(
 					false, std::memory_order_relaxed);

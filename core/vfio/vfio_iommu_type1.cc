@@ -109,6 +109,7 @@
 #include <uvfio/linux/uaccess.h>
 #include <uvfio/linux/vfio.h>
 
+#include "procmap.h"
 #include "vfio_iommu.h"
 #include "vfio_pfnmap.h"
 
@@ -293,16 +294,7 @@ int probe_vaddr_maps(unsigned long vaddr, u64 size, int prot)
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	std::string maps;
-	char buf[8192];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		maps.append(buf, static_cast<size_t>(n));
-	}
+	std::string maps = procfs_read_all(fd);
 	close(fd);
 
 	const u64 last = vaddr + size - 1;

@@ -30,6 +30,7 @@
 
 #include <uvfio/linux/unique_fd.h>
 
+#include "procmap.h"
 #include "vfio_pfnmap.h"
 
 struct vfio_pfnmap {
@@ -75,29 +76,6 @@ bool registry_empty()
 	return r.files.empty();
 }
 
-/* PROCMAP_QUERY (Linux 6.11), declared here: Debian 12's headers predate it. */
-struct procmap_query {
-	__u64 size;
-	__u64 query_flags;
-	__u64 query_addr;
-	__u64 vma_start;
-	__u64 vma_end;
-	__u64 vma_flags;
-	__u64 vma_page_size;
-	__u64 vma_offset;
-	__u64 inode;
-	__u32 dev_major;
-	__u32 dev_minor;
-	__u32 vma_name_size;
-	__u32 build_id_size;
-	__u64 vma_name_addr;
-	__u64 build_id_addr;
-};
-constexpr unsigned long procmap_query_cmd =
-	_IOWR('f', 17, struct procmap_query);
-constexpr __u64 procmap_vma_readable = 0x01;
-constexpr __u64 procmap_vma_writable = 0x02;
-
 /*
  * The VMAs covering [lo, hi] (in order; a hole ends the list early) by
  * PROCMAP_QUERY. 1 done, 0 not supported here (ask /proc/self/maps).
@@ -108,7 +86,7 @@ int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vfio_vma_info> *out)
 		struct procmap_query q = {};
 		q.size = sizeof(q);
 		q.query_addr = addr;
-		if (ioctl(fd, procmap_query_cmd, &q)) {
+		if (ioctl(fd, PROCMAP_QUERY_IOCTL, &q)) {
 			if (errno == ENOTTY || errno == EINVAL)
 				return out->empty() ? 0 : 1;
 			return 1;	/* ENOENT: a hole */
@@ -119,8 +97,8 @@ int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vfio_vma_info> *out)
 		v.offset = q.vma_offset;
 		v.dev = makedev(q.dev_major, q.dev_minor);
 		v.ino = q.inode;
-		v.readable = q.vma_flags & procmap_vma_readable;
-		v.writable = q.vma_flags & procmap_vma_writable;
+		v.readable = q.vma_flags & PROCMAP_QUERY_VMA_READABLE;
+		v.writable = q.vma_flags & PROCMAP_QUERY_VMA_WRITABLE;
 		out->push_back(v);
 		if (!v.end || v.end - 1 >= hi)
 			return 1;
@@ -128,20 +106,6 @@ int vmas_by_query(int fd, u64 lo, u64 hi, std::vector<vfio_vma_info> *out)
 	}
 }
 
-std::string read_all(int fd)
-{
-	std::string text;
-	char buf[8192];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		text.append(buf, static_cast<size_t>(n));
-	}
-	return text;
-}
 
 } // namespace
 
@@ -278,7 +242,7 @@ int vfio_pfnmap_resolve(unsigned long vaddr, u64 size, int prot,
 		if (!maps.is_valid())
 			return 0;
 		if (!vmas_by_query(maps.get(), vaddr, hi, &vmas))
-			vfio_vmas_by_text(read_all(maps.get()), vaddr, hi, &vmas);
+			vfio_vmas_by_text(procfs_read_all(maps.get()), vaddr, hi, &vmas);
 	}
 
 	u64 cur = vaddr;
