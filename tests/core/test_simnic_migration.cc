@@ -190,8 +190,9 @@ TEST(SimnicMigration, DataSizeBoundsStopCopy)
 // Contract: writes through a writable mmap of device memory made during
 // pre-copy are not lost: STOP_COPY sends the stored page again, and
 // MIG_DATA_SIZE counts it beforehand. The model sees the store
-// (userfaultfd write-protect) and sends that page alone; where the kernel
-// cannot write-protect shared memory it sends all of device memory.
+// (userfaultfd write-protect) and sends that page and at most a few
+// beside it; where the kernel cannot write-protect shared memory it sends
+// all of device memory.
 TEST(SimnicMigration, MmapWritesAreResent)
 {
 	SimnicDev d;
@@ -216,7 +217,8 @@ TEST(SimnicMigration, MmapWritesAreResent)
 		has |= off <= 0x3000 && 0x3000 < off + len;
 	}
 	EXPECT_TRUE(has);
-	EXPECT_TRUE(bytes == 4096 || bytes == MEM) << bytes;
+	EXPECT_TRUE((bytes >= 4096 && bytes <= 8 * 4096) || bytes == MEM)
+		<< bytes;
 	munmap(p, MEM);
 	uvfio_close(fd);
 }
