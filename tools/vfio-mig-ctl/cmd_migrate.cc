@@ -17,6 +17,23 @@ namespace uvfio::mig_ctl {
 
 namespace {
 
+/*
+ * The exit of a migration that ran: 1 if it did not verify, 3 (a warning)
+ * if it verified over its downtime budget, else 0.
+ */
+int migrate_exit(bool verified, const std::string &detail, double downtime_ms,
+		 double budget_ms)
+{
+	if (!verified)
+		return fail(EXIT_FAIL, "migrate: verification failed: " + detail);
+	/* A fault that fired fails the command (main): its line is the one. */
+	if (downtime_ms > budget_ms && fired_fault_points().empty())
+		return warn(EXIT_BUDGET, fmt::format(
+			"migrate: downtime {:.2f} ms exceeded the budget of {} "
+			"ms (exit {})", downtime_ms, budget_ms, EXIT_BUDGET));
+	return 0;
+}
+
 struct MigrateArgs {
 	std::string src, dst;
 	bool no_precopy = false;
@@ -128,16 +145,8 @@ int cmd_migrate_one(const MigrateArgs &a)
 		fmt::print("  verification      {}: {}\n",
 			   r.verified ? "PASS" : "FAIL", r.verify_detail);
 	}
-	if (!r.verified)
-		return fail(EXIT_FAIL, "migrate: verification failed: " +
-				       r.verify_detail);
-	/* A fault that fired fails the command (main): its line is the one. */
-	if (!budget_met && fired_fault_points().empty())
-		return warn(EXIT_BUDGET, fmt::format(
-			"migrate: downtime {:.2f} ms exceeded the budget of {} "
-			"ms (exit {})", r.downtime_ms, a.budget_ms,
-			EXIT_BUDGET));
-	return 0;
+	return migrate_exit(r.verified, r.verify_detail, r.downtime_ms,
+			    a.budget_ms);
 }
 
 /* The devices of one VM: the sources in one, the destinations in another. */
@@ -290,15 +299,8 @@ int cmd_migrate_vm(const MigrateArgs &a)
 		fmt::print("  verification      {}: {}\n",
 			   r.verified ? "PASS" : "FAIL", r.verify_detail);
 	}
-	if (!r.verified)
-		return fail(EXIT_FAIL, "migrate: verification failed: " +
-				       r.verify_detail);
-	if (!budget_met && fired_fault_points().empty())
-		return warn(EXIT_BUDGET, fmt::format(
-			"migrate: downtime {:.2f} ms exceeded the budget of {} "
-			"ms (exit {})", r.downtime_ms, a.budget_ms,
-			EXIT_BUDGET));
-	return 0;
+	return migrate_exit(r.verified, r.verify_detail, r.downtime_ms,
+			    a.budget_ms);
 }
 
 int cmd_migrate(MigrateArgs a)
