@@ -8,8 +8,6 @@
  */
 #include <gtest/gtest.h>
 
-#include <dirent.h>
-
 #include <chrono>
 #include <string>
 #include <thread>
@@ -21,6 +19,8 @@
 #include <uvfio/tools/sim_vm.h>
 #include <uvfio/uapi/vfio.h>
 #include <uvfio/uvfio.h>
+
+#include "../test_util.h"
 
 using namespace uvfio::tools;
 
@@ -83,19 +83,6 @@ template <typename F> bool wait_for(F cond, int seconds = 60)
 		std::this_thread::sleep_for(std::chrono::milliseconds(1));
 	}
 	return true;
-}
-
-int count_fds()
-{
-	int n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	if (!d)
-		return -1;
-	while (struct dirent *e = readdir(d))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;	/* the DIR's own */
 }
 
 } // namespace
@@ -323,7 +310,7 @@ TEST(VmMigration, OneDeviceAndTheSingleDeviceApi)
 // succeeds; and two VMs of four devices leave no descriptor behind.
 TEST(VmMigration, FailureRollsTheWholeVmBackAndLeavesNoDescriptor)
 {
-	const int before = count_fds();
+	const int before = uvfio_test::count_open_fds();
 	ASSERT_GT(before, 0);
 	{
 		SimVm src, dst;
@@ -362,5 +349,5 @@ TEST(VmMigration, FailureRollsTheWholeVmBackAndLeavesNoDescriptor)
 				     &why), 0) << why;
 		EXPECT_TRUE(r.verified) << r.verify_detail;
 	}
-	EXPECT_EQ(count_fds(), before) << "descriptors left behind";
+	EXPECT_EQ(uvfio_test::count_open_fds(), before) << "descriptors left behind";
 }
