@@ -34,6 +34,32 @@ int migrate_exit(bool verified, const std::string &detail, double downtime_ms,
 	return 0;
 }
 
+/*
+ * The keys a pair's report and a VM's share: passes, totals, downtime
+ * against its budget (missed: a warning and exit 3, for a script to
+ * decide), verification.
+ */
+template <typename Report> json report_json(const Report &r, double budget_ms)
+{
+	json passes = json::array();
+	for (auto &p : r.passes)
+		passes.push_back({{"device_bytes", p.device_bytes},
+				  {"guest_pages", p.guest_pages},
+				  {"seconds", p.seconds}});
+	return {{"protocol", protocol_name(protocol_opt)},
+		{"precopy", r.precopy}, {"dirty_tracking", r.dirty_tracking},
+		{"passes", passes}, {"stop_copy_bytes", r.stop_copy_bytes},
+		{"final_guest_pages", r.final_guest_pages},
+		{"downtime_ms", r.downtime_ms},
+		{"downtime_budget_ms", budget_ms},
+		{"downtime_budget_met", r.downtime_ms <= budget_ms},
+		{"total_seconds", r.total_seconds},
+		{"total_bytes", r.total_bytes},
+		{"throughput_gbs",
+		 r.total_bytes / std::max(r.total_seconds, 1e-9) / 1e9},
+		{"verified", r.verified}, {"verification", r.verify_detail}};
+}
+
 struct MigrateArgs {
 	std::string src, dst;
 	bool no_precopy = false;
@@ -100,27 +126,10 @@ int cmd_migrate_one(const MigrateArgs &a)
 	if (ret)
 		return fail(EXIT_FAIL, "migrate: " + why);
 
-	json passes = json::array();
-	for (auto &p : r.passes)
-		passes.push_back({{"device_bytes", p.device_bytes},
-				  {"guest_pages", p.guest_pages},
-				  {"seconds", p.seconds}});
 	double gbs = r.total_bytes / std::max(r.total_seconds, 1e-9) / 1e9;
-	/* Migrated and verified, but the guest stopped longer than asked:
-	 * a warning and its own exit code, for a script to decide. */
-	const bool budget_met = r.downtime_ms <= a.budget_ms;
 	json j = {{"source", src.name()}, {"destination", dst.name()},
-		  {"protocol", protocol_name(protocol_opt)},
-		  {"precopy", r.precopy}, {"dirty_tracking", r.dirty_tracking},
-		  {"workload_descriptors", src.vm.workload_completed()},
-		  {"passes", passes}, {"stop_copy_bytes", r.stop_copy_bytes},
-		  {"final_guest_pages", r.final_guest_pages},
-		  {"downtime_ms", r.downtime_ms},
-		  {"downtime_budget_ms", a.budget_ms},
-		  {"downtime_budget_met", budget_met},
-		  {"total_seconds", r.total_seconds},
-		  {"total_bytes", r.total_bytes}, {"throughput_gbs", gbs},
-		  {"verified", r.verified}, {"verification", r.verify_detail}};
+		  {"workload_descriptors", src.vm.workload_completed()}};
+	j.update(report_json(r, a.budget_ms));
 	if (a.as_json) {
 		emit_json(j);
 	} else {
@@ -243,24 +252,10 @@ int cmd_migrate_vm(const MigrateArgs &a)
 				   {"verified", d.verified},
 				   {"verification", d.verify_detail}});
 	}
-	json passes = json::array();
-	for (auto &p : r.passes)
-		passes.push_back({{"device_bytes", p.device_bytes},
-				  {"guest_pages", p.guest_pages},
-				  {"seconds", p.seconds}});
 	double gbs = r.total_bytes / std::max(r.total_seconds, 1e-9) / 1e9;
-	const bool budget_met = r.downtime_ms <= a.budget_ms;
-	json j = {{"devices", devices}, {"protocol", protocol_name(protocol_opt)},
-		  {"order", r.p2p ? "p2p" : "unsafe-no-p2p"},
-		  {"precopy", r.precopy}, {"dirty_tracking", r.dirty_tracking},
-		  {"passes", passes}, {"stop_copy_bytes", r.stop_copy_bytes},
-		  {"final_guest_pages", r.final_guest_pages},
-		  {"downtime_ms", r.downtime_ms},
-		  {"downtime_budget_ms", a.budget_ms},
-		  {"downtime_budget_met", budget_met},
-		  {"total_seconds", r.total_seconds},
-		  {"total_bytes", r.total_bytes}, {"throughput_gbs", gbs},
-		  {"verified", r.verified}, {"verification", r.verify_detail}};
+	json j = {{"devices", devices},
+		  {"order", r.p2p ? "p2p" : "unsafe-no-p2p"}};
+	j.update(report_json(r, a.budget_ms));
 	if (a.as_json) {
 		emit_json(j);
 	} else {
